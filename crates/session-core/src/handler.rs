@@ -1,0 +1,47 @@
+//! The one storage interface every driver implements.
+
+use crate::error::Result;
+use async_trait::async_trait;
+
+/// Request metadata a driver may store beside the payload (the sqlite driver does).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteMeta {
+    /// The client IP address.
+    pub ip: Option<String>,
+    /// The `User-Agent` header.
+    pub user_agent: Option<String>,
+    /// The authenticated user's id.
+    pub user_id: Option<String>,
+}
+
+/// Stores session payloads as strings, keyed by session id. The engine does all the
+/// (de)serialisation; a handler never looks inside a payload.
+///
+/// Ids reaching a handler have been checked by the engine, but a handler that builds paths or
+/// keys from them must check them again with [`crate::id::check_storage_id`].
+#[async_trait]
+pub trait SessionHandler: Send + Sync + 'static {
+    /// Prepares the handler; called once before the first read.
+    async fn open(&self) -> Result<()> {
+        Ok(())
+    }
+    /// Releases connections and threads.
+    async fn close(&self) -> Result<()> {
+        Ok(())
+    }
+    /// The stored payload, or `""` when there is none or it has expired.
+    async fn read(&self, id: &str) -> Result<String>;
+    /// Stores `data` under `id`, refreshing its expiry.
+    async fn write(&self, id: &str, data: &str, meta: &WriteMeta) -> Result<()>;
+    /// Removes the record of `id`; removing an unknown id is not an error.
+    async fn destroy(&self, id: &str) -> Result<()>;
+    /// Removes records idle for strictly more than `max_lifetime_secs`; returns how many.
+    async fn gc(&self, max_lifetime_secs: u64) -> Result<u64>;
+    /// Refreshes the expiry of `id` without rewriting it: `Ok(false)` when there is no record.
+    async fn touch(&self, id: &str) -> Result<bool>;
+    /// True when every future this handler returns is ready on its first poll (in-memory
+    /// handlers): callers may then run it in place instead of hopping to another thread.
+    fn is_inline(&self) -> bool {
+        false
+    }
+}

@@ -1,0 +1,111 @@
+//! `ArraySessionHandler`: sessions in process memory, for tests and single-process apps.
+
+use crate::clock::{self, SharedClock};
+use crate::error::Result;
+use crate::handler::{SessionHandler, WriteMeta};
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+/// Sessions in a map: payload and last-activity time in ms.
+pub struct ArraySessionHandler {
+    records: Mutex<HashMap<String, (Box<str>, i64)>>,
+    lifetime_ms: i64,
+    clock: SharedClock,
+}
+
+impl ArraySessionHandler {
+    /// A handler whose sessions live `minutes` after their last write or touch.
+    pub fn new(minutes: f64, clock: Option<SharedClock>) -> Result<Self> {
+        Ok(Self {
+            records: Mutex::new(HashMap::new()),
+            lifetime_ms: clock::lifetime_ms(minutes)?,
+            clock: clock.unwrap_or_else(clock::system),
+        })
+    }
+
+    fn records(&self) -> MutexGuard<'_, HashMap<String, (Box<str>, i64)>> {
+        // No code path panics while holding the lock, but a poisoned map is still consistent.
+        self.records.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Number of records held, expired ones included until `gc`.
+    pub fn len(&self) -> usize {
+        self.records().len()
+    }
+
+    /// Whether no record is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Synchronous read, for callers already on their own thread.
+    pub fn read_now(&self, id: &str) -> String {
+        let now = self.clock.now_ms();
+        match self.records().get(id) {
+            Some((data, at)) if now - at <= self.lifetime_ms => data.to_string(),
+            _ => String::new(),
+        }
+    }
+
+    /// Synchronous write.
+    pub fn write_now(&self, id: &str, data: &str) {
+        let now = self.clock.now_ms();
+        self.records().insert(id.to_owned(), (data.into(), now));
+    }
+
+    /// Synchronous touch: `false` when there is no live record.
+    pub fn touch_now(&self, id: &str) -> bool {
+        let now = self.clock.now_ms();
+        match self.records().get_mut(id) {
+            Some(rec) if now - rec.1 <= self.lifetime_ms => {
+                rec.1 = now;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Synchronous destroy.
+    pub fn destroy_now(&self, id: &str) {
+        self.records().remove(id);
+    }
+
+    /// Synchronous gc: removes records idle strictly longer than `secs`.
+    pub fn gc_now(&self, secs: u64) -> u64 {
+        let now = self.clock.now_ms();
+        let max = i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let mut records = self.records();
+        let before = records.len();
+        records.retain(|_, (_, at)| now - *at <= max);
+        // Give memory back after a large sweep.
+        if records.capacity() > 64 && records.len() < records.capacity() / 4 {
+            records.shrink_to_fit();
+        }
+        (before - records.len()) as u64
+    }
+}
+
+#[async_trait]
+impl SessionHandler for ArraySessionHandler {
+    async fn read(&self, id: &str) -> Result<String> {
+        Ok(self.read_now(id))
+    }
+    async fn write(&self, id: &str, data: &str, _meta: &WriteMeta) -> Result<()> {
+        self.write_now(id, data);
+        Ok(())
+    }
+    async fn destroy(&self, id: &str) -> Result<()> {
+        self.destroy_now(id);
+        Ok(())
+    }
+    async fn gc(&self, max_lifetime_secs: u64) -> Result<u64> {
+        Ok(self.gc_now(max_lifetime_secs))
+    }
+    async fn touch(&self, id: &str) -> Result<bool> {
+        Ok(self.touch_now(id))
+    }
+    fn is_inline(&self) -> bool {
+        true
+    }
+}

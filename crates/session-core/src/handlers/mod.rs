@@ -1,0 +1,21 @@
+//! The built-in drivers, one file each, all implementing [`crate::SessionHandler`].
+
+pub mod array;
+#[cfg(feature = "file")]
+pub mod file;
+#[cfg(feature = "memcached")]
+pub mod memcached;
+#[cfg(feature = "redis")]
+pub mod redis;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+pub use array::ArraySessionHandler;
+#[cfg(feature = "file")]
+pub use file::FileSessionHandler;
+#[cfg(feature = "memcached")]
+pub use memcached::MemcachedSessionHandler;
+#[cfg(feature = "redis")]
+pub use redis::RedisSessionHandler;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteSessionHandler;

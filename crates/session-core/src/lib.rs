@@ -1,0 +1,43 @@
+//! The session engine of `@ostro/session`: Laravel-style session attributes (dot paths, flash
+//! data, CSRF tokens, id protection), a payload format compatible with `@ostro/session` 1.x, and
+//! storage drivers behind one [`SessionHandler`] trait. No Node is involved: the napi binding
+//! lives in another crate.
+//!
+//! ```
+//! use ostro_session_core::{ArraySessionHandler, Session, SessionOptions, WriteMeta};
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let handler = ArraySessionHandler::new(120.0, None).unwrap();
+//! let mut s = Session::new("ostro_session", None, SessionOptions::default()).unwrap();
+//! s.start(&handler).await.unwrap();
+//! s.put("user.name", serde_json::json!("Ada"));
+//! s.save(&handler, &WriteMeta::default()).await.unwrap();
+//!
+//! let mut again = Session::new("ostro_session", Some(s.id()), SessionOptions::default()).unwrap();
+//! again.start(&handler).await.unwrap();
+//! assert_eq!(again.get("user.name"), Some(&serde_json::json!("Ada")));
+//! # });
+//! ```
+#![warn(missing_docs)]
+
+pub mod attributes;
+pub mod clock;
+pub mod error;
+pub mod handler;
+pub mod handlers;
+pub mod id;
+pub mod payload;
+pub mod session;
+pub mod token;
+
+pub use error::{Result, SessionError};
+pub use handler::{SessionHandler, WriteMeta};
+pub use handlers::ArraySessionHandler;
+#[cfg(feature = "file")]
+pub use handlers::FileSessionHandler;
+#[cfg(feature = "sqlite")]
+pub use handlers::SqliteSessionHandler;
+#[cfg(feature = "memcached")]
+pub use handlers::MemcachedSessionHandler;
+#[cfg(feature = "redis")]
+pub use handlers::RedisSessionHandler;
+pub use session::{SaveAction, Session, SessionOptions};

@@ -1,0 +1,145 @@
+//! The only place that knows the stored format: JSON text of the attribute map, with the keys
+//! of `@ostro/session` 1.x (`__token`, `__flash.{__old,__new}`) mapped to Laravel's on read.
+
+use crate::attributes::Attributes;
+use serde_json::{Map, Value};
+
+/// Deepest nesting a stored payload may have; deeper payloads are treated as corrupt.
+pub const MAX_DEPTH: usize = 64;
+
+/// A payload decoded from storage.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    /// The attributes, empty for a missing or corrupt payload.
+    pub attributes: Attributes,
+    /// Whether the handler had nothing stored (`''`): a later `touch` would find no record.
+    pub missing: bool,
+    /// Whether 1.x keys were mapped, so the stored form is stale and must be rewritten.
+    pub legacy: bool,
+}
+
+/// Decodes a stored payload. Never fails: anything that is not a JSON object within the size and
+/// depth limits yields an empty map, exactly like a missing session.
+pub fn decode(raw: &str, max_bytes: usize) -> Decoded {
+    if raw.is_empty() {
+        return Decoded {
+            missing: true,
+            ..Decoded::default()
+        };
+    }
+    if raw.len() > max_bytes || !depth_within(raw.as_bytes(), MAX_DEPTH) {
+        return Decoded::default();
+    }
+    let Ok(mut attributes) = serde_json::from_str::<Map<String, Value>>(raw) else {
+        return Decoded::default();
+    };
+    let legacy = map_legacy_keys(&mut attributes);
+    Decoded {
+        attributes,
+        missing: false,
+        legacy,
+    }
+}
+
+/// Encodes attributes for storage.
+pub fn encode(attributes: &Attributes) -> String {
+    // Serialising a map of JSON values cannot fail: keys are strings and numbers are finite.
+    serde_json::to_string(attributes).unwrap_or_else(|_| String::from("{}"))
+}
+
+/// Scans JSON text for bracket depth without parsing it, so that a hostile payload is refused
+/// before serde's recursion ever sees it.
+fn depth_within(bytes: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_str = false;
+    let mut escaped = false;
+    for &b in bytes {
+        if in_str {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_str = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max {
+                    return false;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
+}
+
+fn map_legacy_keys(attrs: &mut Attributes) -> bool {
+    let mut legacy = false;
+    if let Some(token) = attrs.shift_remove("__token") {
+        legacy = true;
+        if !attrs.get("_token").is_some_and(|t| !t.is_null()) {
+            attrs.insert("_token".to_owned(), token);
+        }
+    }
+    if let Some(flash) = attrs.shift_remove("__flash") {
+        legacy = true;
+        if !attrs.contains_key("_flash") {
+            let mut f = Map::new();
+            let pick = |k: &str| match flash.get(k) {
+                Some(Value::Array(a)) => Value::Array(a.clone()),
+                _ => Value::Array(Vec::new()),
+            };
+            f.insert("old".to_owned(), pick("__old"));
+            f.insert("new".to_owned(), pick("__new"));
+            attrs.insert("_flash".to_owned(), Value::Object(f));
+        }
+    }
+    legacy
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn corrupt_and_odd_payloads_are_empty() {
+        for raw in ["{", "[1,2]", "3", "null", "\"x\"", "{\"a\":1}}", "\u{0}"] {
+            let d = decode(raw, 1 << 20);
+            assert!(d.attributes.is_empty(), "{raw}");
+            assert!(!d.missing);
+        }
+        assert!(decode("", 10).missing);
+        assert!(decode("{\"a\":\"0123456789\"}", 10).attributes.is_empty());
+    }
+
+    #[test]
+    fn depth_limit_is_64() {
+        let ok = format!("{}{}", "{\"a\":".repeat(63) + "{", "}".repeat(64));
+        assert_eq!(decode(&ok, 1 << 20).attributes.len(), 1);
+        let deep = format!("{}{}", "{\"a\":".repeat(64) + "{", "}".repeat(65));
+        assert!(decode(&deep, 1 << 20).attributes.is_empty());
+        // Brackets inside strings do not count.
+        let s = format!("{{\"a\":\"{}\"}}", "[".repeat(100));
+        assert_eq!(decode(&s, 1 << 20).attributes.len(), 1);
+    }
+
+    #[test]
+    fn legacy_keys_are_mapped() {
+        let d = decode(
+            r#"{"__token":"t","__flash":{"__old":["a"],"__new":["b"]},"x":1}"#,
+            1 << 20,
+        );
+        assert!(d.legacy);
+        assert_eq!(
+            Value::Object(d.attributes),
+            json!({"x":1,"_token":"t","_flash":{"old":["a"],"new":["b"]}})
+        );
+    }
+}

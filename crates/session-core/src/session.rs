@@ -1,0 +1,595 @@
+//! The session: an attribute map with Laravel's `Store` semantics (dot paths, flash data,
+//! tokens, id protection). I/O is not done here; [`Session::start`] and [`Session::save`] drive a
+//! [`SessionHandler`], and the binding drives the same steps (`apply`, `prepare_save`) itself so
+//! that no lock is held across an await.
+
+use crate::attributes::{self, Attributes};
+use crate::error::{Result, SessionError};
+use crate::handler::{SessionHandler, WriteMeta};
+use crate::id;
+use crate::payload::{self, Decoded};
+use crate::token::TokenFormat;
+use serde_json::{Map, Number, Value};
+
+/// Options of a session.
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    /// Largest payload that is read or written, in bytes.
+    pub max_payload_bytes: usize,
+    /// How `token()` values are made.
+    pub token: TokenFormat,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        Self {
+            max_payload_bytes: 1_048_576,
+            token: TokenFormat::Random,
+        }
+    }
+}
+
+/// What `save()` must do with the handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SaveAction {
+    /// Write this payload.
+    Write(String),
+    /// Nothing changed: refresh the expiry; if the handler finds no record, write
+    /// [`Session::payload`] instead.
+    Touch,
+}
+
+/// One session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    id: String,
+    name: String,
+    attributes: Attributes,
+    started: bool,
+    dirty: bool,
+    // The handler had no record at start: touching would fail, so save writes at once.
+    record_missing: bool,
+    options: SessionOptions,
+}
+
+const FLASH_NEW: &str = "_flash.new";
+const FLASH_OLD: &str = "_flash.old";
+const OLD_INPUT: &str = "_old_input";
+
+impl Session {
+    /// A session named `name` (the cookie name). An absent or invalid `id` is replaced by a fresh one.
+    pub fn new(name: &str, id: Option<&str>, options: SessionOptions) -> Result<Self> {
+        let mut s = Self {
+            id: String::new(),
+            name: name.to_owned(),
+            attributes: Map::new(),
+            started: false,
+            dirty: false,
+            record_missing: true,
+            options,
+        };
+        s.set_id(id.unwrap_or(""))?;
+        Ok(s)
+    }
+
+    /// The session id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Sets the id; an invalid one is replaced by a fresh random id.
+    pub fn set_id(&mut self, id: &str) -> Result<()> {
+        self.id = if id::is_valid_id(id) {
+            id.to_owned()
+        } else {
+            id::generate_id()?
+        };
+        Ok(())
+    }
+
+    /// Uses a 1.x id (`[A-Za-z0-9_-]{40}`) as the storage key for loading only. The HTTP layer
+    /// calls [`Session::migrate_id`] afterwards so the session is saved under a fresh id.
+    pub fn set_legacy_id(&mut self, id: &str) -> Result<()> {
+        if id::is_legacy_id(id) {
+            self.id = id.to_owned();
+            Ok(())
+        } else {
+            self.set_id(id)
+        }
+    }
+
+    /// The cookie name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Sets the cookie name.
+    pub fn set_name(&mut self, name: &str) {
+        name.clone_into(&mut self.name);
+    }
+
+    /// The options.
+    pub fn options(&self) -> &SessionOptions {
+        &self.options
+    }
+
+    /// Replaces the token format (the HTTP layer knows the app key only later).
+    pub fn set_token_format(&mut self, token: TokenFormat) {
+        self.options.token = token;
+    }
+
+    /// True between `start()` and `save()`.
+    pub fn is_started(&self) -> bool {
+        self.started
+    }
+
+    /// Whether anything changed since `start()`.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// Marks the session changed, so that `save()` writes rather than touches.
+    pub fn mark_dirty(&mut self) {
+        self.dirty = true;
+    }
+
+    // ----- lifecycle -------------------------------------------------------------------------
+
+    /// Merges a decoded payload (stored keys win over keys put before start), generates the
+    /// token when absent or null, and marks the session started and clean.
+    pub fn apply(&mut self, decoded: Decoded) -> Result<()> {
+        let Decoded {
+            attributes: stored,
+            missing,
+            legacy,
+        } = decoded;
+        if self.attributes.is_empty() {
+            self.attributes = stored;
+        } else {
+            for (k, v) in stored {
+                self.attributes.insert(k, v);
+            }
+        }
+        self.record_missing = missing;
+        let had_extra_before_start = self.dirty;
+        if !self.has_one("_token") {
+            let t = self.options.token.generate()?;
+            self.attributes.insert("_token".to_owned(), Value::String(t));
+        }
+        self.started = true;
+        self.dirty = legacy || had_extra_before_start;
+        Ok(())
+    }
+
+    /// Decodes `raw` with this session's limits and applies it.
+    pub fn load(&mut self, raw: &str) -> Result<()> {
+        let decoded = payload::decode(raw, self.options.max_payload_bytes);
+        self.apply(decoded)
+    }
+
+    /// Ages flash data and decides how to persist: the payload when changed (or when the handler
+    /// holds no record), a touch otherwise. Ends the started state.
+    ///
+    /// # Errors
+    /// [`SessionError::TooLarge`] when the payload is over the limit; nothing must be written then.
+    pub fn prepare_save(&mut self, resave: bool) -> Result<SaveAction> {
+        self.age_flash_data();
+        self.started = false;
+        if self.dirty || self.record_missing || resave {
+            Ok(SaveAction::Write(self.payload()?))
+        } else {
+            Ok(SaveAction::Touch)
+        }
+    }
+
+    /// Records that the payload reached the handler: later saves may touch.
+    pub fn saved(&mut self) {
+        self.dirty = false;
+        self.record_missing = false;
+    }
+
+    /// The payload to store, size-checked.
+    pub fn payload(&self) -> Result<String> {
+        let p = payload::encode(&self.attributes);
+        if p.len() > self.options.max_payload_bytes {
+            return Err(SessionError::TooLarge(format!(
+                "session payload is {} bytes, over the limit of {} bytes; nothing was written",
+                p.len(),
+                self.options.max_payload_bytes
+            )));
+        }
+        Ok(p)
+    }
+
+    /// Loads the session from `handler`.
+    pub async fn start(&mut self, handler: &dyn SessionHandler) -> Result<bool> {
+        let raw = handler.read(&self.id).await?;
+        self.load(&raw)?;
+        Ok(true)
+    }
+
+    /// Saves the session to `handler`: a write when changed, else a touch, falling back to a
+    /// write when the touch finds no record.
+    pub async fn save(&mut self, handler: &dyn SessionHandler, meta: &WriteMeta) -> Result<()> {
+        match self.prepare_save(false)? {
+            SaveAction::Write(p) => handler.write(&self.id, &p, meta).await?,
+            SaveAction::Touch => {
+                if !handler.touch(&self.id).await? {
+                    let p = self.payload()?;
+                    handler.write(&self.id, &p, meta).await?;
+                }
+            }
+        }
+        self.saved();
+        Ok(())
+    }
+
+    /// A new id, data kept; the old record is destroyed through `handler` when `destroy`.
+    pub async fn migrate(&mut self, handler: &dyn SessionHandler, destroy: bool) -> Result<bool> {
+        let old = self.migrate_id()?;
+        if destroy {
+            handler.destroy(&old).await?;
+        }
+        Ok(true)
+    }
+
+    /// `migrate` plus a new token.
+    pub async fn regenerate(&mut self, handler: &dyn SessionHandler, destroy: bool) -> Result<bool> {
+        self.migrate(handler, destroy).await?;
+        self.regenerate_token()?;
+        Ok(true)
+    }
+
+    /// `flush` then `migrate(true)`.
+    pub async fn invalidate(&mut self, handler: &dyn SessionHandler) -> Result<bool> {
+        self.flush();
+        self.migrate(handler, true).await
+    }
+
+    /// Switches to a fresh id and returns the old one (for the caller to destroy when asked).
+    /// The new id has no record yet, so the next save writes.
+    pub fn migrate_id(&mut self) -> Result<String> {
+        let new = id::generate_id()?;
+        self.record_missing = true;
+        self.dirty = true;
+        Ok(std::mem::replace(&mut self.id, new))
+    }
+
+    // ----- reading ---------------------------------------------------------------------------
+
+    /// The value at `key` (dot-aware); `None` when absent, `Some(Null)` for a stored null.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        attributes::get(&self.attributes, key)
+    }
+
+    /// All attributes, internal keys included.
+    pub fn all(&self) -> &Attributes {
+        &self.attributes
+    }
+
+    /// The listed top-level keys that are present (no dot notation, as Laravel's `Arr::only`).
+    pub fn only<S: AsRef<str>>(&self, keys: &[S]) -> Attributes {
+        let mut out = Map::new();
+        for (k, v) in &self.attributes {
+            if keys.iter().any(|key| key.as_ref() == k) {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+        out
+    }
+
+    /// A copy without the listed keys (dot-aware).
+    pub fn except<S: AsRef<str>>(&self, keys: &[S]) -> Attributes {
+        let mut out = self.attributes.clone();
+        for k in keys {
+            attributes::forget(&mut out, k.as_ref());
+        }
+        out
+    }
+
+    /// Every key present, a null value included. Vacuously true for no keys.
+    pub fn exists<S: AsRef<str>>(&self, keys: &[S]) -> bool {
+        keys.iter().all(|k| self.get(k.as_ref()).is_some())
+    }
+
+    fn has_one(&self, key: &str) -> bool {
+        self.get(key).is_some_and(|v| !v.is_null())
+    }
+
+    /// Every key present and not null. Vacuously true for no keys.
+    pub fn has<S: AsRef<str>>(&self, keys: &[S]) -> bool {
+        keys.iter().all(|k| self.has_one(k.as_ref()))
+    }
+
+    /// At least one key present and not null.
+    pub fn has_any<S: AsRef<str>>(&self, keys: &[S]) -> bool {
+        keys.iter().any(|k| self.has_one(k.as_ref()))
+    }
+
+    /// As the OstroJS docs define it: true when every key is null or absent.
+    pub fn missing<S: AsRef<str>>(&self, keys: &[S]) -> bool {
+        keys.iter().all(|k| !self.has_one(k.as_ref()))
+    }
+
+    // ----- writing ---------------------------------------------------------------------------
+
+    /// Sets `key` (dot-aware).
+    pub fn put(&mut self, key: &str, value: Value) {
+        if attributes::set(&mut self.attributes, key, value) {
+            self.dirty = true;
+        }
+    }
+
+    /// Sets every pair of `values` (keys dot-aware). `replace()` is the same merge.
+    pub fn put_many(&mut self, values: Attributes) {
+        for (k, v) in values {
+            self.put(&k, v);
+        }
+    }
+
+    /// Removes `key` (dot-aware) and returns its value.
+    pub fn forget(&mut self, key: &str) -> Option<Value> {
+        let v = attributes::forget(&mut self.attributes, key);
+        if v.is_some() {
+            self.dirty = true;
+        }
+        v
+    }
+
+    /// `get` then `forget`.
+    pub fn pull(&mut self, key: &str) -> Option<Value> {
+        self.forget(key)
+    }
+
+    /// Empties the session, the token included.
+    pub fn flush(&mut self) {
+        if !self.attributes.is_empty() {
+            self.dirty = true;
+        }
+        self.attributes.clear();
+    }
+
+    /// Appends `value` to the array at `key` (absent or null starts a new array).
+    ///
+    /// # Errors
+    /// [`SessionError::Value`] when the key holds something other than an array.
+    pub fn push(&mut self, key: &str, value: Value) -> Result<()> {
+        match attributes::get_mut(&mut self.attributes, key) {
+            Some(Value::Array(a)) => {
+                a.push(value);
+                self.dirty = true;
+                Ok(())
+            }
+            None | Some(Value::Null) => {
+                self.put(key, Value::Array(vec![value]));
+                Ok(())
+            }
+            Some(other) => Err(SessionError::Value(format!(
+                "cannot push onto session key \"{key}\": it holds {}, not an array",
+                kind(other)
+            ))),
+        }
+    }
+
+    /// Adds `by` to the number at `key` (absent or null counts as 0) and returns the new value.
+    ///
+    /// # Errors
+    /// [`SessionError::Value`] when the value is not a number (or numeric string) or the result
+    /// is not finite; the stored value is left unchanged.
+    pub fn increment(&mut self, key: &str, by: f64) -> Result<Value> {
+        let current = match self.get(key) {
+            None | Some(Value::Null) => Value::from(0),
+            Some(Value::Number(n)) => Value::Number(n.clone()),
+            Some(Value::String(s)) if s.trim().parse::<f64>().is_ok_and(f64::is_finite) => {
+                number_from_str(s.trim())
+            }
+            Some(other) => {
+                return Err(SessionError::Value(format!(
+                    "cannot increment session key \"{key}\": it holds {}, not a number",
+                    kind(other)
+                )))
+            }
+        };
+        let next = add(&current, by).ok_or_else(|| {
+            SessionError::Value(format!(
+                "cannot increment session key \"{key}\" by {by}: the result is not a finite number"
+            ))
+        })?;
+        self.put(key, next.clone());
+        Ok(next)
+    }
+
+    /// Deep-merges `value` into `key`: objects merge, arrays concatenate, anything else replaces.
+    pub fn merge(&mut self, key: &str, value: Value) {
+        let mut target = self.get(key).cloned().unwrap_or(Value::Null);
+        attributes::merge_values(&mut target, value);
+        self.put(key, target);
+    }
+
+    // ----- flash -----------------------------------------------------------------------------
+
+    fn list(&self, key: &str) -> Vec<String> {
+        match self.get(key) {
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            // Laravel's JSON serialisation can write a list as an object of strings.
+            Some(Value::Object(m)) => m
+                .values()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn set_list(&mut self, key: &str, list: Vec<String>) {
+        self.put(key, Value::Array(list.into_iter().map(Value::String).collect()));
+    }
+
+    /// Puts `value` and marks `key` to survive exactly the next request.
+    pub fn flash(&mut self, key: &str, value: Value) {
+        self.put(key, value);
+        let mut new = self.list(FLASH_NEW);
+        new.push(key.to_owned());
+        self.set_list(FLASH_NEW, new);
+        let old: Vec<String> = self.list(FLASH_OLD).into_iter().filter(|k| k != key).collect();
+        self.set_list(FLASH_OLD, old);
+    }
+
+    /// Puts `value` for this request only.
+    pub fn now(&mut self, key: &str, value: Value) {
+        self.put(key, value);
+        let mut old = self.list(FLASH_OLD);
+        old.push(key.to_owned());
+        self.set_list(FLASH_OLD, old);
+    }
+
+    /// Keeps every flashed value for one more request.
+    pub fn reflash(&mut self) {
+        let new = unique(self.list(FLASH_NEW).into_iter().chain(self.list(FLASH_OLD)));
+        self.set_list(FLASH_NEW, new);
+        self.set_list(FLASH_OLD, Vec::new());
+    }
+
+    /// Keeps the listed keys for one more request (a plain key becomes flash data).
+    pub fn keep<S: AsRef<str>>(&mut self, keys: &[S]) {
+        let keys: Vec<String> = keys.iter().map(|k| k.as_ref().to_owned()).collect();
+        let new = unique(self.list(FLASH_NEW).into_iter().chain(keys.iter().cloned()));
+        self.set_list(FLASH_NEW, new);
+        let old: Vec<String> = self
+            .list(FLASH_OLD)
+            .into_iter()
+            .filter(|k| !keys.contains(k))
+            .collect();
+        self.set_list(FLASH_OLD, old);
+    }
+
+    /// Of this request's new flash data, keeps only the listed keys; the rest are forgotten.
+    pub fn flash_only<S: AsRef<str>>(&mut self, keys: &[S]) {
+        self.filter_new_flash(|k| keys.iter().any(|x| x.as_ref() == k));
+    }
+
+    /// Of this request's new flash data, forgets the listed keys.
+    pub fn flash_except<S: AsRef<str>>(&mut self, keys: &[S]) {
+        self.filter_new_flash(|k| !keys.iter().any(|x| x.as_ref() == k));
+    }
+
+    fn filter_new_flash(&mut self, keep: impl Fn(&str) -> bool) {
+        let (kept, dropped): (Vec<String>, Vec<String>) =
+            self.list(FLASH_NEW).into_iter().partition(|k| keep(k));
+        if dropped.is_empty() {
+            return;
+        }
+        for k in &dropped {
+            self.forget(k);
+        }
+        self.set_list(FLASH_NEW, kept);
+    }
+
+    /// Flashes old input (`_old_input`).
+    pub fn flash_input(&mut self, input: Value) {
+        self.flash(OLD_INPUT, input);
+    }
+
+    /// With no key: whether any old input exists; with a key: whether that field is non-null.
+    pub fn has_old_input(&self, key: Option<&str>) -> bool {
+        match key {
+            None => match self.get(OLD_INPUT) {
+                Some(Value::Object(m)) => !m.is_empty(),
+                Some(Value::Array(a)) => !a.is_empty(),
+                _ => false,
+            },
+            Some(k) => self.get_old_input(Some(k)).is_some_and(|v| !v.is_null()),
+        }
+    }
+
+    /// The old input, or one field of it (dot-aware).
+    pub fn get_old_input(&self, key: Option<&str>) -> Option<&Value> {
+        let input = self.get(OLD_INPUT)?;
+        match (key, input) {
+            (None, v) => Some(v),
+            (Some(k), Value::Object(m)) => attributes::get(m, k),
+            _ => None,
+        }
+    }
+
+    /// Forgets the old flash data, makes the new flash data old.
+    pub fn age_flash_data(&mut self) {
+        for k in self.list(FLASH_OLD) {
+            self.forget(&k);
+        }
+        let new = self.list(FLASH_NEW);
+        self.set_list(FLASH_OLD, new);
+        self.set_list(FLASH_NEW, Vec::new());
+    }
+
+    // ----- token and previous URL ------------------------------------------------------------
+
+    /// The CSRF token (`_token`), if any.
+    pub fn token(&self) -> Option<&str> {
+        self.get("_token").and_then(Value::as_str)
+    }
+
+    /// Replaces the CSRF token and returns it.
+    pub fn regenerate_token(&mut self) -> Result<String> {
+        let t = self.options.token.generate()?;
+        self.put("_token", Value::String(t.clone()));
+        Ok(t)
+    }
+
+    /// `_previous.url`.
+    pub fn previous_url(&self) -> Option<&str> {
+        self.get("_previous.url").and_then(Value::as_str)
+    }
+
+    /// Sets `_previous.url`; the session only changes when the URL differs.
+    pub fn set_previous_url(&mut self, url: &str) {
+        self.put("_previous.url", Value::String(url.to_owned()));
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn unique(items: impl Iterator<Item = String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for i in items {
+        if !out.contains(&i) {
+            out.push(i);
+        }
+    }
+    out
+}
+
+fn number_from_str(s: &str) -> Value {
+    if let Ok(i) = s.parse::<i64>() {
+        return Value::from(i);
+    }
+    s.parse::<f64>()
+        .ok()
+        .and_then(Number::from_f64)
+        .map_or(Value::from(0), Value::Number)
+}
+
+// Integer arithmetic while both sides are integers (no float rounding of counters).
+fn add(current: &Value, by: f64) -> Option<Value> {
+    let n = current.as_number()?;
+    #[allow(clippy::cast_possible_truncation, clippy::float_cmp)]
+    if let (Some(a), true) = (n.as_i64(), by.fract() == 0.0 && by.abs() < 9.0e15) {
+        let b = by as i64;
+        if let Some(sum) = a.checked_add(b) {
+            return Some(Value::from(sum));
+        }
+    }
+    let sum = n.as_f64()? + by;
+    Number::from_f64(sum).map(Value::Number)
+}

@@ -1,0 +1,12 @@
+'use strict';
+// The public surface of @ostro/session.
+const { Store } = require('./lib/store');
+const { SessionHandlerInterface } = require('./lib/handler-interface');
+const { ArraySessionHandler, FileSessionHandler } = require('./lib/handlers');
+
+module.exports = {
+  Store,
+  SessionHandlerInterface,
+  ArraySessionHandler,
+  FileSessionHandler,
+};

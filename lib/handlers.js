@@ -1,0 +1,107 @@
+'use strict';
+// The built-in drivers as JS classes. Each holds a native handle; all I/O runs in Rust off the
+// JS thread and comes back as a Promise.
+const native = require('./native');
+const { SessionHandlerInterface } = require('./handler-interface');
+const { sessionError, rethrow } = require('./errors');
+
+/** Validates a lifetime in minutes (fractions allowed); `undefined` gives `fallback`. */
+function minutesOf(minutes, fallback = 120) {
+  if (minutes === undefined || minutes === null) return fallback;
+  const n = typeof minutes === 'string' && minutes.trim() !== '' ? Number(minutes) : minutes;
+  if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0) {
+    throw sessionError('ERR_SESSION_INVALID_OPTION', `minutes must be a positive number, got ${JSON.stringify(minutes)}`);
+  }
+  return n;
+}
+
+/** The optional test clock: a `now()` function returning ms since the epoch. */
+function clockOf(options) {
+  const now = options && (options.now || (options.clock && options.clock.now && options.clock.now.bind(options.clock)));
+  if (now === undefined || now === null) return null;
+  if (typeof now !== 'function') throw sessionError('ERR_SESSION_INVALID_OPTION', 'the clock option must be a function returning milliseconds');
+  return now;
+}
+
+/**
+ * Base of the built-in drivers: delegates to the native handle, feeding the test clock first.
+ * @abstract
+ */
+class NativeSessionHandler extends SessionHandlerInterface {
+  constructor(nativeHandle, now) {
+    super();
+    Object.defineProperty(this, '_native', { value: nativeHandle });
+    Object.defineProperty(this, '_now', { value: now });
+  }
+
+  /** Feeds the test clock, if any, before an operation. */
+  _tick() {
+    if (this._now !== null) this._native.setNow(this._now());
+  }
+
+  /** @returns {Promise<string>} the stored payload or `''`. */
+  read(sessionId) {
+    this._tick();
+    return this._native.read(String(sessionId)).catch(rethrow);
+  }
+
+  /** @returns {Promise<void>} */
+  write(sessionId, data, meta) {
+    this._tick();
+    if (typeof data !== 'string') return Promise.reject(sessionError('ERR_SESSION_VALUE', 'write() takes the payload as a string'));
+    return this._native.write(String(sessionId), data, meta || undefined).catch(rethrow);
+  }
+
+  /** @returns {Promise<void>} */
+  destroy(sessionId) {
+    this._tick();
+    return this._native.destroy(String(sessionId)).catch(rethrow);
+  }
+
+  /** @returns {Promise<number>} how many sessions were removed. */
+  gc(lifetimeSeconds) {
+    this._tick();
+    const secs = Number(lifetimeSeconds);
+    if (!Number.isFinite(secs) || secs < 0) return Promise.reject(sessionError('ERR_SESSION_INVALID_OPTION', 'gc() takes a lifetime in seconds'));
+    return this._native.gc(secs).catch(rethrow);
+  }
+
+  /** @returns {Promise<boolean>} `false` when there was no record to refresh. */
+  touch(sessionId) {
+    this._tick();
+    return this._native.touch(String(sessionId)).catch(rethrow);
+  }
+
+  /** Releases connections and threads. */
+  close() {
+    return this._native.close().catch(rethrow);
+  }
+}
+
+/** Sessions in process memory; for tests and single-process apps. */
+class ArraySessionHandler extends NativeSessionHandler {
+  /**
+   * @param {number} [minutes=120] lifetime after the last write or touch
+   * @param {{ now?: () => number }} [options] `now` replaces the clock (tests)
+   */
+  constructor(minutes, options) {
+    const now = clockOf(options);
+    super(native.createArrayHandler(minutesOf(minutes), now !== null), now);
+  }
+}
+
+/** Sessions as files, one per id, written atomically; the default driver. */
+class FileSessionHandler extends NativeSessionHandler {
+  /**
+   * @param {string} path directory, created with mode 0700 when missing
+   * @param {number} [minutes=120] lifetime after the last write or touch
+   * @param {{ now?: () => number }} [options] `now` replaces the clock (tests)
+   */
+  constructor(path, minutes, options) {
+    if (typeof path !== 'string' || path === '') throw sessionError('ERR_SESSION_INVALID_OPTION', 'FileSessionHandler needs a directory path string');
+    const now = clockOf(options);
+    super(native.createFileHandler(path, minutesOf(minutes), now !== null), now);
+  }
+}
+
+module.exports = { NativeSessionHandler, ArraySessionHandler, FileSessionHandler, minutesOf, clockOf };

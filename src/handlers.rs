@@ -1,0 +1,142 @@
+//! `NativeHandler`: one JS handle type for every built-in driver, so the Store takes a single
+//! native type. Each driver has a factory function; the thin JS classes in `lib/handlers.js`
+//! hold the handle.
+
+use crate::errors::OrThrow;
+use crate::runtime::promise;
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use ostro_session_core::clock::{ManualClock, SharedClock};
+use ostro_session_core::{ArraySessionHandler, FileSessionHandler, SessionHandler, WriteMeta};
+use std::sync::Arc;
+
+/// Request metadata passed to `write`.
+#[napi(object)]
+#[derive(Default)]
+pub struct WriteMetaJs {
+    /// Client IP address.
+    pub ip: Option<String>,
+    /// `User-Agent` header.
+    pub user_agent: Option<String>,
+    /// Authenticated user id.
+    pub user_id: Option<String>,
+}
+
+/// Converts optional JS metadata for the core.
+pub fn meta_of(m: Option<WriteMetaJs>) -> WriteMeta {
+    let m = m.unwrap_or_default();
+    WriteMeta {
+        ip: m.ip,
+        user_agent: m.user_agent,
+        user_id: m.user_id,
+    }
+}
+
+/// A built-in storage driver.
+#[napi]
+pub struct NativeHandler {
+    pub(crate) inner: Arc<dyn SessionHandler>,
+    clock: Option<ManualClock>,
+}
+
+impl NativeHandler {
+    /// Wraps a core handler; `clock` is the manual clock it was built with, if any.
+    pub fn new(inner: Arc<dyn SessionHandler>, clock: Option<ManualClock>) -> Self {
+        Self { inner, clock }
+    }
+}
+
+/// A manual clock when the JS caller passed a `now()` option; `lib/handlers.js` feeds it.
+pub fn test_clock(enabled: Option<bool>) -> Option<ManualClock> {
+    enabled.unwrap_or(false).then(|| ManualClock::new(0))
+}
+
+/// The shared clock to hand to a core handler.
+pub fn shared(clock: &Option<ManualClock>) -> Option<SharedClock> {
+    clock.clone().map(|c| Arc::new(c) as SharedClock)
+}
+
+#[napi]
+impl NativeHandler {
+    /// Sets the test clock (ms since the epoch); ignored without one.
+    #[napi]
+    pub fn set_now(&self, ms: f64) {
+        if let Some(c) = &self.clock {
+            #[allow(clippy::cast_possible_truncation)]
+            c.set(ms as i64);
+        }
+    }
+
+    /// The stored payload, or `''`.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn read<'env>(&self, env: &'env Env, id: String) -> Result<PromiseRaw<'env, String>> {
+        let h = Arc::clone(&self.inner);
+        promise(env, h.is_inline(), async move { h.read(&id).await }, Ok)
+    }
+
+    /// Stores a payload.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn write<'env>(
+        &self,
+        env: &'env Env,
+        id: String,
+        data: String,
+        meta: Option<WriteMetaJs>,
+    ) -> Result<PromiseRaw<'env, ()>> {
+        let h = Arc::clone(&self.inner);
+        let meta = meta_of(meta);
+        promise(env, h.is_inline(), async move { h.write(&id, &data, &meta).await }, Ok)
+    }
+
+    /// Removes a record.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn destroy<'env>(&self, env: &'env Env, id: String) -> Result<PromiseRaw<'env, ()>> {
+        let h = Arc::clone(&self.inner);
+        promise(env, h.is_inline(), async move { h.destroy(&id).await }, Ok)
+    }
+
+    /// Removes records idle for more than `seconds`; resolves to the count.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn gc<'env>(&self, env: &'env Env, seconds: f64) -> Result<PromiseRaw<'env, f64>> {
+        let h = Arc::clone(&self.inner);
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let secs = seconds.max(0.0) as u64;
+        #[allow(clippy::cast_precision_loss)]
+        promise(env, h.is_inline(), async move { h.gc(secs).await }, |n| Ok(n as f64))
+    }
+
+    /// Refreshes expiry; resolves to `false` when there is no record.
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn touch<'env>(&self, env: &'env Env, id: String) -> Result<PromiseRaw<'env, bool>> {
+        let h = Arc::clone(&self.inner);
+        promise(env, h.is_inline(), async move { h.touch(&id).await }, Ok)
+    }
+
+    /// Closes connections and threads.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn close<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
+        let h = Arc::clone(&self.inner);
+        promise(env, h.is_inline(), async move { h.close().await }, Ok)
+    }
+}
+
+/// An in-memory handler.
+#[napi]
+pub fn create_array_handler(env: Env, minutes: f64, test_clock_on: Option<bool>) -> Result<NativeHandler> {
+    let clock = test_clock(test_clock_on);
+    let h = ArraySessionHandler::new(minutes, shared(&clock)).or_throw(&env)?;
+    Ok(NativeHandler::new(Arc::new(h), clock))
+}
+
+/// A file handler storing sessions in `path`.
+#[napi]
+pub fn create_file_handler(
+    env: Env,
+    path: String,
+    minutes: f64,
+    test_clock_on: Option<bool>,
+) -> Result<NativeHandler> {
+    let clock = test_clock(test_clock_on);
+    let h = FileSessionHandler::new(path, minutes, shared(&clock)).or_throw(&env)?;
+    Ok(NativeHandler::new(Arc::new(h), clock))
+}

@@ -1,0 +1,9 @@
+//! The napi binding of `@ostro/session`: thin classes over `ostro-session-core`. No session
+//! semantics live here: each method converts its arguments, calls the core and maps the error.
+#![deny(clippy::all)]
+
+mod errors;
+mod handlers;
+mod runtime;
+mod session;
+mod values;

@@ -1,0 +1,476 @@
+//! `NativeSession`: the engine's `Session` behind a JS class. `lib/store.js` wraps it with the
+//! public `Store` API (variadic keys, lazy defaults, JSON for containers, handler dispatch).
+
+use crate::errors::{self, OrThrow};
+use crate::handlers::{NativeHandler, WriteMetaJs};
+use crate::runtime::promise;
+use crate::values::{self, Out, Scalar};
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use ostro_session_core::payload;
+use ostro_session_core::{SaveAction, Session, SessionOptions};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Options of a session.
+#[napi(object)]
+pub struct NativeSessionOptions {
+    /// Largest payload read or written, in bytes.
+    pub max_payload_bytes: Option<f64>,
+}
+
+/// One session's attributes and id.
+#[napi]
+pub struct NativeSession {
+    // Locked only for the duration of a sync call or of an apply step, never across I/O.
+    inner: Arc<Mutex<Session>>,
+}
+
+fn lock(m: &Mutex<Session>) -> MutexGuard<'_, Session> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[napi]
+impl NativeSession {
+    /// A session named `name`; an absent or invalid id is replaced by a fresh one.
+    #[napi(constructor)]
+    pub fn new(
+        env: Env,
+        name: String,
+        id: Option<String>,
+        options: Option<NativeSessionOptions>,
+    ) -> Result<Self> {
+        let mut opts = SessionOptions::default();
+        if let Some(max) = options.and_then(|o| o.max_payload_bytes) {
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            {
+                opts.max_payload_bytes = max as usize;
+            }
+        }
+        let s = Session::new(&name, id.as_deref(), opts).or_throw(&env)?;
+        Ok(Self {
+            inner: Arc::new(Mutex::new(s)),
+        })
+    }
+
+    fn s(&self) -> MutexGuard<'_, Session> {
+        lock(&self.inner)
+    }
+
+    /// The session id.
+    #[napi]
+    pub fn get_id(&self) -> String {
+        self.s().id().to_owned()
+    }
+
+    /// Sets the id; an invalid one is replaced by a fresh id.
+    #[napi]
+    pub fn set_id(&self, env: Env, id: String) -> Result<()> {
+        self.s().set_id(&id).or_throw(&env)
+    }
+
+    /// Loads from a 1.x id (`[A-Za-z0-9_-]{40}`); the HTTP layer migrates it afterwards.
+    #[napi]
+    pub fn set_legacy_id(&self, env: Env, id: String) -> Result<()> {
+        self.s().set_legacy_id(&id).or_throw(&env)
+    }
+
+    /// The cookie name.
+    #[napi]
+    pub fn get_name(&self) -> String {
+        self.s().name().to_owned()
+    }
+
+    /// Sets the cookie name.
+    #[napi]
+    pub fn set_name(&self, name: String) {
+        self.s().set_name(&name);
+    }
+
+    /// True between `start()` and `save()`.
+    #[napi]
+    pub fn is_started(&self) -> bool {
+        self.s().is_started()
+    }
+
+    /// Whether anything changed since `start()`.
+    #[napi]
+    pub fn is_dirty(&self) -> bool {
+        self.s().is_dirty()
+    }
+
+    /// Marks the session changed.
+    #[napi]
+    pub fn mark_dirty(&self) {
+        self.s().mark_dirty();
+    }
+
+    /// The value at `key`: `undefined` when absent, a scalar, or `[json]` for a container.
+    #[napi(ts_return_type = "unknown")]
+    pub fn get(&self, key: String) -> Out {
+        Out::of(self.s().get(&key))
+    }
+
+    /// Sets a scalar.
+    #[napi]
+    pub fn put(&self, key: String, value: Scalar) {
+        self.s().put(&key, value.0);
+    }
+
+    /// Sets a container given as JSON text.
+    #[napi]
+    pub fn put_json(&self, key: String, json: String) -> Result<()> {
+        let v = values::parse(&json)?;
+        self.s().put(&key, v);
+        Ok(())
+    }
+
+    /// Sets every pair of a JSON object (keys dot-aware).
+    #[napi]
+    pub fn put_many(&self, json: String) -> Result<()> {
+        let m = values::parse_object(&json)?;
+        self.s().put_many(m);
+        Ok(())
+    }
+
+    /// All attributes as JSON text.
+    #[napi]
+    pub fn all(&self) -> String {
+        payload::encode(self.s().all())
+    }
+
+    /// The listed top-level keys as JSON text.
+    #[napi]
+    pub fn only(&self, keys: Vec<String>) -> String {
+        payload::encode(&self.s().only(&keys))
+    }
+
+    /// A copy without the listed keys (dot-aware), as JSON text.
+    #[napi]
+    pub fn except(&self, keys: Vec<String>) -> String {
+        payload::encode(&self.s().except(&keys))
+    }
+
+    /// Every key present (null included).
+    #[napi]
+    pub fn exists(&self, keys: Vec<String>) -> bool {
+        self.s().exists(&keys)
+    }
+
+    /// Every key present and not null.
+    #[napi]
+    pub fn has(&self, keys: Vec<String>) -> bool {
+        self.s().has(&keys)
+    }
+
+    /// One key present and not null (the single-key fast path of `has`).
+    #[napi]
+    pub fn has_key(&self, key: String) -> bool {
+        self.s().has(&[key])
+    }
+
+    /// Any key present and not null.
+    #[napi]
+    pub fn has_any(&self, keys: Vec<String>) -> bool {
+        self.s().has_any(&keys)
+    }
+
+    /// Every key null or absent.
+    #[napi]
+    pub fn missing(&self, keys: Vec<String>) -> bool {
+        self.s().missing(&keys)
+    }
+
+    /// Removes the keys (dot-aware).
+    #[napi]
+    pub fn forget(&self, keys: Vec<String>) {
+        let mut s = self.s();
+        for k in &keys {
+            s.forget(k);
+        }
+    }
+
+    /// Removes `key` and returns its value.
+    #[napi(ts_return_type = "unknown")]
+    pub fn pull(&self, key: String) -> Out {
+        Out::of(self.s().pull(&key).as_ref())
+    }
+
+    /// Empties the session, the token included.
+    #[napi]
+    pub fn flush(&self) {
+        self.s().flush();
+    }
+
+    /// Appends a scalar to the array at `key`.
+    #[napi]
+    pub fn push(&self, env: Env, key: String, value: Scalar) -> Result<()> {
+        self.s().push(&key, value.0).or_throw(&env)
+    }
+
+    /// Appends a container (JSON text) to the array at `key`.
+    #[napi]
+    pub fn push_json(&self, env: Env, key: String, json: String) -> Result<()> {
+        let v = values::parse(&json)?;
+        self.s().push(&key, v).or_throw(&env)
+    }
+
+    /// Adds `by` to the number at `key`; returns the new value.
+    #[napi]
+    pub fn increment(&self, env: Env, key: String, by: f64) -> Result<f64> {
+        let v = self.s().increment(&key, by).or_throw(&env)?;
+        Ok(v.as_f64().unwrap_or(0.0))
+    }
+
+    /// Deep-merges a JSON value into `key`.
+    #[napi]
+    pub fn merge_json(&self, key: String, json: String) -> Result<()> {
+        let v = values::parse(&json)?;
+        self.s().merge(&key, v);
+        Ok(())
+    }
+
+    /// Flashes a scalar.
+    #[napi]
+    pub fn flash(&self, key: String, value: Scalar) {
+        self.s().flash(&key, value.0);
+    }
+
+    /// Flashes a container given as JSON text.
+    #[napi]
+    pub fn flash_json(&self, key: String, json: String) -> Result<()> {
+        let v = values::parse(&json)?;
+        self.s().flash(&key, v);
+        Ok(())
+    }
+
+    /// Flashes every pair of a JSON object.
+    #[napi]
+    pub fn flash_many(&self, json: String) -> Result<()> {
+        let m = values::parse_object(&json)?;
+        let mut s = self.s();
+        for (k, v) in m {
+            s.flash(&k, v);
+        }
+        Ok(())
+    }
+
+    /// Puts a scalar for this request only.
+    #[napi]
+    pub fn now(&self, key: String, value: Scalar) {
+        self.s().now(&key, value.0);
+    }
+
+    /// Puts a container for this request only.
+    #[napi]
+    pub fn now_json(&self, key: String, json: String) -> Result<()> {
+        let v = values::parse(&json)?;
+        self.s().now(&key, v);
+        Ok(())
+    }
+
+    /// Keeps all flash data one more request.
+    #[napi]
+    pub fn reflash(&self) {
+        self.s().reflash();
+    }
+
+    /// Keeps the listed keys one more request.
+    #[napi]
+    pub fn keep(&self, keys: Vec<String>) {
+        self.s().keep(&keys);
+    }
+
+    /// Keeps only the listed keys of this request's new flash data.
+    #[napi]
+    pub fn flash_only(&self, keys: Vec<String>) {
+        self.s().flash_only(&keys);
+    }
+
+    /// Drops the listed keys from this request's new flash data.
+    #[napi]
+    pub fn flash_except(&self, keys: Vec<String>) {
+        self.s().flash_except(&keys);
+    }
+
+    /// Flashes old input given as JSON text.
+    #[napi]
+    pub fn flash_input(&self, json: String) -> Result<()> {
+        let v = values::parse(&json)?;
+        self.s().flash_input(v);
+        Ok(())
+    }
+
+    /// Whether old input (or one field of it) exists.
+    #[napi]
+    pub fn has_old_input(&self, key: Option<String>) -> bool {
+        self.s().has_old_input(key.as_deref())
+    }
+
+    /// The old input or one field of it.
+    #[napi(ts_return_type = "unknown")]
+    pub fn get_old_input(&self, key: Option<String>) -> Out {
+        Out::of(self.s().get_old_input(key.as_deref()))
+    }
+
+    /// Ages flash data.
+    #[napi]
+    pub fn age_flash_data(&self) {
+        self.s().age_flash_data();
+    }
+
+    /// The CSRF token.
+    #[napi]
+    pub fn token(&self) -> Option<String> {
+        self.s().token().map(str::to_owned)
+    }
+
+    /// A new CSRF token.
+    #[napi]
+    pub fn regenerate_token(&self, env: Env) -> Result<String> {
+        self.s().regenerate_token().or_throw(&env)
+    }
+
+    /// `_previous.url`.
+    #[napi]
+    pub fn previous_url(&self) -> Option<String> {
+        self.s().previous_url().map(str::to_owned)
+    }
+
+    /// Sets `_previous.url`.
+    #[napi]
+    pub fn set_previous_url(&self, url: String) {
+        self.s().set_previous_url(&url);
+    }
+
+    /// Switches to a fresh id (and a new token when `new_token`); returns the old id.
+    #[napi]
+    pub fn migrate_id(&self, env: Env, new_token: bool) -> Result<String> {
+        let mut s = self.s();
+        let old = s.migrate_id().or_throw(&env)?;
+        if new_token {
+            s.regenerate_token().or_throw(&env)?;
+        }
+        Ok(old)
+    }
+
+    /// Applies a payload read by a JS handler.
+    #[napi]
+    pub fn load(&self, env: Env, raw: String) -> Result<()> {
+        self.s().load(&raw).or_throw(&env)
+    }
+
+    /// Ages flash data and returns the payload to write, or `null` when a touch suffices.
+    #[napi]
+    pub fn prepare_save(&self, env: Env, resave: bool) -> Result<Option<String>> {
+        match self.s().prepare_save(resave).or_throw(&env)? {
+            SaveAction::Write(p) => Ok(Some(p)),
+            SaveAction::Touch => Ok(None),
+        }
+    }
+
+    /// The payload to write after a touch found no record.
+    #[napi]
+    pub fn payload(&self, env: Env) -> Result<String> {
+        self.s().payload().or_throw(&env)
+    }
+
+    /// Records that the payload reached the handler.
+    #[napi]
+    pub fn saved(&self) {
+        self.s().saved();
+    }
+
+    /// Reads and decodes off the JS thread through a built-in handler, then applies.
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn start_native<'env>(
+        &self,
+        env: &'env Env,
+        handler: &NativeHandler,
+    ) -> Result<PromiseRaw<'env, bool>> {
+        let h = Arc::clone(&handler.inner);
+        let (id, max) = {
+            let s = self.s();
+            (s.id().to_owned(), s.options().max_payload_bytes)
+        };
+        let inner = Arc::clone(&self.inner);
+        promise(
+            env,
+            h.is_inline(),
+            async move {
+                let raw = h.read(&id).await?;
+                Ok(payload::decode(&raw, max))
+            },
+            move |decoded| {
+                lock(&inner).apply(decoded)?;
+                Ok(true)
+            },
+        )
+    }
+
+    /// Saves through a built-in handler: write when changed, else touch (write if no record).
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn save_native<'env>(
+        &self,
+        env: &'env Env,
+        handler: &NativeHandler,
+        resave: bool,
+        meta: Option<WriteMetaJs>,
+    ) -> Result<PromiseRaw<'env, ()>> {
+        let h = Arc::clone(&handler.inner);
+        let (id, action) = {
+            let mut s = self.s();
+            let action = s.prepare_save(resave);
+            (s.id().to_owned(), action)
+        };
+        let action = match action {
+            Ok(a) => a,
+            Err(e) => return PromiseRaw::reject(env, errors::reject(&e)),
+        };
+        let meta = crate::handlers::meta_of(meta);
+        let inner = Arc::clone(&self.inner);
+        let inner2 = Arc::clone(&self.inner);
+        promise(
+            env,
+            h.is_inline(),
+            async move {
+                match action {
+                    SaveAction::Write(p) => h.write(&id, &p, &meta).await,
+                    SaveAction::Touch => {
+                        if h.touch(&id).await? {
+                            Ok(())
+                        } else {
+                            let p = lock(&inner).payload()?;
+                            h.write(&id, &p, &meta).await
+                        }
+                    }
+                }
+            },
+            move |()| {
+                lock(&inner2).saved();
+                Ok(())
+            },
+        )
+    }
+
+    /// Destroys a record through a built-in handler (for migrate/invalidate).
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn destroy_native<'env>(
+        &self,
+        env: &'env Env,
+        handler: &NativeHandler,
+        id: String,
+    ) -> Result<PromiseRaw<'env, ()>> {
+        let h = Arc::clone(&handler.inner);
+        promise(env, h.is_inline(), async move { h.destroy(&id).await }, Ok)
+    }
+
+    /// A no-op call, the floor that `bench/engine.js` compares method calls with.
+    #[napi]
+    pub fn noop(&self) {}
+}
+
+/// Whether `id` is 40 characters of `[A-Za-z0-9]`.
+#[napi]
+pub fn is_valid_id(id: String) -> bool {
+    ostro_session_core::id::is_valid_id(&id)
+}

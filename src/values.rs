@@ -1,0 +1,114 @@
+//! How values cross the boundary: scalars directly, objects and arrays as one JSON text
+//! (napi's serde conversion measured 3–5× slower than JSON text plus `JSON.parse`).
+
+use napi::bindgen_prelude::*;
+use napi::sys;
+use serde_json::{Number, Value};
+
+/// A scalar from JS: string, finite number, boolean or null. `lib/value.js` has already refused
+/// everything else.
+pub struct Scalar(pub Value);
+
+impl TypeName for Scalar {
+    fn type_name() -> &'static str {
+        "string | number | boolean | null"
+    }
+    fn value_type() -> ValueType {
+        ValueType::Unknown
+    }
+}
+
+impl ValidateNapiValue for Scalar {}
+
+impl FromNapiValue for Scalar {
+    unsafe fn from_napi_value(env: sys::napi_env, v: sys::napi_value) -> Result<Self> {
+        let mut t = 0;
+        // SAFETY: env and v come from napi for this call.
+        check_status!(unsafe { sys::napi_typeof(env, v, &mut t) })?;
+        let value = match t {
+            sys::ValueType::napi_string => Value::String(unsafe { String::from_napi_value(env, v) }?),
+            sys::ValueType::napi_number => number(unsafe { f64::from_napi_value(env, v) }?)?,
+            sys::ValueType::napi_boolean => Value::Bool(unsafe { bool::from_napi_value(env, v) }?),
+            sys::ValueType::napi_null => Value::Null,
+            _ => {
+                return Err(Error::new(
+                    Status::InvalidArg,
+                    "[ERR_SESSION_VALUE] expected a string, number, boolean or null",
+                ))
+            }
+        };
+        Ok(Scalar(value))
+    }
+}
+
+/// A finite JS number as JSON: integers stay integers.
+pub fn number(n: f64) -> Result<Value> {
+    #[allow(clippy::cast_possible_truncation, clippy::float_cmp)]
+    if n.fract() == 0.0 && n.abs() < 9.007_199_254_740_992e15 {
+        return Ok(Value::from(n as i64));
+    }
+    Number::from_f64(n)
+        .map(Value::Number)
+        .ok_or_else(|| Error::new(Status::InvalidArg, "[ERR_SESSION_VALUE] numbers must be finite"))
+}
+
+/// A value going to JS: absent (`undefined`), a scalar, or a container as `[jsonText]`, which
+/// `lib/store.js` unwraps with `JSON.parse`.
+pub enum Out {
+    /// The key is absent.
+    Absent,
+    /// A stored value.
+    Value(Value),
+}
+
+impl Out {
+    /// From an optional borrowed value (cloned only for scalars; containers are encoded).
+    pub fn of(v: Option<&Value>) -> Self {
+        match v {
+            None => Out::Absent,
+            Some(v) => Out::Value(v.clone()),
+        }
+    }
+}
+
+impl ToNapiValue for Out {
+    unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> Result<sys::napi_value> {
+        // SAFETY: delegating to napi's own conversions with the same env.
+        unsafe {
+            match val {
+                Out::Absent => <()>::to_napi_value(env, ()),
+                Out::Value(Value::Null) => Null::to_napi_value(env, Null),
+                Out::Value(Value::Bool(b)) => bool::to_napi_value(env, b),
+                Out::Value(Value::Number(n)) => f64::to_napi_value(env, n.as_f64().unwrap_or(0.0)),
+                Out::Value(Value::String(s)) => String::to_napi_value(env, s),
+                Out::Value(v) => {
+                    let text = serde_json::to_string(&v).unwrap_or_else(|_| "null".into());
+                    Vec::<String>::to_napi_value(env, vec![text])
+                }
+            }
+        }
+    }
+}
+
+impl TypeName for Out {
+    fn type_name() -> &'static str {
+        "Out"
+    }
+    fn value_type() -> ValueType {
+        ValueType::Unknown
+    }
+}
+
+/// Parses JSON text produced by `lib/value.js`.
+pub fn parse(text: &str) -> Result<Value> {
+    serde_json::from_str(text)
+        .map_err(|e| Error::new(Status::InvalidArg, format!("[ERR_SESSION_VALUE] invalid JSON value: {e}")))
+}
+
+/// Parses JSON text that must be an object.
+pub fn parse_object(text: &str) -> Result<serde_json::Map<String, Value>> {
+    match parse(text)? {
+        Value::Object(m) => Ok(m),
+        _ => Err(Error::new(Status::InvalidArg, "[ERR_SESSION_VALUE] expected an object")),
+    }
+}
