@@ -230,12 +230,14 @@ class Store {
   // ----- flash ------------------------------------------------------------------------------
 
   /** Puts `value` (default true) for exactly the next request; or flashes every pair of an object. */
-  flash(key, value = true) {
+  flash(key, value) {
     if (key !== null && typeof key === 'object' && !Array.isArray(key)) {
       this._s.flashMany(json('(object)', key));
       return;
     }
     const k = keyOf(key);
+    // flash('k') means true, as in Laravel; an explicit undefined is refused like everywhere else.
+    if (arguments.length < 2) value = true;
     if (isContainer(value)) this._s.flashJson(k, json(k, value));
     else this._s.flash(k, scalar(k, value));
   }

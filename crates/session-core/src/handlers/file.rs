@@ -237,7 +237,8 @@ impl Inner {
             let Ok(entry) = entry else { continue };
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
-            let limit = if id::is_legacy_id(name) {
+            let is_session = id::is_legacy_id(name);
+            let limit = if is_session {
                 max_ms
             } else if is_temp_name(name) {
                 TEMP_MAX_AGE_MS
@@ -252,7 +253,7 @@ impl Inner {
                 continue;
             }
             let mtime = meta.mtime().saturating_mul(1000) + meta.mtime_nsec() / 1_000_000;
-            if now - mtime > limit && fs::remove_file(entry.path()).is_ok() && limit == max_ms {
+            if now - mtime > limit && fs::remove_file(entry.path()).is_ok() && is_session {
                 removed += 1;
             }
         }

@@ -1,0 +1,355 @@
+//! Scenario tests of the Store semantics over the array handler, with a manual clock.
+
+use ostro_session_core::clock::{ManualClock, SharedClock};
+use ostro_session_core::{
+    ArraySessionHandler, SaveAction, Session, SessionError, SessionHandler, SessionOptions,
+    WriteMeta,
+};
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+
+fn session(id: Option<&str>) -> Session {
+    Session::new("ostro_session", id, SessionOptions::default()).unwrap()
+}
+
+fn array() -> ArraySessionHandler {
+    ArraySessionHandler::new(120.0, None).unwrap()
+}
+
+#[test]
+fn invalid_ids_are_replaced() {
+    let s = session(Some("../../etc/passwd"));
+    assert!(ostro_session_core::id::is_valid_id(s.id()));
+    let good = "a".repeat(40);
+    assert_eq!(session(Some(&good)).id(), good);
+}
+
+#[tokio::test]
+async fn start_generates_token_that_is_not_dirty() {
+    let h = array();
+    let mut s = session(None);
+    s.start(&h).await.unwrap();
+    assert_eq!(s.token().map(str::len), Some(40));
+    assert!(!s.is_dirty());
+    assert!(s.is_started());
+}
+
+#[tokio::test]
+async fn keys_put_before_start_survive_unless_stored() {
+    let h = array();
+    let id = "b".repeat(40);
+    h.write(&id, r#"{"a":1,"_token":"t"}"#, &WriteMeta::default())
+        .await
+        .unwrap();
+    let mut s = session(Some(&id));
+    s.put("a", json!(0));
+    s.put("b", json!(2));
+    s.start(&h).await.unwrap();
+    assert_eq!(s.get("a"), Some(&json!(1)));
+    assert_eq!(s.get("b"), Some(&json!(2)));
+    assert_eq!(s.token(), Some("t"));
+}
+
+#[tokio::test]
+async fn null_token_is_regenerated() {
+    let h = array();
+    let id = "c".repeat(40);
+    h.write(&id, r#"{"_token":null}"#, &WriteMeta::default())
+        .await
+        .unwrap();
+    let mut s = session(Some(&id));
+    s.start(&h).await.unwrap();
+    assert_eq!(s.token().map(str::len), Some(40));
+}
+
+#[test]
+fn has_exists_missing() {
+    let mut s = session(None);
+    s.put("z", json!(0));
+    s.put("e", json!(""));
+    s.put("f", json!(false));
+    s.put("l", json!([]));
+    s.put("n", Value::Null);
+    assert!(s.has(&["z", "e", "f", "l"]));
+    assert!(!s.has(&["z", "n"]));
+    assert!(s.exists(&["z", "n"]));
+    assert!(!s.exists(&["nope"]));
+    assert!(s.missing(&["n", "nope"]));
+    assert!(!s.missing(&["n", "z"]));
+    assert!(s.has_any(&["n", "z"]));
+    assert!(!s.has_any(&["n", "nope"]));
+    assert!(s.has::<&str>(&[]));
+}
+
+#[test]
+fn only_is_top_level_and_except_is_dot_aware() {
+    let mut s = session(None);
+    s.put("a.b", json!(1));
+    s.put("a.c", json!(2));
+    s.put("d", json!(3));
+    assert_eq!(Value::Object(s.only(&["a.b", "d"])), json!({"d": 3}));
+    assert_eq!(
+        Value::Object(s.except(&["a.b", "d"])),
+        json!({"a": {"c": 2}})
+    );
+}
+
+#[test]
+fn push_increment_and_their_errors() {
+    let mut s = session(None);
+    s.push("user.teams", json!("x")).unwrap();
+    s.push("user.teams", json!("y")).unwrap();
+    assert_eq!(s.get("user.teams"), Some(&json!(["x", "y"])));
+    s.put("str", json!("abc"));
+    assert!(matches!(s.push("str", json!(1)), Err(SessionError::Value(_))));
+    assert_eq!(s.get("str"), Some(&json!("abc")));
+    assert_eq!(s.increment("n", 1.0).unwrap(), json!(1));
+    assert_eq!(s.increment("n", 2.0).unwrap(), json!(3));
+    assert_eq!(s.increment("n", -5.0).unwrap(), json!(-2));
+    assert_eq!(s.increment("f", 0.5).unwrap(), json!(0.5));
+    s.put("num", json!("5"));
+    assert_eq!(s.increment("num", 1.0).unwrap(), json!(6));
+    assert!(matches!(s.increment("str", 1.0), Err(SessionError::Value(_))));
+    assert!(matches!(s.increment("user", 1.0), Err(SessionError::Value(_))));
+    assert_eq!(s.get("str"), Some(&json!("abc")));
+}
+
+#[test]
+fn flash_ages_over_requests() {
+    let mut s = session(None);
+    s.flash("msg", json!("saved"));
+    assert_eq!(s.get("msg"), Some(&json!("saved")));
+    s.age_flash_data(); // end of request 1
+    assert_eq!(s.get("msg"), Some(&json!("saved"))); // visible in request 2
+    s.age_flash_data(); // end of request 2
+    assert_eq!(s.get("msg"), None);
+    assert_eq!(s.get("_flash"), Some(&json!({"new": [], "old": []})));
+}
+
+#[test]
+fn now_after_flash_is_deleted_at_next_age() {
+    let mut s = session(None);
+    s.flash("k", json!(1));
+    s.now("k", json!(2));
+    s.age_flash_data();
+    assert_eq!(s.get("k"), None);
+}
+
+#[test]
+fn keep_on_a_plain_key_makes_it_flash() {
+    let mut s = session(None);
+    s.put("plain", json!(1));
+    s.keep(&["plain"]);
+    s.age_flash_data();
+    assert_eq!(s.get("plain"), Some(&json!(1)));
+    s.age_flash_data();
+    assert_eq!(s.get("plain"), None);
+}
+
+#[test]
+fn reflash_keeps_old_for_one_more_request() {
+    let mut s = session(None);
+    s.flash("a", json!(1));
+    s.age_flash_data();
+    s.reflash();
+    s.age_flash_data();
+    assert_eq!(s.get("a"), Some(&json!(1)));
+    s.age_flash_data();
+    assert_eq!(s.get("a"), None);
+}
+
+#[test]
+fn flash_only_and_except() {
+    let mut s = session(None);
+    s.flash("a", json!(1));
+    s.flash("b", json!(2));
+    s.flash("c", json!(3));
+    s.flash_only(&["a", "b"]);
+    assert_eq!(s.get("c"), None);
+    s.flash_except(&["a"]);
+    assert_eq!(s.get("a"), None);
+    assert_eq!(s.get("b"), Some(&json!(2)));
+    assert_eq!(s.get("_flash.new"), Some(&json!(["b"])));
+}
+
+#[test]
+fn old_input() {
+    let mut s = session(None);
+    assert!(!s.has_old_input(None));
+    s.flash_input(json!({"email": "a@b", "n": null, "z": 0}));
+    assert!(s.has_old_input(None));
+    assert!(s.has_old_input(Some("email")));
+    assert!(!s.has_old_input(Some("n")));
+    assert!(s.has_old_input(Some("z")));
+    assert_eq!(s.get_old_input(Some("email")), Some(&json!("a@b")));
+}
+
+#[test]
+fn flush_drops_token_and_regenerate_token_changes_it() {
+    let mut s = session(None);
+    let t1 = s.regenerate_token().unwrap();
+    let t2 = s.regenerate_token().unwrap();
+    assert_ne!(t1, t2);
+    s.flush();
+    assert_eq!(s.token(), None);
+    assert!(s.all().is_empty());
+}
+
+#[test]
+fn previous_url_is_nested() {
+    let mut s = session(None);
+    s.set_previous_url("/cart?x=1");
+    assert_eq!(s.get("_previous"), Some(&json!({"url": "/cart?x=1"})));
+    assert_eq!(s.previous_url(), Some("/cart?x=1"));
+}
+
+#[test]
+fn merge_and_pull() {
+    let mut s = session(None);
+    s.put("cfg", json!({"a": [1], "b": {"x": 1}}));
+    s.merge("cfg", json!({"a": [2], "b": {"y": 2}}));
+    assert_eq!(s.get("cfg"), Some(&json!({"a": [1, 2], "b": {"x": 1, "y": 2}})));
+    assert_eq!(s.pull("cfg.b.x"), Some(json!(1)));
+    assert_eq!(s.get("cfg.b"), Some(&json!({"y": 2})));
+}
+
+#[tokio::test]
+async fn migrate_regenerate_invalidate() {
+    let h = array();
+    let mut s = session(None);
+    s.start(&h).await.unwrap();
+    s.put("k", json!(1));
+    s.save(&h, &WriteMeta::default()).await.unwrap();
+    let old = s.id().to_owned();
+    let token = s.token().unwrap().to_owned();
+
+    s.regenerate(&h, true).await.unwrap();
+    assert_ne!(s.id(), old);
+    assert_ne!(s.token().unwrap(), token);
+    assert_eq!(s.get("k"), Some(&json!(1)));
+    assert_eq!(h.read(&old).await.unwrap(), "");
+
+    s.save(&h, &WriteMeta::default()).await.unwrap();
+    let before = s.id().to_owned();
+    s.invalidate(&h).await.unwrap();
+    assert!(s.all().is_empty());
+    assert_ne!(s.id(), before);
+    assert_eq!(h.read(&before).await.unwrap(), "");
+}
+
+/// Records calls, to show that an unchanged session is touched, not written.
+struct Recorder {
+    inner: ArraySessionHandler,
+    calls: Mutex<Vec<&'static str>>,
+}
+
+#[async_trait::async_trait]
+impl SessionHandler for Recorder {
+    async fn read(&self, id: &str) -> ostro_session_core::Result<String> {
+        self.calls.lock().unwrap().push("read");
+        self.inner.read(id).await
+    }
+    async fn write(&self, id: &str, d: &str, m: &WriteMeta) -> ostro_session_core::Result<()> {
+        self.calls.lock().unwrap().push("write");
+        self.inner.write(id, d, m).await
+    }
+    async fn destroy(&self, id: &str) -> ostro_session_core::Result<()> {
+        self.inner.destroy(id).await
+    }
+    async fn gc(&self, s: u64) -> ostro_session_core::Result<u64> {
+        self.inner.gc(s).await
+    }
+    async fn touch(&self, id: &str) -> ostro_session_core::Result<bool> {
+        self.calls.lock().unwrap().push("touch");
+        self.inner.touch(id).await
+    }
+}
+
+#[tokio::test]
+async fn unchanged_session_is_touched_not_written() {
+    let h = Recorder {
+        inner: array(),
+        calls: Mutex::new(Vec::new()),
+    };
+    let mut s = session(None);
+    s.start(&h).await.unwrap();
+    s.save(&h, &WriteMeta::default()).await.unwrap(); // new: written
+    let mut again = session(Some(s.id()));
+    again.start(&h).await.unwrap();
+    again.save(&h, &WriteMeta::default()).await.unwrap(); // unchanged: touched
+    again.start(&h).await.unwrap();
+    again.put("x", json!(1));
+    again.save(&h, &WriteMeta::default()).await.unwrap(); // changed: written
+    assert_eq!(
+        *h.calls.lock().unwrap(),
+        vec!["read", "write", "read", "touch", "read", "write"]
+    );
+}
+
+#[tokio::test]
+async fn touch_that_finds_no_record_writes() {
+    let clock = ManualClock::new(1_000_000);
+    let h = ArraySessionHandler::new(1.0, Some(Arc::new(clock.clone()) as SharedClock)).unwrap();
+    let mut s = session(None);
+    s.start(&h).await.unwrap();
+    s.put("k", json!(1));
+    s.save(&h, &WriteMeta::default()).await.unwrap();
+    s.start(&h).await.unwrap();
+    // The record expires while the request runs: the touch finds nothing, so the payload is written.
+    clock.advance(61_000);
+    s.save(&h, &WriteMeta::default()).await.unwrap();
+    assert!(h.read(s.id()).await.unwrap().contains("\"k\":1"));
+}
+
+#[test]
+fn too_large_payload_is_refused() {
+    let mut s = Session::new(
+        "n",
+        None,
+        SessionOptions {
+            max_payload_bytes: 64,
+            ..SessionOptions::default()
+        },
+    )
+    .unwrap();
+    s.put("big", json!("x".repeat(100)));
+    assert!(matches!(s.prepare_save(false), Err(SessionError::TooLarge(_))));
+}
+
+#[test]
+fn unchanged_started_session_saves_as_touch() {
+    let mut s = session(None);
+    s.load(r#"{"_token":"t","_flash":{"old":[],"new":[]}}"#).unwrap();
+    assert_eq!(s.prepare_save(false).unwrap(), SaveAction::Touch);
+    s.load(r#"{"_token":"t","_flash":{"old":[],"new":[]}}"#).unwrap();
+    assert!(matches!(s.prepare_save(true).unwrap(), SaveAction::Write(_)));
+}
+
+#[test]
+fn legacy_payload_is_mapped_and_marked_for_rewrite() {
+    let mut s = session(None);
+    s.load(r#"{"__token":"legacy","__flash":{"__old":[],"__new":["m"]},"m":"hi","cartItem":"pear"}"#)
+        .unwrap();
+    assert_eq!(s.token(), Some("legacy"));
+    assert_eq!(s.get("cartItem"), Some(&json!("pear")));
+    assert!(s.is_dirty());
+    s.age_flash_data();
+    assert_eq!(s.get("m"), Some(&json!("hi")));
+    s.age_flash_data();
+    assert_eq!(s.get("m"), None);
+}
+
+#[tokio::test]
+async fn array_expiry_boundary_and_gc() {
+    let clock = ManualClock::new(0);
+    let h = ArraySessionHandler::new(1.0, Some(Arc::new(clock.clone()) as SharedClock)).unwrap();
+    let id = "d".repeat(40);
+    h.write(&id, "{}", &WriteMeta::default()).await.unwrap();
+    clock.set(60_000);
+    assert_eq!(h.read(&id).await.unwrap(), "{}");
+    assert_eq!(h.gc(60).await.unwrap(), 0);
+    clock.set(61_000);
+    assert_eq!(h.read(&id).await.unwrap(), "");
+    assert_eq!(h.gc(60).await.unwrap(), 1);
+    assert!(h.is_empty());
+}
