@@ -1,0 +1,196 @@
+// Types of the public surface of @ostro/session.
+
+/** A JSON value as a session stores it. `Date`s are stored as ISO strings. */
+export type SessionValue = string | number | boolean | null | Date | SessionValue[] | { [key: string]: SessionValue };
+
+/** Request metadata a driver may store beside the payload (the sqlite driver does). */
+export interface WriteMeta {
+  ip?: string;
+  userAgent?: string;
+  userId?: string;
+}
+
+/** An error from this package: `code` is one of the `ERR_SESSION_*` codes. */
+export interface SessionError extends Error {
+  code:
+    | 'ERR_SESSION_IO'
+    | 'ERR_SESSION_INVALID_ID'
+    | 'ERR_SESSION_INVALID_OPTION'
+    | 'ERR_SESSION_VALUE'
+    | 'ERR_SESSION_TOO_LARGE'
+    | 'ERR_SESSION_UNAVAILABLE'
+    | 'ERR_SESSION_BUSY'
+    | 'ERR_SESSION_TIMEOUT'
+    | 'ERR_SESSION_HANDLER';
+}
+
+/** Options shared by handlers that expire data themselves. */
+export interface ClockOption {
+  /** Replaces the clock (ms since the epoch), so tests can move time instead of sleeping. */
+  now?: () => number;
+}
+
+/**
+ * The base class of session drivers. A custom driver implements `read`, `write` and `destroy`
+ * (and optionally `gc`, `touch`, `open`, `close`); each may return a value or a Promise.
+ */
+export class SessionHandlerInterface {
+  /** Called once per handler before its first read. */
+  open(savePath: string, sessionName: string): void | Promise<void>;
+  /** Called by the owner of the handler (never by a per-request Store). */
+  close(): void | Promise<void>;
+  /** Removes sessions idle for more than `lifetimeSeconds`; returns how many (undefined = 0). */
+  gc(lifetimeSeconds: number): number | undefined | Promise<number | undefined>;
+}
+
+/** The shape a custom handler must have (an instance of any class, or a plain object). */
+export interface CustomSessionHandler {
+  open?(savePath: string, sessionName: string): unknown;
+  close?(): unknown;
+  /** The stored string, or '' / null / undefined when there is none. */
+  read(sessionId: string): string | null | undefined | Promise<string | null | undefined>;
+  write(sessionId: string, data: string, meta?: WriteMeta): unknown;
+  destroy(sessionId: string): unknown;
+  gc?(lifetimeSeconds: number): number | undefined | Promise<number | undefined>;
+  /** Refreshes expiry without rewriting; returns false when there was no record. */
+  touch?(sessionId: string): boolean | Promise<boolean>;
+}
+
+/** Base of the built-in drivers: every method returns a Promise and runs off the JS thread. */
+export class NativeSessionHandler extends SessionHandlerInterface {
+  /** The stored payload, or '' when there is none or it expired. */
+  read(sessionId: string): Promise<string>;
+  /** Stores a payload (a string), refreshing its expiry. */
+  write(sessionId: string, data: string, meta?: WriteMeta): Promise<void>;
+  /** Removes a record; an unknown id is not an error. */
+  destroy(sessionId: string): Promise<void>;
+  /** Removes sessions idle for strictly more than `lifetimeSeconds`; resolves to the count. */
+  gc(lifetimeSeconds: number): Promise<number>;
+  /** Refreshes expiry; resolves to false when there was no record. */
+  touch(sessionId: string): Promise<boolean>;
+  /** Releases connections and threads. */
+  close(): Promise<void>;
+}
+
+/** Sessions in process memory; for tests and single-process apps. */
+export class ArraySessionHandler extends NativeSessionHandler {
+  /** @param minutes lifetime after the last write or touch (default 120; fractions allowed) */
+  constructor(minutes?: number, options?: ClockOption);
+}
+
+/** Sessions as files (one per id, written atomically, mode 0600) in a 0700 directory. */
+export class FileSessionHandler extends NativeSessionHandler {
+  /** @param path the directory, created when missing @param minutes lifetime (default 120) */
+  constructor(path: string, minutes?: number, options?: ClockOption);
+}
+
+/** Options of a Store. */
+export interface StoreOptions {
+  /** Deadline for a custom handler's methods (default 30000). */
+  timeoutMs?: number;
+  /** Largest payload read or written (default 1048576). */
+  maxPayloadBytes?: number;
+}
+
+/** A session with Laravel's Store API. Keys are dot-aware unless noted. */
+export class Store {
+  constructor(name: string, handler: NativeSessionHandler | CustomSessionHandler, id?: string, options?: StoreOptions);
+  /** The id: 40 characters of [A-Za-z0-9]. */
+  readonly id: string;
+  /** The id. */
+  getId(): string;
+  /** Sets the id; an invalid one is replaced by a fresh one. */
+  setId(id: string): void;
+  /** Whether `id` is 40 characters of [A-Za-z0-9]; false for non-strings; never throws. */
+  isValidId(id: unknown): boolean;
+  /** The cookie name. */
+  getName(): string;
+  /** Sets the cookie name. */
+  setName(name: string): void;
+  /** The handler. */
+  getHandler(): NativeSessionHandler | CustomSessionHandler;
+  /** Request metadata passed to the handler's `write`. */
+  setRequestMeta(meta: WriteMeta | undefined): void;
+  /** Loads the session; a corrupt or missing payload gives an empty session. */
+  start(): Promise<true>;
+  /** Ages flash data; writes when changed, touches when not (writing if the touch finds nothing). */
+  save(): Promise<void>;
+  /** True between start() and save(). */
+  isStarted(): boolean;
+  /** Whether anything changed since start() (the initial token does not count). */
+  isDirty(): boolean;
+  /** A new id, data kept; the old record destroyed when `destroy`. */
+  migrate(destroy?: boolean): Promise<true>;
+  /** migrate() plus a new CSRF token. */
+  regenerate(destroy?: boolean): Promise<true>;
+  /** flush() then migrate(true). */
+  invalidate(): Promise<true>;
+  /** A copy of every attribute, internal keys included. */
+  all(): Record<string, SessionValue>;
+  /** The listed top-level keys that exist (no dot notation). */
+  only(...keys: Array<string | string[]>): Record<string, SessionValue>;
+  /** A copy without the listed keys. */
+  except(...keys: Array<string | string[]>): Record<string, SessionValue>;
+  /** Every key present, null included. */
+  exists(...keys: Array<string | string[]>): boolean;
+  /** Every key present and not null. */
+  has(...keys: Array<string | string[]>): boolean;
+  /** At least one key present and not null. */
+  hasAny(...keys: Array<string | string[]>): boolean;
+  /** Every key null or absent. */
+  missing(...keys: Array<string | string[]>): boolean;
+  /** A copy of the value; `def` (called when a function) when absent; null when absent without default. */
+  get<T = any>(key: string, def?: T | (() => T)): any;
+  /** get() then forget(). */
+  pull<T = any>(key: string, def?: T | (() => T)): any;
+  /** pull() without a default. */
+  remove(key: string): any;
+  /** Sets a key, or every pair of an object. */
+  put(key: string, value: SessionValue): void;
+  put(values: Record<string, SessionValue>): void;
+  /** Merges every pair into the session. */
+  replace(values: Record<string, SessionValue>): void;
+  /** Deep-merges: objects merge, arrays concatenate. */
+  merge(key: string, value: SessionValue): void;
+  /** The value, or fn() stored when it is null or absent. */
+  remember<T extends SessionValue>(key: string, fn: () => T): any;
+  /** Appends to the array at key; throws a TypeError for a non-array. */
+  push(key: string, value: SessionValue): void;
+  /** Adds `by` (default 1); absent counts as 0; throws a TypeError for a non-number. */
+  increment(key: string, by?: number): number;
+  /** Subtracts `by` (default 1). */
+  decrement(key: string, by?: number): number;
+  /** Removes keys. */
+  forget(...keys: Array<string | string[]>): void;
+  /** Empties the session, the token included. */
+  flush(): void;
+  /** Puts a value (default true) for exactly the next request; or every pair of an object. */
+  flash(key: string, value?: SessionValue): void;
+  flash(values: Record<string, SessionValue>): void;
+  /** Puts a value for this request only. */
+  now(key: string, value: SessionValue): void;
+  /** Keeps all flash data one more request. */
+  reflash(): void;
+  /** Keeps the listed keys one more request. */
+  keep(...keys: Array<string | string[]>): void;
+  /** Of this request's new flash data, keeps only these keys. */
+  flashOnly(...keys: Array<string | string[]>): void;
+  /** Of this request's new flash data, drops these keys. */
+  flashExcept(...keys: Array<string | string[]>): void;
+  /** Flashes old input. */
+  flashInput(input: Record<string, SessionValue>): void;
+  /** Whether old input exists, or one field of it is not null. */
+  hasOldInput(key?: string): boolean;
+  /** The old input or one field. */
+  getOldInput(key?: string, def?: unknown): any;
+  /** Forgets old flash data and makes new flash data old. */
+  ageFlashData(): void;
+  /** The CSRF token (null before start()). */
+  token(): string | null;
+  /** A new CSRF token. */
+  regenerateToken(): string;
+  /** The previous URL, or null. */
+  previousUrl(): string | null;
+  /** Sets the previous URL. */
+  setPreviousUrl(url: string): void;
+}
