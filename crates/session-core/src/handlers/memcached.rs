@@ -1,0 +1,545 @@
+//! `MemcachedSessionHandler`: sessions as memcached items that the server expires itself.
+//!
+//! The client is the `memcache` crate's async meta-protocol client (`memcache::exp`): tokio,
+//! a connection pool per server, a deadline on every exchange, and rendezvous hashing (a
+//! consistent hash: adding or removing a server only moves that server's keys) across several
+//! servers. It is built on first use, so constructing a handler never blocks or fails because a
+//! server is down; a dead pooled connection is redialed, so a restarted server is picked up
+//! without restarting the app.
+//!
+//! The meta protocol is memcached's text protocol, which has no authentication: configured
+//! credentials are refused rather than silently ignored.
+
+use crate::clock::{self, Clock, SystemClock};
+use crate::error::{Result, SessionError};
+use crate::handler::{SessionHandler, WriteMeta};
+use crate::id;
+use async_trait::async_trait;
+use memcache::exp::{AsyncMetaClient, Error as McError};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+/// The key prefix used when none is given.
+pub const DEFAULT_PREFIX: &str = "ostro_session:";
+/// The default time allowed for one operation, in ms.
+pub const DEFAULT_TIMEOUT_MS: u64 = 2000;
+/// memcached's key length limit, in bytes.
+pub const MAX_KEY_LENGTH: usize = 250;
+/// Relative expiry times above this many seconds (30 days) are read by memcached as absolute
+/// unix times, so longer lifetimes must be sent as absolute times.
+pub const MAX_RELATIVE_EXPIRY: u64 = 30 * 24 * 3600;
+const MAX_TIMEOUT_MS: u64 = 600_000;
+// Connections per server: enough for many concurrent requests, bounded so that a stalled
+// server cannot make every waiting request dial one more connection.
+const MAX_CONNECTIONS: usize = 64;
+
+/// Options of a [`MemcachedSessionHandler`].
+#[derive(Clone)]
+pub struct MemcachedOptions {
+    /// Prepended to every session id to form the key: printable ASCII without spaces.
+    pub prefix: String,
+    /// Session lifetime in (possibly fractional) minutes; the expiry is rounded up to whole seconds.
+    pub minutes: f64,
+    /// Time allowed for one operation (connecting included), in ms.
+    pub timeout_ms: u64,
+    /// SASL user name: not supported, so setting it is an error.
+    pub username: Option<String>,
+    /// SASL password: not supported, so setting it is an error.
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for MemcachedOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemcachedOptions")
+            .field("prefix", &self.prefix)
+            .field("minutes", &self.minutes)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl Default for MemcachedOptions {
+    fn default() -> Self {
+        Self {
+            prefix: DEFAULT_PREFIX.into(),
+            minutes: 120.0,
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            username: None,
+            password: None,
+        }
+    }
+}
+
+/// Sessions in memcached: `ms` with an expiry, `mg`, `md`, and `mg` with `T` to touch.
+pub struct MemcachedSessionHandler {
+    servers: Vec<String>,
+    // Built on first use (address lookup is async); emptied by `close`.
+    client: Mutex<Option<AsyncMetaClient>>,
+    prefix: String,
+    ttl_secs: u64,
+    timeout: Duration,
+}
+
+fn invalid(msg: impl Into<String>) -> SessionError {
+    SessionError::InvalidOption(msg.into())
+}
+
+/// Checks one `host:port` (or `[v6]:port`, or `host` for port 11211) and returns it in the form
+/// the client resolves.
+pub fn parse_server(s: &str) -> Result<String> {
+    let s = s.trim();
+    let s = s.strip_prefix("memcached://").unwrap_or(s);
+    if s.contains('@') {
+        return Err(invalid(
+            "memcached credentials (SASL) are not supported over the text protocol; \
+             remove user:password@ from the server address",
+        ));
+    }
+    if s.is_empty()
+        || s.chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+    {
+        return Err(invalid(
+            "a memcached server must be given as 'host:port', e.g. '127.0.0.1:11211'",
+        ));
+    }
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (h, after) = rest
+            .split_once(']')
+            .ok_or_else(|| invalid("a memcached IPv6 server must look like '[::1]:11211'"))?;
+        let port =
+            match after {
+                "" => None,
+                p => Some(p.strip_prefix(':').ok_or_else(|| {
+                    invalid("a memcached IPv6 server must look like '[::1]:11211'")
+                })?),
+            };
+        (format!("[{h}]"), port)
+    } else {
+        match s.rsplit_once(':') {
+            Some((h, _)) if h.contains(':') => {
+                return Err(invalid(
+                    "a memcached IPv6 server must be written in brackets: '[::1]:11211'",
+                ))
+            }
+            Some((h, p)) => (h.to_owned(), Some(p)),
+            None => (s.to_owned(), None),
+        }
+    };
+    let port: u16 = match port {
+        None => 11211,
+        Some(p) => p
+            .parse()
+            .ok()
+            .filter(|&n| n != 0)
+            .ok_or_else(|| invalid("a memcached port must be a number between 1 and 65535"))?,
+    };
+    if host.is_empty() || host == "[]" {
+        return Err(invalid("a memcached server needs a host"));
+    }
+    Ok(format!("{host}:{port}"))
+}
+
+/// Checks a key prefix: printable ASCII, no whitespace or control characters, and short enough
+/// that prefix + a 40-character id fits memcached's 250-byte key limit.
+pub fn check_prefix(prefix: &str) -> Result<()> {
+    if let Some(c) = prefix.chars().find(|c| !c.is_ascii_graphic()) {
+        return Err(invalid(format!(
+            "the memcached prefix must be printable ASCII without whitespace or control \
+             characters, found {c:?}"
+        )));
+    }
+    let max = MAX_KEY_LENGTH - id::ID_LENGTH;
+    if prefix.len() > max {
+        return Err(invalid(format!(
+            "the memcached prefix is {} bytes; with a {}-character id it must fit memcached's \
+             {MAX_KEY_LENGTH}-byte key limit, so at most {max} bytes",
+            prefix.len(),
+            id::ID_LENGTH
+        )));
+    }
+    Ok(())
+}
+
+/// The expiry to send for a TTL of `ttl_secs` at unix time `now_secs`: relative up to 30 days,
+/// absolute beyond (the protocol reads larger numbers as unix times). `None` when the absolute
+/// time does not fit the protocol's 32 bits.
+pub fn wire_expiry(ttl_secs: u64, now_secs: u64) -> Option<u32> {
+    if ttl_secs <= MAX_RELATIVE_EXPIRY {
+        u32::try_from(ttl_secs).ok()
+    } else {
+        u32::try_from(now_secs.checked_add(ttl_secs)?).ok()
+    }
+}
+
+fn now_secs() -> u64 {
+    u64::try_from(SystemClock.now_ms() / 1000).unwrap_or(0)
+}
+
+impl MemcachedSessionHandler {
+    /// A handler for `servers` (`'host:port'` each; keys are spread over them by consistent
+    /// hashing). Nothing is connected yet: the first operation connects.
+    pub fn new(servers: &[String], opts: MemcachedOptions) -> Result<Self> {
+        if opts.username.is_some() || opts.password.is_some() {
+            return Err(invalid(
+                "memcached credentials (SASL) are not supported over the text protocol; \
+                 remove username/password, or secure the server by network instead",
+            ));
+        }
+        if servers.is_empty() {
+            return Err(invalid("at least one memcached server is required"));
+        }
+        let servers = servers
+            .iter()
+            .map(|s| parse_server(s))
+            .collect::<Result<Vec<_>>>()?;
+        check_prefix(&opts.prefix)?;
+        let lifetime_ms = clock::lifetime_ms(opts.minutes)?;
+        let ttl_secs = clock::ttl_seconds(lifetime_ms);
+        if wire_expiry(ttl_secs, now_secs()).is_none() {
+            return Err(invalid(format!(
+                "minutes is too large for memcached, whose expiry times end in 2106: {}",
+                opts.minutes
+            )));
+        }
+        if opts.timeout_ms == 0 || opts.timeout_ms > MAX_TIMEOUT_MS {
+            return Err(invalid(format!(
+                "timeoutMs must be between 1 and {MAX_TIMEOUT_MS} ms, got {}",
+                opts.timeout_ms
+            )));
+        }
+        Ok(Self {
+            servers,
+            client: Mutex::new(None),
+            prefix: opts.prefix,
+            ttl_secs,
+            timeout: Duration::from_millis(opts.timeout_ms),
+        })
+    }
+
+    /// The servers, as `host:port`.
+    pub fn servers(&self) -> &[String] {
+        &self.servers
+    }
+
+    /// The TTL of every write and touch, in seconds.
+    pub fn ttl_seconds(&self) -> u64 {
+        self.ttl_secs
+    }
+
+    fn key(&self, id: &str) -> Result<String> {
+        id::check_storage_id(id)?;
+        Ok(format!("{}{id}", self.prefix))
+    }
+
+    fn expiry(&self) -> Result<u32> {
+        wire_expiry(self.ttl_secs, now_secs())
+            .ok_or_else(|| SessionError::Io("memcached expiry time is out of range".into()))
+    }
+
+    async fn client(&self) -> Result<AsyncMetaClient> {
+        if let Some(c) = self.lock().as_ref() {
+            return Ok(c.clone());
+        }
+        let built = AsyncMetaClient::builder()
+            .connect_timeout(Some(self.timeout))
+            .io_timeout(Some(self.timeout))
+            .max_connections(Some(MAX_CONNECTIONS))
+            .max_idle(MAX_CONNECTIONS)
+            .connect_multiple_async(self.servers.iter().cloned())
+            .await
+            .map_err(|e| map_error("connect", &e, 0))?;
+        // Two first requests may both build a client; the first one stored wins.
+        Ok(self.lock().get_or_insert(built).clone())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<AsyncMetaClient>> {
+        self.client.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f`, bounded by the timeout; tried once more when it failed on a connection that
+    /// broke (a restarted server). Every operation here is idempotent.
+    async fn run<T, F, Fut>(&self, op: &'static str, size: usize, f: F) -> Result<T>
+    where
+        F: Fn(AsyncMetaClient) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, McError>>,
+    {
+        let attempt = async {
+            let client = self.client().await?;
+            match f(client.clone()).await {
+                Ok(v) => Ok(v),
+                Err(e) if is_broken_connection(&e) => {
+                    f(client).await.map_err(|e| map_error(op, &e, size))
+                }
+                Err(e) => Err(map_error(op, &e, size)),
+            }
+        };
+        match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(r) => r,
+            Err(_) => Err(SessionError::Unavailable(format!(
+                "memcached {op} did not complete within {} ms",
+                self.timeout.as_millis()
+            ))),
+        }
+    }
+}
+
+fn is_broken_connection(e: &McError) -> bool {
+    match e {
+        McError::Io(io) => io.kind() != std::io::ErrorKind::TimedOut,
+        McError::Ambiguous { source, .. } => is_broken_connection(source),
+        _ => false,
+    }
+}
+
+/// Maps a client error. The crate's own messages can name the key (which holds the session
+/// id), so every message is built here from the kind of failure.
+fn map_error(op: &str, e: &McError, size: usize) -> SessionError {
+    match e {
+        McError::Io(io) => SessionError::Unavailable(format!(
+            "memcached {op} failed: the server is unavailable ({})",
+            io.kind()
+        )),
+        McError::Timeout { .. } => SessionError::Unavailable(format!(
+            "memcached {op} failed: the server did not answer in time"
+        )),
+        McError::Ambiguous { source, .. } => map_error(op, source, size),
+        McError::Server(msg) if msg.contains("too large") => SessionError::TooLarge(format!(
+            "the session payload ({size} bytes) is larger than the memcached server's item size \
+             limit (raise it with memcached -I)"
+        )),
+        McError::Server(msg) => SessionError::Io(format!(
+            "memcached {op} failed: SERVER_ERROR {}",
+            msg.trim()
+        )),
+        McError::Rejected(_) => SessionError::Io(format!(
+            "memcached {op} failed: the server rejected the command"
+        )),
+        McError::Usage(why) => SessionError::Io(format!("memcached {op} failed: {why}")),
+        _ => SessionError::Io(format!(
+            "memcached {op} failed: unexpected reply from the server"
+        )),
+    }
+}
+
+#[async_trait]
+impl SessionHandler for MemcachedSessionHandler {
+    async fn close(&self) -> Result<()> {
+        // Dropping the client closes its pooled connections.
+        self.lock().take();
+        Ok(())
+    }
+
+    async fn read(&self, id: &str) -> Result<String> {
+        let key = self.key(id)?;
+        let r = self
+            .run("read", 0, |c| {
+                let key = key.clone();
+                async move { c.get(&key).send().await }
+            })
+            .await?;
+        Ok(match (r.hit(), r.value) {
+            (true, Some(v)) => String::from_utf8_lossy(&v).into_owned(),
+            _ => String::new(),
+        })
+    }
+
+    async fn write(&self, id: &str, data: &str, _meta: &WriteMeta) -> Result<()> {
+        let key = self.key(id)?;
+        let exp = self.expiry()?;
+        let r = self
+            .run("write", data.len(), |c| {
+                let key = key.clone();
+                async move { c.set(&key, data.as_bytes()).ttl_raw(exp).send().await }
+            })
+            .await?;
+        if r.applied() {
+            Ok(())
+        } else {
+            Err(SessionError::Io(
+                "memcached write failed: the server did not store the item".into(),
+            ))
+        }
+    }
+
+    async fn destroy(&self, id: &str) -> Result<()> {
+        let key = self.key(id)?;
+        self.run("destroy", 0, |c| {
+            let key = key.clone();
+            async move { c.delete(&key).send().await }
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn gc(&self, _max_lifetime_secs: u64) -> Result<u64> {
+        // memcached expires items itself.
+        Ok(0)
+    }
+
+    async fn touch(&self, id: &str) -> Result<bool> {
+        let key = self.key(id)?;
+        let exp = self.expiry()?;
+        let r = self
+            .run("touch", 0, |c| {
+                let key = key.clone();
+                async move { c.get(&key).touch_raw(exp).without_value().send().await }
+            })
+            .await?;
+        Ok(r.hit())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> MemcachedOptions {
+        MemcachedOptions::default()
+    }
+
+    fn err(servers: &[&str], o: MemcachedOptions) -> SessionError {
+        let servers: Vec<String> = servers.iter().map(|s| (*s).to_owned()).collect();
+        match MemcachedSessionHandler::new(&servers, o) {
+            Ok(_) => panic!("expected an error"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn servers_are_parsed() {
+        assert_eq!(parse_server("127.0.0.1:11311").unwrap(), "127.0.0.1:11311");
+        assert_eq!(parse_server("cache.local").unwrap(), "cache.local:11211");
+        assert_eq!(parse_server("[::1]:11212").unwrap(), "[::1]:11212");
+        assert_eq!(parse_server("[::1]").unwrap(), "[::1]:11211");
+        assert_eq!(parse_server("memcached://h:1").unwrap(), "h:1");
+        for bad in [
+            "",
+            "h:0",
+            "h:70000",
+            "h:x",
+            "::1:11211",
+            "[::1",
+            "h :1",
+            ":11211",
+            "a/b:1",
+        ] {
+            assert!(
+                matches!(parse_server(bad), Err(SessionError::InvalidOption(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn credentials_are_refused_without_echo() {
+        let e = err(&["user:hunter2pw@127.0.0.1:11211"], opts());
+        assert!(matches!(e, SessionError::InvalidOption(_)));
+        assert!(e.to_string().contains("SASL") && !e.to_string().contains("hunter2pw"));
+        for o in [
+            MemcachedOptions {
+                username: Some("u".into()),
+                ..opts()
+            },
+            MemcachedOptions {
+                password: Some("hunter2pw".into()),
+                ..opts()
+            },
+        ] {
+            let e = err(&["127.0.0.1:11211"], o.clone());
+            assert!(e.to_string().contains("SASL") && !e.to_string().contains("hunter2pw"));
+            assert!(!format!("{o:?}").contains("hunter2pw"));
+        }
+    }
+
+    #[test]
+    fn prefixes_are_checked() {
+        assert!(check_prefix("").is_ok());
+        assert!(check_prefix("ostro_session:").is_ok());
+        assert!(check_prefix(&"p".repeat(210)).is_ok());
+        for bad in ["has space", "tab\t", "nl\n", "nul\0", "é", "\u{7f}"] {
+            assert!(check_prefix(bad).is_err(), "{bad:?}");
+        }
+        let e = check_prefix(&"p".repeat(211)).unwrap_err();
+        assert!(e.to_string().contains("250"), "{e}");
+        let e = err(
+            &["127.0.0.1:1"],
+            MemcachedOptions {
+                prefix: "a b".into(),
+                ..opts()
+            },
+        );
+        assert!(matches!(e, SessionError::InvalidOption(_)));
+    }
+
+    #[test]
+    fn other_options_are_checked() {
+        assert!(matches!(err(&[], opts()), SessionError::InvalidOption(_)));
+        for o in [
+            MemcachedOptions {
+                minutes: -1.0,
+                ..opts()
+            },
+            MemcachedOptions {
+                timeout_ms: 0,
+                ..opts()
+            },
+            MemcachedOptions {
+                minutes: 1e12,
+                ..opts()
+            },
+        ] {
+            assert!(matches!(
+                err(&["127.0.0.1:1"], o),
+                SessionError::InvalidOption(_)
+            ));
+        }
+    }
+
+    #[test]
+    fn long_lifetimes_are_sent_as_absolute_times() {
+        let now = 1_800_000_000;
+        assert_eq!(wire_expiry(1, now), Some(1));
+        assert_eq!(wire_expiry(7200, now), Some(7200));
+        assert_eq!(wire_expiry(MAX_RELATIVE_EXPIRY, now), Some(2_592_000));
+        assert_eq!(
+            wire_expiry(MAX_RELATIVE_EXPIRY + 1, now),
+            Some(1_800_000_000 + 2_592_001)
+        );
+        assert_eq!(wire_expiry(u64::from(u32::MAX), now), None);
+        let h = MemcachedSessionHandler::new(
+            &["127.0.0.1:1".to_owned()],
+            MemcachedOptions {
+                minutes: 60.0 * 24.0 * 31.0,
+                ..opts()
+            },
+        )
+        .unwrap();
+        let exp = u64::from(h.expiry().unwrap());
+        assert!(exp > now_secs() + MAX_RELATIVE_EXPIRY, "{exp}");
+        assert!(exp <= now_secs() + 31 * 86400, "{exp}");
+    }
+
+    #[tokio::test]
+    async fn a_dead_server_rejects_as_unavailable_within_the_timeout() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let h = MemcachedSessionHandler::new(
+            &[format!("127.0.0.1:{port}")],
+            MemcachedOptions {
+                timeout_ms: 500,
+                ..opts()
+            },
+        )
+        .unwrap();
+        let started = std::time::Instant::now();
+        let e = h.read(&"a".repeat(40)).await.unwrap_err();
+        assert!(matches!(e, SessionError::Unavailable(_)), "{e:?}");
+        assert!(started.elapsed() < Duration::from_millis(1000));
+    }
+}
