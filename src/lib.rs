@@ -2,6 +2,8 @@
 //! semantics live here: each method converts its arguments, calls the core and maps the error.
 #![deny(clippy::all)]
 
+mod crypto;
+mod driver_cookie;
 mod errors;
 mod handlers;
 mod runtime;

@@ -16,6 +16,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub struct NativeSessionOptions {
     /// Largest payload read or written, in bytes.
     pub max_payload_bytes: Option<f64>,
+    /// How `token()` values are made: `'random'` (40 alphanumerics, the default) or `'ostro'`
+    /// (the `csrf` package's format that OstroJS checks against `tokenKey`).
+    pub token_format: Option<String>,
+    /// The app key that `'ostro'` tokens are made with.
+    pub token_key: Option<String>,
+    /// Seal payloads at rest: the app key first, then previous keys that still open payloads.
+    pub encrypt_keys: Option<Vec<String>>,
+    /// With `encryptKeys`: read an unsealed payload once and seal it at the next save.
+    pub encrypt_migrate: Option<bool>,
 }
 
 /// One session's attributes and id.
@@ -40,11 +49,21 @@ impl NativeSession {
         options: Option<NativeSessionOptions>,
     ) -> Result<Self> {
         let mut opts = SessionOptions::default();
-        if let Some(max) = options.and_then(|o| o.max_payload_bytes) {
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            {
-                opts.max_payload_bytes = max as usize;
+        if let Some(o) = options {
+            if let Some(max) = o.max_payload_bytes {
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                {
+                    opts.max_payload_bytes = max as usize;
+                }
             }
+            crate::crypto::configure(
+                &mut opts,
+                o.token_format.as_deref(),
+                o.token_key,
+                o.encrypt_keys,
+                o.encrypt_migrate,
+            )
+            .or_throw(&env)?;
         }
         let s = Session::new(&name, id.as_deref(), opts).or_throw(&env)?;
         Ok(Self {
@@ -84,6 +103,12 @@ impl NativeSession {
     #[napi]
     pub fn set_name(&self, name: String) {
         self.s().set_name(&name);
+    }
+
+    /// Whether the handler held a record for this id at `start()` (or one was written since).
+    #[napi]
+    pub fn record_exists(&self) -> bool {
+        self.s().record_exists()
     }
 
     /// True between `start()` and `save()`.
@@ -388,9 +413,9 @@ impl NativeSession {
         handler: &NativeHandler,
     ) -> Result<PromiseRaw<'env, bool>> {
         let h = Arc::clone(&handler.inner);
-        let (id, max) = {
+        let (id, reader) = {
             let s = self.s();
-            (s.id().to_owned(), s.options().max_payload_bytes)
+            (s.id().to_owned(), s.reader())
         };
         let inner = Arc::clone(&self.inner);
         promise(
@@ -398,7 +423,7 @@ impl NativeSession {
             h.is_inline(),
             async move {
                 let raw = h.read(&id).await?;
-                Ok(payload::decode(&raw, max))
+                Ok(reader.decode(&raw))
             },
             move |decoded| {
                 lock(&inner).apply(decoded)?;

@@ -21,6 +21,7 @@
 
 pub mod attributes;
 pub mod clock;
+pub mod crypto;
 pub mod error;
 pub mod handler;
 pub mod handlers;

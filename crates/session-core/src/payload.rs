@@ -2,7 +2,9 @@
 //! of `@ostro/session` 1.x (`__token`, `__flash.{__old,__new}`) mapped to Laravel's on read.
 
 use crate::attributes::Attributes;
+use crate::crypto::{self, Cipher};
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 /// Deepest nesting a stored payload may have; deeper payloads are treated as corrupt.
 pub const MAX_DEPTH: usize = 64;
@@ -38,6 +40,57 @@ pub fn decode(raw: &str, max_bytes: usize) -> Decoded {
         attributes,
         missing: false,
         legacy,
+    }
+}
+
+/// How to decode what a handler returned for one session: the size limit and, when payloads are
+/// sealed, the cipher and associated data. Detached from the session so that decoding can run
+/// off the JS thread.
+#[derive(Debug, Clone)]
+pub struct Reader {
+    /// Largest plaintext payload accepted.
+    pub max_bytes: usize,
+    /// Set when payloads are sealed at rest.
+    pub cipher: Option<Arc<Cipher>>,
+    /// Associated data of the seal: the session id.
+    pub ad: String,
+    /// With a cipher: accept an unsealed payload (and mark it for re-sealing) instead of
+    /// reading it as no record.
+    pub accept_plaintext: bool,
+}
+
+impl Reader {
+    /// Decodes `raw`. With a cipher, a payload that does not open (tampered, moved to another
+    /// id, sealed under an unknown key), and an unsealed one unless `accept_plaintext`, read as
+    /// no record; a payload opened with a previous key or accepted as plaintext is marked stale
+    /// so that the next save seals it under the current key.
+    pub fn decode(&self, raw: &str) -> Decoded {
+        let Some(cipher) = &self.cipher else {
+            return decode(raw, self.max_bytes);
+        };
+        if raw.is_empty() {
+            return decode(raw, self.max_bytes);
+        }
+        let no_record = || Decoded {
+            missing: true,
+            ..Decoded::default()
+        };
+        if crypto::is_sealed(raw) {
+            return match cipher.open_str(raw, self.ad.as_bytes()) {
+                Some((plain, stale_key)) if !plain.is_empty() => {
+                    let mut d = decode(&plain, self.max_bytes);
+                    d.legacy |= stale_key;
+                    d
+                }
+                _ => no_record(),
+            };
+        }
+        if self.accept_plaintext {
+            let mut d = decode(raw, self.max_bytes);
+            d.legacy = true;
+            return d;
+        }
+        no_record()
     }
 }
 

@@ -4,12 +4,14 @@
 //! that no lock is held across an await.
 
 use crate::attributes::{self, Attributes};
+use crate::crypto::Cipher;
 use crate::error::{Result, SessionError};
 use crate::handler::{SessionHandler, WriteMeta};
 use crate::id;
 use crate::payload::{self, Decoded};
 use crate::token::TokenFormat;
 use serde_json::{Map, Number, Value};
+use std::sync::Arc;
 
 /// Options of a session.
 #[derive(Debug, Clone)]
@@ -18,6 +20,12 @@ pub struct SessionOptions {
     pub max_payload_bytes: usize,
     /// How `token()` values are made.
     pub token: TokenFormat,
+    /// Seals payloads at rest when set (`encrypt: true`): every payload handed to a handler is
+    /// sealed with the session id as associated data, and what fails to open reads as no record.
+    pub cipher: Option<Arc<Cipher>>,
+    /// With a cipher: read an unsealed payload once (it is sealed at the next save) instead of
+    /// treating it as no record.
+    pub encrypt_migrate: bool,
 }
 
 impl Default for SessionOptions {
@@ -25,6 +33,8 @@ impl Default for SessionOptions {
         Self {
             max_payload_bytes: 1_048_576,
             token: TokenFormat::Random,
+            cipher: None,
+            encrypt_migrate: false,
         }
     }
 }
@@ -161,9 +171,26 @@ impl Session {
         Ok(())
     }
 
+    /// How to decode what a handler returned for this session (limits, and the cipher when
+    /// payloads are sealed); detached so that decoding can run off the JS thread.
+    pub fn reader(&self) -> payload::Reader {
+        payload::Reader {
+            max_bytes: self.options.max_payload_bytes,
+            cipher: self.options.cipher.clone(),
+            ad: self.id.clone(),
+            accept_plaintext: self.options.encrypt_migrate,
+        }
+    }
+
+    /// Whether the handler held a record for this id at `start()` (or one has been written
+    /// since). The HTTP layer gives a signed but unknown id a fresh one (strict mode).
+    pub fn record_exists(&self) -> bool {
+        !self.record_missing
+    }
+
     /// Decodes `raw` with this session's limits and applies it.
     pub fn load(&mut self, raw: &str) -> Result<()> {
-        let decoded = payload::decode(raw, self.options.max_payload_bytes);
+        let decoded = self.reader().decode(raw);
         self.apply(decoded)
     }
 
@@ -188,7 +215,8 @@ impl Session {
         self.record_missing = false;
     }
 
-    /// The payload to store, size-checked.
+    /// The payload to store, size-checked, and sealed when a cipher is set (a sealing failure
+    /// is an error: plaintext is never written in its place).
     pub fn payload(&self) -> Result<String> {
         let p = payload::encode(&self.attributes);
         if p.len() > self.options.max_payload_bytes {
@@ -198,7 +226,10 @@ impl Session {
                 self.options.max_payload_bytes
             )));
         }
-        Ok(p)
+        match &self.options.cipher {
+            Some(c) => c.seal(p.as_bytes(), self.id.as_bytes()),
+            None => Ok(p),
+        }
     }
 
     /// Loads the session from `handler`.

@@ -1,6 +1,7 @@
 //! The built-in drivers, one file each, all implementing [`crate::SessionHandler`].
 
 pub mod array;
+pub mod cookie;
 #[cfg(feature = "file")]
 pub mod file;
 #[cfg(feature = "memcached")]
@@ -11,6 +12,7 @@ pub mod redis;
 pub mod sqlite;
 
 pub use array::ArraySessionHandler;
+pub use cookie::{CookieCodec, CookieSessionHandler};
 #[cfg(feature = "file")]
 pub use file::FileSessionHandler;
 #[cfg(feature = "memcached")]
