@@ -84,6 +84,27 @@ export class FileSessionHandler extends NativeSessionHandler {
   constructor(path: string, minutes?: number, options?: ClockOption);
 }
 
+/** Options of the sqlite driver. */
+export interface SqliteSessionHandlerOptions extends ClockOption {
+  /** Table name, a plain SQL identifier (default 'sessions'); anything else is a TypeError. */
+  table?: string;
+  /** Lifetime after the last write or touch, in minutes (default 120; fractions allowed). */
+  minutes?: number;
+  /** How long to wait for another connection's lock before ERR_SESSION_BUSY (default 5000). */
+  busyTimeoutMs?: number;
+  /** Replaces the clock (tests); same as `now`. */
+  clock?: { now(): number };
+}
+
+/**
+ * Sessions as rows of a SQLite table (the `session:table` migration's), shareable by several
+ * processes. All SQLite work runs on one Rust thread per handler; no npm SQLite package needed.
+ */
+export class SqliteSessionHandler extends NativeSessionHandler {
+  /** @param path database file, or ':memory:' for a private in-memory database */
+  constructor(path: string, options?: SqliteSessionHandlerOptions);
+}
+
 /** Options of a Store. */
 export interface StoreOptions {
   /** Deadline for a custom handler's methods (default 30000). */

@@ -3,10 +3,12 @@
 const { Store } = require('./lib/store');
 const { SessionHandlerInterface } = require('./lib/handler-interface');
 const { ArraySessionHandler, FileSessionHandler } = require('./lib/handlers');
+const { SqliteSessionHandler } = require('./lib/drivers/sqlite');
 
 module.exports = {
   Store,
   SessionHandlerInterface,
   ArraySessionHandler,
   FileSessionHandler,
+  SqliteSessionHandler,
 };

@@ -4,6 +4,7 @@
 
 mod crypto;
 mod driver_cookie;
+mod driver_sqlite;
 mod errors;
 mod handlers;
 mod runtime;

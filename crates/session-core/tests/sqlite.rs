@@ -285,7 +285,7 @@ async fn stores_request_metadata() {
             Some("17".into())
         )
     );
-    // A write without request context keeps ip and agent; user_id follows the write (logout).
+    // A write with no metadata at all (no request in sight) keeps every column.
     h.write(&sid(1), "{\"a\":2}", &WriteMeta::default())
         .await
         .unwrap();
@@ -293,6 +293,20 @@ async fn stores_request_metadata() {
         meta_row(&db, &sid(1)),
         (
             Some("2001:db8::1".into()),
+            Some("Mozilla/5.0 (X11) ✓".into()),
+            Some("17".into())
+        )
+    );
+    // A request without a user (after logout) clears user_id; a missing agent keeps the old one.
+    let anonymous = WriteMeta {
+        ip: Some("192.0.2.1".into()),
+        ..WriteMeta::default()
+    };
+    h.write(&sid(1), "{\"a\":2}", &anonymous).await.unwrap();
+    assert_eq!(
+        meta_row(&db, &sid(1)),
+        (
+            Some("192.0.2.1".into()),
             Some("Mozilla/5.0 (X11) ✓".into()),
             None
         )

@@ -203,8 +203,9 @@ impl Statements {
                 "SELECT payload FROM {t} WHERE sid = ?1 \
                  AND (last_activity >= ?2 OR last_activity IS NULL)"
             ),
-            // ip and user agent keep their last known value when a write has none (no HTTP
-            // request in sight); user_id follows the write, so a logout clears it.
+            // ip and user agent keep their last known value when a write has none. user_id
+            // follows a write made for a request (?7), so a logout clears it, but a write with
+            // no metadata at all (no request in sight) says nothing about the user.
             write: format!(
                 "INSERT INTO {t} (sid, payload, last_activity, ip_address, user_agent, user_id) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
@@ -212,7 +213,7 @@ impl Statements {
                  last_activity = excluded.last_activity, \
                  ip_address = COALESCE(excluded.ip_address, ip_address), \
                  user_agent = COALESCE(excluded.user_agent, user_agent), \
-                 user_id = excluded.user_id"
+                 user_id = CASE WHEN ?7 THEN excluded.user_id ELSE user_id END"
             ),
             touch: format!(
                 "UPDATE {t} SET last_activity = ?3 WHERE sid = ?1 \
@@ -473,6 +474,7 @@ impl SessionHandler for SqliteSessionHandler {
         let (id, data, meta) = (id.to_owned(), data.to_owned(), meta.clone());
         self.run(move |c, cfg| {
             let err = |e| map_err(cfg, "write", Some(&id), e);
+            let for_request = meta != WriteMeta::default();
             let mut stmt = c.prepare_cached(&cfg.sql.write).map_err(err)?;
             stmt.execute(params![
                 id,
@@ -481,6 +483,7 @@ impl SessionHandler for SqliteSessionHandler {
                 clip(meta.ip.as_deref(), MAX_IP_CHARS),
                 clip(meta.user_agent.as_deref(), MAX_USER_AGENT_CHARS),
                 meta.user_id,
+                for_request,
             ])
             .map_err(err)?;
             Ok(())
