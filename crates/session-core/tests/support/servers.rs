@@ -33,27 +33,27 @@ pub fn free_port() -> u16 {
 
 #[derive(Clone)]
 enum Probe {
-    /// Send `request` over TCP, expect a reply starting with `expect`.
+    /// Send `request` over TCP, expect a reply starting with one of `expect`.
     Tcp {
         port: u16,
         request: &'static [u8],
-        expect: &'static [u8],
+        expect: &'static [&'static [u8]],
     },
     /// The same over a unix socket.
     Unix {
         path: PathBuf,
         request: &'static [u8],
-        expect: &'static [u8],
+        expect: &'static [&'static [u8]],
     },
     /// A TLS port: the harness speaks no TLS, so wait for the log line and an accepting socket.
     TlsLog { port: u16, log: PathBuf },
 }
 
-fn ask(mut s: impl Read + Write, request: &[u8], expect: &[u8]) -> bool {
+fn ask(mut s: impl Read + Write, request: &[u8], expect: &[&[u8]]) -> bool {
     let mut buf = [0u8; 64];
     s.write_all(request).is_ok()
         && s.read(&mut buf)
-            .is_ok_and(|n| n >= expect.len() && buf[..n].starts_with(expect))
+            .is_ok_and(|n| expect.iter().any(|e| buf[..n].starts_with(e)))
 }
 
 impl Probe {
@@ -176,9 +176,30 @@ impl Proc {
         }
     }
 
-    /// SIGSTOP: the server keeps its sockets but answers nothing.
+    /// SIGSTOP: the server keeps its sockets but answers nothing. Returns once every thread
+    /// of the server is stopped: the signal itself is asynchronous, and a worker thread could
+    /// otherwise still answer a request sent right after.
     pub fn freeze(&self) {
         self.signal(libc::SIGSTOP);
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while !self.all_threads_stopped() {
+            assert!(Instant::now() < deadline, "{} did not stop", self.name);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    fn all_threads_stopped(&self) -> bool {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.pid())) else {
+            return false;
+        };
+        tasks.flatten().all(|t| {
+            // The state is the field after the parenthesised command name.
+            std::fs::read_to_string(t.path().join("stat")).is_ok_and(|stat| {
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().next())
+                    .is_some_and(|state| state == "T" || state == "t")
+            })
+        })
     }
 
     /// SIGCONT after [`Proc::freeze`].
@@ -362,7 +383,8 @@ fn redis_args(dir: &Path, extra: &[String]) -> Vec<String> {
 }
 
 const PING: &[u8] = b"PING\r\n";
-const PONG: &[u8] = b"+PONG";
+/// A server started with `--requirepass` answers PING with a NOAUTH error: still an answer.
+const PONG: &[&[u8]] = &[b"+PONG", b"-NOAUTH"];
 
 impl RedisServer {
     /// On a free loopback port.
@@ -537,7 +559,7 @@ impl MemcachedServer {
                 probe: Probe::Tcp {
                     port,
                     request: b"version\r\n",
-                    expect: b"VERSION",
+                    expect: &[b"VERSION"],
                 },
                 child: None,
             }
