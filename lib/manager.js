@@ -1,0 +1,570 @@
+'use strict';
+// SessionManager: OstroJS's `config/session.js` keys -> drivers, Stores and the HTTP middleware.
+// Drivers resolve lazily (on the first `driver()` call or request) so that `extend()` in a
+// service provider's `boot()` works; the app key is checked lazily too, when something first
+// needs it (signing a cookie, OstroJS tokens, encryption), so that `node assistant key:generate`
+// still runs on a fresh app.
+const path = require('node:path');
+const native = require('./native');
+const { Store } = require('./store');
+const { sessionError } = require('./errors');
+const { ArraySessionHandler, FileSessionHandler, NativeSessionHandler } = require('./handlers');
+const bridge = require('./handler-bridge');
+const { CookieSessionHandler, CookieRequestHandler } = require('./drivers/cookie');
+const cookies = require('./cookies');
+
+const kTokenRead = Symbol('ostro.session.tokenRead');
+
+/** The per-request Store the manager hands out: a `Store` that remembers whether `token()` was read. */
+class HttpStore extends Store {
+  /** The CSRF token; reading it makes a new session worth saving (the client may echo it back). */
+  token() {
+    this[kTokenRead] = true;
+    return super.token();
+  }
+}
+
+/** Whether `token()` was read on a Store since it was created. */
+function tokenWasRead(store) {
+  return store[kTokenRead] === true;
+}
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const CONTROL = /[\u0000-\u001f\u007f;]/; // eslint-disable-line no-control-regex
+
+function invalid(key, what, value) {
+  let shown;
+  try {
+    shown = typeof value === 'string' ? JSON.stringify(value) : (value === undefined ? 'undefined' : JSON.stringify(value));
+  } catch {
+    shown = typeof value;
+  }
+  if (shown === undefined) shown = typeof value;
+  return sessionError('ERR_SESSION_INVALID_OPTION', `session config "${key}" ${what}, got ${shown}`);
+}
+
+// OstroJS's env() hands strings to config files, so 'true'/'false' are accepted for booleans.
+function bool(cfg, key, def) {
+  const v = cfg[key];
+  if (v === undefined || v === null) return def;
+  if (v === true || v === false) return v;
+  if (v === 'true') return true;
+  if (v === 'false') return false;
+  throw invalid(key, 'must be a boolean', v);
+}
+
+function str(cfg, key, def, { nullable = false, check = null, what = 'must be a non-empty string' } = {}) {
+  const v = cfg[key];
+  if (v === undefined || (v === null && !nullable)) return def;
+  if (v === null) return null;
+  if (typeof v !== 'string' || v === '' || (check && !check(v))) throw invalid(key, what, v);
+  return v;
+}
+
+function lifetimeOf(cfg) {
+  const v = cfg.lifetime;
+  if (v === undefined || v === null) return 120;
+  const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0) throw invalid('lifetime', 'must be a positive number of minutes (a numeric string is accepted)', v);
+  return n;
+}
+
+function lotteryOf(cfg) {
+  const v = cfg.lottery;
+  if (v === undefined || v === null) return [2, 100];
+  const ok = Array.isArray(v) && v.length === 2 && v.every((x) => Number.isInteger(Number(x)) && Number(x) >= 0 && String(x).trim() !== '') && Number(v[1]) > 0;
+  if (!ok) throw invalid('lottery', 'must be [chances, outOf] with non-negative integers and outOf > 0', v);
+  return [Number(v[0]), Number(v[1])];
+}
+
+function sameSiteOf(cfg) {
+  const v = cfg.same_site;
+  if (v === undefined) return 'lax';
+  if (v === null || v === false) return null;
+  if (typeof v === 'string' && ['lax', 'strict', 'none'].includes(v.toLowerCase())) return v.toLowerCase();
+  throw invalid('same_site', "must be 'lax', 'strict', 'none' or null", v);
+}
+
+function secureOf(cfg) {
+  const v = cfg.secure;
+  if (v === 'auto') return 'auto';
+  try {
+    return bool(cfg, 'secure', false);
+  } catch {
+    throw invalid('secure', "must be a boolean or 'auto'", v);
+  }
+}
+
+function keysOf(cfg) {
+  const key = cfg.key;
+  if (key !== undefined && key !== null && typeof key !== 'string') throw invalid('key', 'must be a string (the app key)', '(not a string)');
+  let prev = cfg.previous_keys;
+  if (prev === undefined || prev === null || prev === '') prev = [];
+  // APP_PREVIOUS_KEYS arrives from env() as one comma-separated string.
+  if (typeof prev === 'string') prev = prev.split(',').map((k) => k.trim()).filter((k) => k !== '');
+  if (!Array.isArray(prev) || prev.some((k) => typeof k !== 'string' || k === '')) {
+    throw sessionError('ERR_SESSION_INVALID_OPTION', 'session config "previous_keys" must be a list of non-empty strings (or one comma-separated string)');
+  }
+  return { key: typeof key === 'string' ? key : '', previousKeys: prev.slice() };
+}
+
+function connectionOf(cfg) {
+  const v = cfg.connection;
+  if (v === undefined || v === null) return null;
+  if (typeof v === 'string' && v !== '') return v;
+  if (Array.isArray(v) && v.every((x) => typeof x === 'string' && x !== '')) return v.slice();
+  if (typeof v === 'object' && !Array.isArray(v)) return { ...v };
+  throw invalid('connection', 'must be null, a URL or path string, a list of "host:port" strings or a connection object', typeof v === 'object' ? '(invalid list)' : v);
+}
+
+/** Checks and fills in a config; unknown keys are ignored. */
+function normalize(config) {
+  if (config === undefined || config === null) config = {};
+  if (typeof config !== 'object' || Array.isArray(config)) throw sessionError('ERR_SESSION_INVALID_OPTION', 'SessionManager takes a config object');
+  const c = config;
+  if (c.signed !== undefined && c.signed !== true && c.signed !== 'true') {
+    throw sessionError('ERR_SESSION_INVALID_OPTION', 'session config "signed" cannot be turned off: the session cookie is always signed, because an unsigned id would let a client choose any id (session fixation) and 1.x cookies are signed too. Remove the "signed" key.');
+  }
+  const csrf = c.csrf === undefined || c.csrf === null ? null : c.csrf;
+  if (csrf !== null && csrf !== 'ostro' && csrf !== 'laravel') throw invalid('csrf', "must be 'ostro', 'laravel' or null", csrf);
+  const out = {
+    driver: str(c, 'driver', 'file'),
+    lifetime: lifetimeOf(c),
+    expire_on_close: bool(c, 'expire_on_close', false),
+    encrypt: bool(c, 'encrypt', false),
+    encrypt_migrate: bool(c, 'encrypt_migrate', false),
+    files: str(c, 'files', 'storage/framework/sessions'),
+    connection: connectionOf(c),
+    table: str(c, 'table', 'sessions', { check: (v) => IDENTIFIER.test(v) && v.length <= 64, what: 'must be a plain SQL identifier ([A-Za-z_][A-Za-z0-9_]*)' }),
+    store: str(c, 'store', null, { nullable: true }),
+    prefix: str(c, 'prefix', null, { nullable: true }),
+    lottery: lotteryOf(c),
+    cookie: str(c, 'cookie', 'ostro_session', { check: cookies.isToken, what: 'must be a valid cookie name (letters, digits and !#$%&\'*+-.^_`|~)' }),
+    path: str(c, 'path', '/', { check: (v) => v.startsWith('/') && !CONTROL.test(v), what: "must be a path starting with '/' without ';' or control characters" }),
+    domain: str(c, 'domain', null, { nullable: true, check: (v) => !CONTROL.test(v) && !/\s/.test(v), what: "must be a domain without ';', spaces or control characters" }),
+    secure: secureOf(c),
+    http_only: bool(c, 'http_only', true),
+    same_site: sameSiteOf(c),
+    resave: bool(c, 'resave', false),
+    saveUninitialized: bool(c, 'saveUninitialized', true),
+    signed: true,
+    previous_url: bool(c, 'previous_url', true),
+    trust_proxy: bool(c, 'trust_proxy', false),
+    csrf,
+    ...keysOf(c),
+  };
+  if (out.same_site === 'none' && out.secure !== true) {
+    throw sessionError('ERR_SESSION_INVALID_OPTION', 'session config "same_site" is \'none\' but "secure" is not true: browsers drop SameSite=None cookies without the Secure attribute, so every request would start a new session. Set secure: true (HTTPS) or use same_site \'lax\'.');
+  }
+  return Object.freeze(out);
+}
+
+const LEGACY_ID = /^[A-Za-z0-9_-]{40}$/;
+
+/** Sessions for an app: drivers by name, per-request Stores, and the HTTP middleware. */
+class SessionManager {
+  /**
+   * @param {object} [config] the keys of OstroJS's `config/session.js`, plus `key` (the app key),
+   *   `previous_keys`, `trust_proxy` and `csrf` ('ostro' | 'laravel'); see the README for each
+   * @param {{ app?: object|null, logger?: { error: Function }, storeClass?: typeof Store,
+   *   cache?: object, timeoutMs?: number }} [options] `app` is the OstroJS application (null
+   *   outside OstroJS), passed to `extend()` factories; `logger` receives gc errors (console by
+   *   default); `storeClass` replaces the per-request Store class (it must extend HttpStore);
+   *   `cache` is a cache config (`{ default, stores }`) for the `cache` driver outside OstroJS
+   */
+  constructor(config, options) {
+    const o = options || {};
+    if (typeof o !== 'object') throw sessionError('ERR_SESSION_INVALID_OPTION', 'SessionManager options must be an object');
+    const storeClass = o.storeClass || HttpStore;
+    if (storeClass !== HttpStore && !(storeClass.prototype instanceof HttpStore)) {
+      throw sessionError('ERR_SESSION_INVALID_OPTION', 'options.storeClass must extend HttpStore');
+    }
+    Object.defineProperties(this, {
+      _config: { value: normalize(config), writable: true },
+      _app: { value: o.app === undefined ? null : o.app },
+      _logger: { value: o.logger || console },
+      _storeClass: { value: storeClass },
+      _cacheConfig: { value: o.cache || null },
+      _timeoutMs: { value: o.timeoutMs },
+      _customCreators: { value: new Map() },
+      _drivers: { value: new Map() },
+      _gcRunning: { value: new Set() },
+      _defaultDriver: { value: null, writable: true },
+      _keyChecked: { value: false, writable: true },
+      _storeOptions: { value: null, writable: true },
+      _middleware: { value: null, writable: true },
+      _cookieAttrs: { value: null, writable: true },
+    });
+  }
+
+  /** The checked config (frozen). */
+  get config() { return this._config; }
+
+  /** The OstroJS application, or null. */
+  get app() { return this._app; }
+
+  /** The name of the default driver. */
+  getDefaultDriver() { return this._defaultDriver || this._config.driver; }
+
+  /** Changes the default driver (the next `createStore()` and requests use it). */
+  setDefaultDriver(name) {
+    if (typeof name !== 'string' || name === '') throw sessionError('ERR_SESSION_INVALID_OPTION', 'setDefaultDriver() takes a driver name');
+    this._defaultDriver = name;
+    this._storeOptions = null;
+  }
+
+  /**
+   * Registers a driver. `factory(app, name, config)` returns a handler (any object with read,
+   * write and destroy); it is called once, when the driver is first used.
+   * @returns {this}
+   */
+  extend(name, factory) {
+    if (typeof name !== 'string' || name === '') throw sessionError('ERR_SESSION_INVALID_OPTION', 'extend() takes a driver name');
+    if (typeof factory !== 'function') throw sessionError('ERR_SESSION_INVALID_OPTION', 'extend() takes a factory function (app, name, config) => handler');
+    this._customCreators.set(name, factory);
+    return this;
+  }
+
+  /**
+   * The handler of driver `name` (the default driver when omitted), created on first use and
+   * shared by all requests.
+   */
+  driver(name) {
+    const n = name === undefined || name === null ? this.getDefaultDriver() : name;
+    if (typeof n !== 'string' || n === '') throw sessionError('ERR_SESSION_INVALID_OPTION', 'driver() takes a driver name');
+    let h = this._drivers.get(n);
+    if (h === undefined) {
+      h = this._resolve(n);
+      this._drivers.set(n, h);
+    }
+    return h;
+  }
+
+  _resolve(name) {
+    const custom = this._customCreators.get(name);
+    if (custom) {
+      const h = custom(this._app, name, this._config);
+      if (h && typeof h.then === 'function') {
+        throw sessionError('ERR_SESSION_INVALID_OPTION', `the factory of session driver [${name}] returned a Promise; it must return the handler itself`);
+      }
+      if (!(h instanceof NativeSessionHandler) && !(h instanceof CookieSessionHandler)) bridge.checkHandler(h);
+      return h;
+    }
+    const dot = name.indexOf('.');
+    const base = dot === -1 ? name : name.slice(0, dot);
+    const sub = dot === -1 ? null : name.slice(dot + 1);
+    switch (base) {
+      case 'file': return this.createFileDriver();
+      case 'array':
+      case 'memory': return this.createArrayDriver();
+      case 'sqlite': return this.createSqliteDriver();
+      case 'database': return this.createDatabaseDriver();
+      case 'redis': return this.createRedisDriver(this._config.connection);
+      case 'memcached': return this.createMemcachedDriver(this._config.connection);
+      case 'cookie': return this.createCookieDriver();
+      case 'cache': return this.createCacheDriver(sub || this._config.store);
+      default: throw sessionError('ERR_SESSION_INVALID_OPTION', `Driver [${name}] is not supported.`);
+    }
+  }
+
+  // ----- built-in drivers (methods so that the OstroJS integration can override them) ------------
+
+  /** `file`: one file per session under `files`, resolved against the working directory. */
+  createFileDriver(dir) {
+    return new FileSessionHandler(path.resolve(dir || this._config.files), this._config.lifetime);
+  }
+
+  /** `array` / `memory`: process memory. */
+  createArrayDriver() {
+    return new ArraySessionHandler(this._config.lifetime);
+  }
+
+  /** `sqlite`: `connection` is the database file (default `storage/framework/sessions.sqlite`). */
+  createSqliteDriver(connection) {
+    const conn = connection === undefined ? this.resolveConnection('sqlite', this._config.connection) : connection;
+    if (conn !== null && typeof conn !== 'string') throw invalid('connection', 'must be a database file path for the sqlite driver', '(not a string)');
+    const file = conn === null ? path.resolve('storage/framework/sessions.sqlite') : (conn === ':memory:' ? conn : path.resolve(conn));
+    const { SqliteSessionHandler } = require('./drivers/sqlite');
+    return new SqliteSessionHandler(file, { table: this._config.table, minutes: this._config.lifetime });
+  }
+
+  /**
+   * `database`: under OstroJS, the sqlite driver for a SQLite connection or a handler over the
+   * query builder otherwise; that integration overrides this method. Outside OstroJS there is no
+   * database config to read, so it is refused with directions.
+   */
+  createDatabaseDriver() {
+    throw sessionError('ERR_SESSION_INVALID_OPTION', 'the database driver uses the OstroJS app\'s database connection; outside OstroJS use driver "sqlite" with connection = the database file, or register your own with extend()');
+  }
+
+  /** `redis`: `connection` is a URL or `{host, port, username, password, db, tls}`. */
+  createRedisDriver(connection) {
+    const conn = this.resolveConnection('redis', connection === undefined ? this._config.connection : connection);
+    const { RedisSessionHandler } = require('./drivers/redis');
+    const opts = { minutes: this._config.lifetime };
+    if (this._config.prefix !== null) opts.prefix = this._config.prefix;
+    return new RedisSessionHandler(conn === null ? 'redis://127.0.0.1:6379' : conn, opts);
+  }
+
+  /** `memcached`: `connection` is `'host:port'` or a list of them. */
+  createMemcachedDriver(connection) {
+    const conn = this.resolveConnection('memcached', connection === undefined ? this._config.connection : connection);
+    const { MemcachedSessionHandler } = require('./drivers/memcached');
+    const opts = { minutes: this._config.lifetime };
+    if (this._config.prefix !== null) opts.prefix = this._config.prefix;
+    return new MemcachedSessionHandler(conn === null ? '127.0.0.1:11211' : conn, opts);
+  }
+
+  /** `cookie`: the session sealed in the cookie itself; needs the app key. */
+  createCookieDriver() {
+    return new CookieSessionHandler({ name: this._config.cookie, keys: this._keys(), minutes: this._config.lifetime });
+  }
+
+  /**
+   * `cache` with `store`, or `cache.<store>`: the named store of the cache config picks the
+   * matching built-in driver by its `driver` and configures it from `server` (or `connection`,
+   * `servers`, `path`).
+   */
+  createCacheDriver(storeName) {
+    const cache = this.cacheConfig();
+    const name = storeName || (cache && cache.default) || null;
+    const stores = cache && cache.stores;
+    const store = name && stores && typeof stores === 'object' ? stores[name] : undefined;
+    if (!store || typeof store !== 'object') {
+      throw sessionError('ERR_SESSION_INVALID_OPTION', name ? `the cache store [${name}] is not in the cache config` : 'the cache driver needs a store: set "store" or use driver "cache.<store>"');
+    }
+    const server = store.server ?? store.connection ?? store.servers ?? store.url ?? null;
+    switch (store.driver) {
+      case 'redis': return this.createRedisDriver(server);
+      case 'memcached': return this.createMemcachedDriver(server);
+      case 'file': return this.createFileDriver(store.path || store.files || this._config.files);
+      case 'memory':
+      case 'array': return this.createArrayDriver();
+      default: throw sessionError('ERR_SESSION_INVALID_OPTION', `the cache store [${name}] uses driver [${store.driver}], which sessions cannot use (redis, memcached, file or memory)`);
+    }
+  }
+
+  /** The cache config for the `cache` driver: the `cache` option, else the app's `cache` config. */
+  cacheConfig() {
+    if (this._cacheConfig) return this._cacheConfig;
+    const app = this._app;
+    const conf = app && (app.config || app['config']);
+    if (!conf) return null;
+    if (typeof conf.get === 'function') return conf.get('cache') || null;
+    return conf.cache || null;
+  }
+
+  /**
+   * Turns a configured connection into what the driver takes. Outside OstroJS it is used as
+   * is; the OstroJS integration overrides it to look connection names up in the app's config.
+   */
+  resolveConnection(driver, connection) { // eslint-disable-line no-unused-vars
+    return connection === undefined ? null : connection;
+  }
+
+  // ----- keys ------------------------------------------------------------------------------------
+
+  /** The app key, checked on first use: missing or empty is an error, and so is a short key outside OstroJS. */
+  _key() {
+    if (this._keyChecked) return this._config.key;
+    const key = this._config.key;
+    if (typeof key !== 'string' || key === '') {
+      throw sessionError('ERR_SESSION_INVALID_OPTION', 'the app key is missing: sessions need `key` (APP_KEY; in OstroJS run `node assistant key:generate`) to sign cookies, make CSRF tokens and encrypt');
+    }
+    if (this._app === null && key.length < 32) {
+      throw sessionError('ERR_SESSION_INVALID_OPTION', `the app key is too short (${key.length} characters): use at least 32 random characters, e.g. 'base64:' + crypto.randomBytes(32).toString('base64')`);
+    }
+    this._keyChecked = true;
+    return key;
+  }
+
+  /** The app key, then the previous keys: what verifies and opens. */
+  _keys() {
+    return [this._key(), ...this._config.previousKeys];
+  }
+
+  /** Whether tokens are OstroJS `csrf`-package tokens: under OstroJS, or with `csrf: 'ostro'`. */
+  _ostroTokens() {
+    return this._config.csrf === 'ostro' || (this._config.csrf === null && this._app !== null);
+  }
+
+  // ----- stores ----------------------------------------------------------------------------------
+
+  _nativeOptions(handler) {
+    if (this._storeOptions !== null) return this._storeOptions;
+    const nativeOpts = {};
+    if (this._ostroTokens()) {
+      nativeOpts.tokenFormat = 'ostro';
+      nativeOpts.tokenKey = this._key();
+    }
+    // The cookie driver always seals (with the cookie name as associated data); sealing the
+    // payload again under the id would only add bytes to a 4 KB cookie.
+    if (this._config.encrypt && !(handler instanceof CookieSessionHandler)) {
+      nativeOpts.encryptKeys = this._keys();
+      nativeOpts.encryptMigrate = this._config.encrypt_migrate;
+    }
+    const opts = { native: nativeOpts };
+    if (this._timeoutMs !== undefined) opts.timeoutMs = this._timeoutMs;
+    this._storeOptions = opts;
+    return opts;
+  }
+
+  /**
+   * A new, not yet started Store on the default driver, with the manager's cookie name, token
+   * format and encryption. Every request gets its own.
+   * @param {string|null} [id] an existing id; an invalid one is replaced by a fresh one
+   * @param {{ cookie?: string|null }} [options] for the cookie driver: the request's session
+   *   cookie value (URL-decoded); the Store then loads the session sealed in it
+   * @returns {HttpStore}
+   */
+  createStore(id, options) {
+    const handler = this.driver();
+    const opts = this._nativeOptions(handler);
+    if (handler instanceof CookieSessionHandler) {
+      const rh = handler.forRequest(options && options.cookie);
+      const sealedId = rh.incomingId();
+      return new this._storeClass(this._config.cookie, rh, typeof id === 'string' ? id : sealedId, opts);
+    }
+    return new this._storeClass(this._config.cookie, handler, typeof id === 'string' ? id : null, opts);
+  }
+
+  /**
+   * Loads the session of a request, as the middleware does, without touching the response:
+   * the signed cookie is verified (key, then previous keys), an unknown id gets a fresh one
+   * (strict mode), and a 1.x id is loaded then moved to a fresh id. Useful for WebSocket upgrades.
+   * @param {import('http').IncomingMessage} req
+   * @returns {Promise<{ store: HttpStore, existed: boolean }>} `existed`: the request carried a
+   *   session the store knew
+   */
+  async loadSession(req) {
+    const cfg = this._config;
+    const value = cookies.readCookie(req.headers && req.headers.cookie, cfg.cookie);
+    const handler = this.driver();
+    let store;
+    let claimed = null;
+    let legacy = false;
+    if (handler instanceof CookieSessionHandler) {
+      store = this.createStore(null, { cookie: value });
+      claimed = store.getHandler().incomingId();
+    } else {
+      if (value !== null && value.startsWith('s:')) {
+        const id = native.unsignCookie(value, this._keys());
+        if (id !== null && id !== undefined) {
+          if (native.isValidId(id)) claimed = id;
+          else if (LEGACY_ID.test(id)) {
+            claimed = id;
+            legacy = true;
+          }
+        }
+      }
+      store = this.createStore(legacy ? null : claimed);
+      // 1.x ids (base64url) are a storage key for this one read only.
+      if (legacy) store._s.setLegacyId(claimed);
+    }
+    store.setRequestMeta(requestMeta(req, cfg.trust_proxy));
+    // A fresh random id has no record: starting it empty saves a driver round trip per new visitor.
+    if (claimed === null) store._s.load('');
+    else await store.start();
+    let existed = false;
+    if (claimed !== null) {
+      if (!store._s.recordExists()) {
+        // Strict mode: never adopt an id the store does not know (session fixation).
+        store.setId(null);
+      } else {
+        existed = true;
+        // A 1.x session is saved under a fresh id and re-cookied; the old record is left to
+        // expire, so parallel requests during the upgrade still find it.
+        if (legacy) store._s.migrateId(false);
+      }
+    }
+    return { store, existed };
+  }
+
+  // ----- cookies ---------------------------------------------------------------------------------
+
+  /**
+   * The `Set-Cookie` value carrying `value` (already signed or sealed), or clearing the cookie
+   * when `value` is null.
+   */
+  _setCookie(value, req) {
+    if (this._cookieAttrs === null) this._cookieAttrs = cookies.attributes(this._config);
+    const secure = this._config.secure === 'auto' ? isSecure(req, this._config.trust_proxy) : this._config.secure;
+    return cookies.serialize(this._config.cookie, value, this._cookieAttrs, secure, Date.now());
+  }
+
+  /** The signed session cookie value for `id` (before URL-encoding). */
+  _signedValue(id) {
+    return native.signCookie(id, this._key());
+  }
+
+  // ----- garbage collection ----------------------------------------------------------------------
+
+  /** Runs the lottery; a win schedules gc off the request path, at most one run per handler. */
+  _lottery(handler) {
+    const [chances, outOf] = this._config.lottery;
+    if (chances <= 0 || Math.floor(Math.random() * outOf) >= chances) return;
+    // Cookie-driver sessions expire inside their cookies: there is nothing to collect.
+    if (this._gcRunning.has(handler) || typeof handler.gc !== 'function' || handler instanceof CookieSessionHandler) return;
+    this._gcRunning.add(handler);
+    setImmediate(() => {
+      this.collectGarbage(handler)
+        .catch((err) => this._logger.error(`@ostro/session: garbage collection failed: ${err && err.message}`, err))
+        .finally(() => this._gcRunning.delete(handler));
+    });
+  }
+
+  /** Removes sessions idle for longer than the lifetime through `handler` (the default driver). */
+  async collectGarbage(handler) {
+    const h = handler || this.driver();
+    const secs = Math.ceil(this._config.lifetime * 60);
+    if (typeof bridge.scheduleGc === 'function') return bridge.scheduleGc(h, secs, { timeoutMs: this._timeoutMs, sessionName: this._config.cookie });
+    return h.gc(secs);
+  }
+
+  // ----- middleware and lifecycle ----------------------------------------------------------------
+
+  /**
+   * The Connect-style middleware `(req, res, next)` for node:http, Express 4/5 and Connect.
+   * Without `next`, it returns a Promise of `true` once `req.session` is ready (or `false` after
+   * answering 500 itself).
+   */
+  middleware() {
+    if (this._middleware === null) this._middleware = require('./middleware').createMiddleware(this);
+    return this._middleware;
+  }
+
+  /** Closes every driver this manager created (and their connections). */
+  async close() {
+    const handlers = [...this._drivers.values()];
+    this._drivers.clear();
+    const results = await Promise.allSettled(handlers.map((h) => (typeof h.close === 'function' ? h.close() : undefined)));
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+}
+
+/** The client IP (from `X-Forwarded-For` when the proxy is trusted) and user agent of a request. */
+function requestMeta(req, trustProxy) {
+  const headers = req.headers || {};
+  let ip;
+  if (trustProxy) {
+    const xff = headers['x-forwarded-for'];
+    if (typeof xff === 'string' && xff !== '') ip = xff.split(',')[0].trim();
+  }
+  if (!ip) ip = req.socket && req.socket.remoteAddress;
+  const ua = headers['user-agent'];
+  const meta = {};
+  if (typeof ip === 'string' && ip !== '') meta.ip = ip.slice(0, 45);
+  if (typeof ua === 'string' && ua !== '') meta.userAgent = ua.slice(0, 500);
+  return meta;
+}
+
+/** Whether the request came over TLS (or, with a trusted proxy, `X-Forwarded-Proto: https`). */
+function isSecure(req, trustProxy) {
+  if (req.socket && req.socket.encrypted) return true;
+  if (!trustProxy) return false;
+  const proto = req.headers && req.headers['x-forwarded-proto'];
+  return typeof proto === 'string' && proto.split(',')[0].trim().toLowerCase() === 'https';
+}
+
+module.exports = { SessionManager, HttpStore, tokenWasRead, normalize, requestMeta, isSecure, CookieRequestHandler };
