@@ -215,3 +215,97 @@ export class Store {
   /** Sets the previous URL. */
   setPreviousUrl(url: string): void;
 }
+
+/** The keys of OstroJS's `config/session.js`, plus the app key and proxy trust. */
+export interface SessionConfig {
+  /** 'file' (default), 'array'/'memory', 'sqlite', 'database', 'redis', 'memcached', 'cookie', 'cache', 'cache.<store>', or an extend() name. */
+  driver?: string;
+  /** Minutes (default 120); numeric strings are accepted. */
+  lifetime?: number | string;
+  /** The cookie carries no expiry (default false). */
+  expire_on_close?: boolean;
+  /** Seal payloads at rest with AES-256-GCM (default false). */
+  encrypt?: boolean;
+  /** With `encrypt`: read an unsealed payload once and seal it (default false). */
+  encrypt_migrate?: boolean;
+  /** The file driver's directory (default 'storage/framework/sessions', relative to the working directory). */
+  files?: string;
+  /** redis: URL or connection object; memcached: 'host:port' or a list; sqlite: database file. */
+  connection?: string | string[] | RedisConnectionOptions | null;
+  /** sqlite / database table (default 'sessions'). */
+  table?: string;
+  /** For driver 'cache': the cache store's name. */
+  store?: string | null;
+  /** Key prefix for redis / memcached. */
+  prefix?: string | null;
+  /** Garbage-collection odds: [chances, outOf] (default [2, 100]). */
+  lottery?: [number, number];
+  /** Cookie name (default 'ostro_session'). */
+  cookie?: string;
+  /** Cookie path (default '/'). */
+  path?: string;
+  /** Cookie domain (default none). */
+  domain?: string | null;
+  /** `Secure` attribute (default false); 'auto' sets it on secure requests only. */
+  secure?: boolean | 'auto';
+  /** `HttpOnly` attribute (default true). */
+  http_only?: boolean;
+  /** `SameSite` (default 'lax'); 'none' requires secure: true. */
+  same_site?: 'lax' | 'strict' | 'none' | null;
+  /** Always write, never touch (default false). */
+  resave?: boolean;
+  /** Save and cookie new sessions nobody touched (default true). */
+  saveUninitialized?: boolean;
+  /** Always true: session cookies are always signed. */
+  signed?: true;
+  /** Remember the previous URL (default true). */
+  previous_url?: boolean;
+  /** Trust X-Forwarded-For / -Proto (default false). */
+  trust_proxy?: boolean;
+  /** The app key: signs cookies, makes OstroJS CSRF tokens, derives the encryption key. */
+  key?: string;
+  /** Old app keys still accepted when verifying and decrypting (or one comma-separated string). */
+  previous_keys?: string[] | string;
+  /** 'ostro': CSRF tokens in the format OstroJS's VerifyCsrfToken checks (the default under OstroJS); 'laravel': 40 alphanumerics. */
+  csrf?: 'ostro' | 'laravel' | null;
+}
+
+/** The Store each request gets from a SessionManager; it notes whether `token()` was read. */
+export class HttpStore extends Store {}
+
+/** Connect-style middleware; without `next` it resolves to true once `req.session` is ready (false after answering 500). */
+export type SessionMiddleware = (req: any, res: any, next?: (err?: unknown) => void) => Promise<boolean>;
+
+/** Drivers by name, per-request Stores, and the HTTP middleware. */
+export class SessionManager {
+  constructor(config?: SessionConfig, options?: { app?: unknown; logger?: { error(...args: unknown[]): void }; storeClass?: typeof HttpStore; cache?: { default?: string; stores?: Record<string, { driver: string; [k: string]: unknown }> }; timeoutMs?: number });
+  readonly config: Readonly<Required<SessionConfig>>;
+  readonly app: unknown;
+  getDefaultDriver(): string;
+  setDefaultDriver(name: string): void;
+  /** `factory(app, name, config)` returns a handler; called once, on first use. */
+  extend(name: string, factory: (app: unknown, name: string, config: Readonly<SessionConfig>) => CustomSessionHandler | NativeSessionHandler): this;
+  /** The (shared) handler of a driver, the default one when `name` is omitted. */
+  driver(name?: string): CustomSessionHandler | NativeSessionHandler;
+  /** A new, not started Store on the default driver; `cookie` is the cookie driver's request value. */
+  createStore(id?: string | null, options?: { cookie?: string | null }): HttpStore;
+  /** Loads a request's session as the middleware does, without touching a response. */
+  loadSession(req: any): Promise<{ store: HttpStore; existed: boolean }>;
+  /** Runs gc now on a driver (the default one). */
+  collectGarbage(handler?: unknown): Promise<number>;
+  middleware(): SessionMiddleware;
+  /** Closes every driver the manager created. */
+  close(): Promise<void>;
+}
+
+/**
+ * The cookie driver: each session sealed (AES-256-GCM) in its own cookie, the cookie name as
+ * associated data and an expiry inside. Such a session cannot be revoked server-side before it
+ * expires.
+ */
+export class CookieSessionHandler extends SessionHandlerInterface {
+  constructor(options: { name: string; keys: string[]; minutes?: number; maxBytes?: number; now?: () => number });
+  read(): string;
+  write(): Promise<never>;
+  destroy(): void;
+}

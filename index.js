@@ -4,6 +4,8 @@ const { Store } = require('./lib/store');
 const { SessionHandlerInterface } = require('./lib/handler-interface');
 const { ArraySessionHandler, FileSessionHandler } = require('./lib/handlers');
 const { SqliteSessionHandler } = require('./lib/drivers/sqlite');
+const { SessionManager, HttpStore } = require('./lib/manager');
+const { CookieSessionHandler } = require('./lib/drivers/cookie');
 
 module.exports = {
   Store,
@@ -11,4 +13,7 @@ module.exports = {
   ArraySessionHandler,
   FileSessionHandler,
   SqliteSessionHandler,
+  SessionManager,
+  HttpStore,
+  CookieSessionHandler,
 };

@@ -1,6 +1,6 @@
 'use strict';
 // Black-box HTTP tests of manager.middleware() over node:http and Express 5, with a cookie jar,
-// on the array, file and cookie drivers.
+// on the array, file, sqlite and cookie drivers.
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
@@ -16,7 +16,7 @@ const { tmpDir } = require('./support/tmp');
 const KEY = 'base64:dGhpcyBpcyBhIHRlc3Qga2V5IG9mIDMyIGJ5dGVzIQ==';
 const OLD_KEY = 'base64:b2xkIGtleSBvZiB0aGlydHktdHdvIGJ5dGVzIGxvbmc=';
 const FRAMEWORKS = ['node', 'express'];
-const DRIVERS = ['array', 'file', 'cookie'];
+const DRIVERS = ['array', 'file', 'sqlite', 'cookie'];
 
 // cookie-signature, computed independently of the addon.
 function sign(id, key = KEY) {
@@ -26,6 +26,7 @@ function sign(id, key = KEY) {
 function configFor(driver, extra = {}) {
   const c = { driver, key: KEY, lottery: [0, 100], ...extra };
   if (driver === 'file') c.files = tmpDir();
+  if (driver === 'sqlite') c.connection = path.join(tmpDir(), 'sessions.sqlite');
   return c;
 }
 
