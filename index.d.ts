@@ -105,6 +105,69 @@ export class SqliteSessionHandler extends NativeSessionHandler {
   constructor(path: string, options?: SqliteSessionHandlerOptions);
 }
 
+/** A Redis address as an object; `redis://` URL fields, one by one. */
+export interface RedisConnectionOptions {
+  /** Host name or IP address (default '127.0.0.1'). */
+  host?: string;
+  /** TCP port (default 6379). */
+  port?: number;
+  /** ACL user name. */
+  username?: string;
+  /** Password; never echoed in error messages. */
+  password?: string;
+  /** Database number (default 0); `database` is accepted too. */
+  db?: number;
+  /** Connect over TLS with certificate verification; `{ caFile }` trusts a private CA. */
+  tls?: boolean | { caFile?: string };
+}
+
+/** Options of the redis driver. */
+export interface RedisSessionHandlerOptions {
+  /** Prepended to every session id to form the key (default 'ostro_session:'). */
+  prefix?: string;
+  /** Lifetime after the last write or touch, in minutes (default 120; the TTL is rounded up to whole seconds). */
+  minutes?: number;
+  /** Time allowed to connect, in ms (default 2000). */
+  connectTimeoutMs?: number;
+  /** Time allowed for one operation, in ms (default 2000); past it, ERR_SESSION_UNAVAILABLE. */
+  commandTimeoutMs?: number;
+  /** `caFile`: a PEM file of CA certificates to verify a `rediss://` server with, instead of the system roots. */
+  tls?: { caFile?: string };
+}
+
+/**
+ * Sessions in Redis (`SET prefix+id payload EX ttl`), expired by Redis itself. The Rust driver
+ * is the client: no npm redis package is needed. Nothing connects until the first operation;
+ * while Redis is down operations reject with ERR_SESSION_UNAVAILABLE, and recover by themselves.
+ */
+export class RedisSessionHandler extends NativeSessionHandler {
+  /**
+   * @param connection `redis://[user:pass@]host:port/db`, `rediss://…` (TLS) or
+   *   `redis+unix:///path`, or the same as an object
+   */
+  constructor(connection: string | RedisConnectionOptions, options?: RedisSessionHandlerOptions);
+}
+
+/** Options of the memcached driver. */
+export interface MemcachedSessionHandlerOptions {
+  /** Prepended to every id: printable ASCII without spaces, at most 210 bytes (default 'ostro_session:'). */
+  prefix?: string;
+  /** Lifetime after the last write or touch, in minutes (default 120; over 30 days is sent as an absolute time). */
+  minutes?: number;
+  /** Time allowed for one operation, in ms (default 2000); past it, ERR_SESSION_UNAVAILABLE. */
+  timeoutMs?: number;
+}
+
+/**
+ * Sessions in memcached, spread over several servers by consistent hashing. The Rust driver is
+ * the client (no npm package). SASL credentials are not supported and are refused. A payload
+ * over the server's item size limit rejects with ERR_SESSION_TOO_LARGE.
+ */
+export class MemcachedSessionHandler extends NativeSessionHandler {
+  /** @param servers 'host:port', or several */
+  constructor(servers: string | string[], options?: MemcachedSessionHandlerOptions);
+}
+
 /** Options of a Store. */
 export interface StoreOptions {
   /** Deadline for a custom handler's methods (default 30000). */

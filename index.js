@@ -4,6 +4,8 @@ const { Store } = require('./lib/store');
 const { SessionHandlerInterface } = require('./lib/handler-interface');
 const { ArraySessionHandler, FileSessionHandler } = require('./lib/handlers');
 const { SqliteSessionHandler } = require('./lib/drivers/sqlite');
+const { RedisSessionHandler } = require('./lib/drivers/redis');
+const { MemcachedSessionHandler } = require('./lib/drivers/memcached');
 const { SessionManager, HttpStore } = require('./lib/manager');
 const { CookieSessionHandler } = require('./lib/drivers/cookie');
 
@@ -13,6 +15,8 @@ module.exports = {
   ArraySessionHandler,
   FileSessionHandler,
   SqliteSessionHandler,
+  RedisSessionHandler,
+  MemcachedSessionHandler,
   SessionManager,
   HttpStore,
   CookieSessionHandler,

@@ -4,6 +4,8 @@
 
 mod crypto;
 mod driver_cookie;
+mod driver_memcached;
+mod driver_redis;
 mod driver_sqlite;
 mod errors;
 mod handlers;

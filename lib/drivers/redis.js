@@ -1,0 +1,105 @@
+'use strict';
+// The redis driver: sessions as Redis keys (`SET prefix+id payload EX ttl`) that Redis expires
+// itself. The Rust driver is the client: no npm redis package is needed. One connection per
+// handler, shared by concurrent requests, reconnecting by itself after an outage.
+const native = require('../native');
+const { NativeSessionHandler, minutesOf } = require('../handlers');
+const { sessionError } = require('../errors');
+
+const invalid = (message) => sessionError('ERR_SESSION_INVALID_OPTION', message);
+
+function isObject(v) {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** A whole number from a number or a numeric string; `undefined` stays undefined. */
+function wholeOf(name, v, max) {
+  if (v === undefined || v === null) return undefined;
+  const n = typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > max) {
+    throw invalid(`${name} must be a whole number from 0 to ${max}`);
+  }
+  return n;
+}
+
+function stringOf(name, v) {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') throw invalid(`${name} must be a string`);
+  return v;
+}
+
+function msOf(name, v) {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 1 || v > 600000) {
+    throw invalid(`${name} must be a number of milliseconds from 1 to 600000, got ${String(v)}`);
+  }
+  return v;
+}
+
+/** The CA file from `{ tls: { caFile } }`, or undefined. */
+function caFileOf(tls) {
+  if (tls === undefined || tls === null || typeof tls === 'boolean') return undefined;
+  if (!isObject(tls)) throw invalid('the tls option must be true or an object like { caFile }');
+  return stringOf('tls.caFile', tls.caFile);
+}
+
+/** The connection object for the addon; never puts the password in a message. */
+function connectionOf(conn) {
+  if (typeof conn === 'string') {
+    if (conn === '') throw invalid('RedisSessionHandler needs a redis://, rediss:// or redis+unix:// URL');
+    return { connection: conn, caFile: undefined };
+  }
+  if (!isObject(conn)) {
+    throw invalid('RedisSessionHandler needs a URL string or an object { host, port, username, password, db, tls }');
+  }
+  const tls = conn.tls;
+  if (tls !== undefined && tls !== null && typeof tls !== 'boolean' && !isObject(tls)) {
+    throw invalid('the tls field must be true, false or an object like { caFile }');
+  }
+  return {
+    connection: {
+      host: stringOf('redis host', conn.host),
+      port: wholeOf('redis port', conn.port, 65535),
+      username: stringOf('redis username', conn.username),
+      password: stringOf('redis password', conn.password),
+      // `database` as in Laravel's config.
+      db: wholeOf('redis db', conn.db !== undefined ? conn.db : conn.database, 1e9),
+      tls: Boolean(tls),
+    },
+    caFile: caFileOf(tls),
+  };
+}
+
+/** Sessions in Redis; the central store for apps served by several processes or machines. */
+class RedisSessionHandler extends NativeSessionHandler {
+  /**
+   * Nothing is connected here: the first operation connects. While Redis is down every
+   * operation rejects within `commandTimeoutMs` (+0.5 s) with `ERR_SESSION_UNAVAILABLE`, and
+   * recovers by itself once Redis is back.
+   * @param {string | { host?: string, port?: number, username?: string, password?: string, db?: number, tls?: boolean | { caFile?: string } }} connection
+   *   `redis://[user:pass@]host:port/db`, `rediss://…` (TLS, certificates verified) or
+   *   `redis+unix:///path`, or the same as an object
+   * @param {{ prefix?: string, minutes?: number, connectTimeoutMs?: number, commandTimeoutMs?: number, tls?: { caFile?: string } }} [options]
+   *   `prefix` of every key (default `'ostro_session:'`), `minutes` lifetime (default 120),
+   *   timeouts in ms (default 2000 each), `tls.caFile` a PEM CA bundle to trust instead of the
+   *   system roots
+   */
+  constructor(connection, options) {
+    if (options !== undefined && options !== null && !isObject(options)) {
+      throw invalid('RedisSessionHandler options must be an object');
+    }
+    const o = options || {};
+    const c = connectionOf(connection);
+    const caFile = caFileOf(o.tls) || c.caFile;
+    const handle = native.createRedisHandler(c.connection, {
+      prefix: stringOf('prefix', o.prefix),
+      minutes: minutesOf(o.minutes),
+      connectTimeoutMs: msOf('connectTimeoutMs', o.connectTimeoutMs),
+      commandTimeoutMs: msOf('commandTimeoutMs', o.commandTimeoutMs),
+      caFile,
+    });
+    super(handle, null);
+  }
+}
+
+module.exports = { RedisSessionHandler };
