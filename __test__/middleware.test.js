@@ -1,6 +1,6 @@
 'use strict';
 // Black-box HTTP tests of manager.middleware() over node:http and Express 5, with a cookie jar,
-// on the array, file, sqlite and cookie drivers.
+// on every built-in driver: array, file, sqlite, redis, memcached (real servers) and cookie.
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
@@ -12,11 +12,23 @@ const { SessionHandlerInterface } = require('../lib/handler-interface');
 const { serve, Client, rawRequest, parseSetCookie, sessionCookie, idOf, until } = require('./support/http');
 const { sessionApp, send } = require('./support/session-app');
 const { tmpDir } = require('./support/tmp');
+const { startRedis, startMemcached } = require('./support/servers');
 
 const KEY = 'base64:dGhpcyBpcyBhIHRlc3Qga2V5IG9mIDMyIGJ5dGVzIQ==';
 const OLD_KEY = 'base64:b2xkIGtleSBvZiB0aGlydHktdHdvIGJ5dGVzIGxvbmc=';
 const FRAMEWORKS = ['node', 'express'];
-const DRIVERS = ['array', 'file', 'sqlite', 'cookie'];
+const DRIVERS = ['array', 'file', 'sqlite', 'redis', 'memcached', 'cookie'];
+
+// One redis-server and one memcached for the file, started on free loopback ports and stopped by pid.
+let redis;
+let memcached;
+let prefixes = 0;
+test.before(async () => {
+  [redis, memcached] = await Promise.all([startRedis(), startMemcached()]);
+});
+test.after(async () => {
+  await Promise.all([redis && redis.stop(), memcached && memcached.stop()]);
+});
 
 // cookie-signature, computed independently of the addon.
 function sign(id, key = KEY) {
@@ -27,6 +39,8 @@ function configFor(driver, extra = {}) {
   const c = { driver, key: KEY, lottery: [0, 100], ...extra };
   if (driver === 'file') c.files = tmpDir();
   if (driver === 'sqlite') c.connection = path.join(tmpDir(), 'sessions.sqlite');
+  if (driver === 'redis') Object.assign(c, { connection: redis.url, prefix: `http${prefixes++}:` });
+  if (driver === 'memcached') Object.assign(c, { connection: memcached.addr, prefix: `http${prefixes++}:` });
   return c;
 }
 
@@ -196,6 +210,27 @@ for (const kind of FRAMEWORKS) {
     assert.match(r.text, /Set-Cookie: ostro_session=/i);
     assert.match(r.text, /first,/);
     assert.match(r.text, /last/);
+    assert.ok(r.firstByteAt >= h.writeResolvedAt[0]);
+  });
+}
+
+for (const kind of FRAMEWORKS) {
+  test(`${kind}: a piped 1 MB body waits for the save, respects backpressure and arrives whole`, async (t) => {
+    const { Readable } = require('node:stream');
+    const h = new RecordingHandler({ writeDelayMs: 200 });
+    const chunk = Buffer.alloc(64 * 1024, 'a');
+    const { server } = await setupWith(t, kind, h, {}, {
+      '/pipe': (req, res) => {
+        req.session.put('piped', true);
+        res.setHeader('Content-Length', 16 * chunk.length);
+        let n = 0;
+        Readable.from((function* gen() { while (n++ < 16) yield chunk; })()).pipe(res);
+      },
+    });
+    const r = await rawRequest(server.port, 'GET /pipe HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n');
+    assert.match(r.text, /^HTTP\/1\.1 200/);
+    assert.match(r.text, /Set-Cookie: ostro_session=/i);
+    assert.equal(r.text.length - r.text.indexOf('\r\n\r\n') - 4, 16 * chunk.length);
     assert.ok(r.firstByteAt >= h.writeResolvedAt[0]);
   });
 }
