@@ -1,6 +1,7 @@
 //! Redis and memcached against real servers and their failures: killed with operations in
 //! flight, frozen with SIGSTOP, thawed, restarted on the same port; plus what only these drivers
 //! have (TLS with a test CA, unix sockets, passwords, two memcached servers, item size limits).
+#![cfg(any(feature = "redis", feature = "memcached"))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

@@ -135,9 +135,18 @@ fn check_timeout(name: &str, ms: u64) -> Result<Duration> {
 /// Describes a client-side configuration error from the redis crate. Its messages name the
 /// problem ("Invalid database number") and never the URL, so no password can leak through.
 fn config_error(context: &str, e: &RedisError) -> SessionError {
-    let what = e
-        .detail()
-        .map_or_else(|| e.to_string(), |d| format!("{}: {d}", e.category()));
+    let what = match e.detail() {
+        Some(d) => format!("{}: {d}", e.category()),
+        // "Invalid database number - InvalidClientConfig": keep the sentence, drop the kind.
+        None => {
+            let full = e.to_string();
+            full.split(" - ")
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned()
+        }
+    };
     invalid(format!("{context}: {what}"))
 }
 
