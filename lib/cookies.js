@@ -54,6 +54,18 @@ function attributes(config) {
   return { maxAge, expireOnClose: config.expire_on_close, tail, flags, sameSite };
 }
 
+// Formatting a date costs more than the rest of the line; it changes once a second.
+let lastSecond = -1;
+let lastExpires = '';
+function expires(ms) {
+  const sec = Math.floor(ms / 1000);
+  if (sec !== lastSecond) {
+    lastSecond = sec;
+    lastExpires = new Date(sec * 1000).toUTCString();
+  }
+  return lastExpires;
+}
+
 /**
  * A `Set-Cookie` line. `value` is URL-encoded as the `cookie` package (and so 1.x) encodes it;
  * `null` writes an expired cookie that makes the browser drop it.
@@ -65,7 +77,7 @@ function serialize(name, value, attrs, secure, now) {
   } else {
     out = `${name}=${encodeURIComponent(value)}${attrs.tail}`;
     if (!attrs.expireOnClose) {
-      out += `; Max-Age=${attrs.maxAge}; Expires=${new Date(now + attrs.maxAge * 1000).toUTCString()}`;
+      out += `; Max-Age=${attrs.maxAge}; Expires=${expires(now + attrs.maxAge * 1000)}`;
     }
   }
   out += attrs.flags;

@@ -247,7 +247,8 @@ function pathAndQuery(url) {
     }
   }
   // `//host/x` or `/\host` would be a protocol-relative URL when redirected back to.
-  return u.replace(/^[/\\]+/, '/');
+  const second = u.charCodeAt(1);
+  return second === 47 || second === 92 ? u.replace(/^[/\\]+/, '/') : u;
 }
 
 module.exports = { createMiddleware, pathAndQuery };
