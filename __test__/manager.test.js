@@ -271,6 +271,25 @@ test('encrypt: createStore() seals what the driver stores', async () => {
   assert.equal(again.get('secret'), 'swordfish');
 });
 
+test('encrypt also seals what a custom JS driver stores', async () => {
+  const map = new Map();
+  const m = new SessionManager({ driver: 'map', key: KEY, encrypt: true });
+  m.extend('map', () => ({ read: (id) => map.get(id), write: (id, data) => { map.set(id, data); }, destroy: (id) => { map.delete(id); } }));
+  const s = m.createStore();
+  await s.start();
+  s.put('secret', 'swordfish');
+  await s.save();
+  assert.match(map.get(s.getId()), /^v1\./);
+  assert.ok(!map.get(s.getId()).includes('swordfish'));
+  const again = m.createStore(s.getId());
+  await again.start();
+  assert.equal(again.get('secret'), 'swordfish');
+  map.set(s.getId(), JSON.stringify({ secret: 'planted' }));
+  const planted = m.createStore(s.getId());
+  await planted.start();
+  assert.equal(planted.get('secret'), null, 'plaintext is not trusted');
+});
+
 test('loadSession() gives code outside the middleware (a WebSocket upgrade) the request\'s session', async () => {
   const m = new SessionManager({ driver: 'array', key: KEY });
   const s = m.createStore();
