@@ -104,6 +104,11 @@ test("numeric strings and env()'s 'true'/'false' are accepted; unknown keys are 
   assert.equal(new SessionManager({ same_site: 'STRICT' }).config.same_site, 'strict');
   assert.equal(new SessionManager({ same_site: null }).config.same_site, null);
   assert.equal(new SessionManager({ lifetime: 0.5 }).config.lifetime, 0.5);
+  // OstroJS names the cookie after APP_NAME: 'My Shop' gives 'my shop_session', which 1.x sent.
+  assert.equal(new SessionManager({ cookie: 'my shop_session' }).config.cookie, 'my shop_session');
+  for (const cookie of ['a;b', 'a=b', ' lead', 'trail ', 'tab\there', 'é']) {
+    assert.throws(() => new SessionManager({ cookie }), invalidOption('cookie'), cookie);
+  }
 });
 
 test('signed: false is refused with an explanation', () => {

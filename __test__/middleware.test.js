@@ -271,6 +271,7 @@ const ATTRIBUTE_CASES = [
   [{ same_site: null }, {}, ['samesite']],
   [{ expire_on_close: true }, { path: '/' }, ['max-age', 'expires']],
   [{ cookie: 'shop_session' }, {}, []],
+  [{ cookie: 'my shop_session' }, {}, []],
 ];
 
 for (const kind of FRAMEWORKS) {

@@ -1,11 +1,14 @@
 'use strict';
 // Reading the session cookie from a `Cookie` header and writing its `Set-Cookie` line.
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// Printable ASCII without `;`, `=` or `,`, and no space at either end. RFC 6265 asks for a token
+// (no spaces at all), but OstroJS's skeleton names the cookie after APP_NAME, so 'my shop_session'
+// exists in the wild, and 1.x (the `cookie` package) sent it; browsers keep such names.
+const NAME = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
 
-/** Whether `name` is a valid cookie name (an RFC 7230 token). */
+/** Whether `name` can be a cookie name. */
 function isToken(name) {
-  return typeof name === 'string' && TOKEN.test(name);
+  return typeof name === 'string' && NAME.test(name) && !/[;=,]/.test(name);
 }
 
 /**

@@ -139,7 +139,7 @@ function normalize(config) {
     store: str(c, 'store', null, { nullable: true }),
     prefix: str(c, 'prefix', null, { nullable: true }),
     lottery: lotteryOf(c),
-    cookie: str(c, 'cookie', 'ostro_session', { check: cookies.isToken, what: 'must be a valid cookie name (letters, digits and !#$%&\'*+-.^_`|~)' }),
+    cookie: str(c, 'cookie', 'ostro_session', { check: cookies.isToken, what: "must be a cookie name: printable ASCII without ';', '=' or ',', no space at either end" }),
     path: str(c, 'path', '/', { check: (v) => v.startsWith('/') && !CONTROL.test(v), what: "must be a path starting with '/' without ';' or control characters" }),
     domain: str(c, 'domain', null, { nullable: true, check: (v) => !CONTROL.test(v) && !/\s/.test(v), what: "must be a domain without ';', spaces or control characters" }),
     secure: secureOf(c),
