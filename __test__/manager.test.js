@@ -59,7 +59,7 @@ test('every key is type-checked at construction, and the error names the key', (
   const bad = {
     driver: 42,
     lifetime: 'soon',
-    expire_on_close: 'yes',
+    expire_on_close: 'sometimes',
     encrypt: 1,
     encrypt_migrate: 'maybe',
     files: '',
@@ -104,6 +104,8 @@ test("numeric strings and env()'s 'true'/'false' are accepted; unknown keys are 
   assert.equal(new SessionManager({ same_site: 'STRICT' }).config.same_site, 'strict');
   assert.equal(new SessionManager({ same_site: null }).config.same_site, null);
   assert.equal(new SessionManager({ lifetime: 0.5 }).config.lifetime, 0.5);
+  const env = new SessionManager({ encrypt: '1', secure: '', http_only: '0', resave: 'FALSE' }).config;
+  assert.deepEqual([env.encrypt, env.secure, env.http_only, env.resave], [true, false, false, false]);
   // OstroJS names the cookie after APP_NAME: 'My Shop' gives 'my shop_session', which 1.x sent.
   assert.equal(new SessionManager({ cookie: 'my shop_session' }).config.cookie, 'my shop_session');
   for (const cookie of ['a;b', 'a=b', ' lead', 'trail ', 'tab\there', 'é']) {

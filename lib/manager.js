@@ -43,13 +43,16 @@ function invalid(key, what, value) {
   return sessionError('ERR_SESSION_INVALID_OPTION', `session config "${key}" ${what}, got ${shown}`);
 }
 
-// OstroJS's env() hands strings to config files, so 'true'/'false' are accepted for booleans.
+// OstroJS's env() converts only 'true'/'false'/'null', so config files can hand over '1', '0'
+// or '' (a variable set to nothing); those are read as a shell user means them.
+const TRUE = new Set(['true', '1', 'on', 'yes']);
+const FALSE = new Set(['false', '0', 'off', 'no']);
 function bool(cfg, key, def) {
   const v = cfg[key];
-  if (v === undefined || v === null) return def;
+  if (v === undefined || v === null || v === '') return def;
   if (v === true || v === false) return v;
-  if (v === 'true') return true;
-  if (v === 'false') return false;
+  if (typeof v === 'string' && TRUE.has(v.trim().toLowerCase())) return true;
+  if (typeof v === 'string' && FALSE.has(v.trim().toLowerCase())) return false;
   throw invalid(key, 'must be a boolean', v);
 }
 
