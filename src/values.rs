@@ -57,16 +57,21 @@ pub fn number(n: f64) -> Result<Value> {
 pub enum Out {
     /// The key is absent.
     Absent,
-    /// A stored value.
-    Value(Value),
+    /// A stored scalar.
+    Scalar(Value),
+    /// A stored container, already encoded (no deep clone of the tree).
+    Json(String),
 }
 
 impl Out {
-    /// From an optional borrowed value (cloned only for scalars; containers are encoded).
+    /// From an optional borrowed value: scalars are copied, containers encoded in place.
     pub fn of(v: Option<&Value>) -> Self {
         match v {
             None => Out::Absent,
-            Some(v) => Out::Value(v.clone()),
+            Some(v @ (Value::Array(_) | Value::Object(_))) => {
+                Out::Json(serde_json::to_string(v).unwrap_or_else(|_| "null".into()))
+            }
+            Some(v) => Out::Scalar(v.clone()),
         }
     }
 }
@@ -77,14 +82,11 @@ impl ToNapiValue for Out {
         unsafe {
             match val {
                 Out::Absent => <()>::to_napi_value(env, ()),
-                Out::Value(Value::Null) => Null::to_napi_value(env, Null),
-                Out::Value(Value::Bool(b)) => bool::to_napi_value(env, b),
-                Out::Value(Value::Number(n)) => f64::to_napi_value(env, n.as_f64().unwrap_or(0.0)),
-                Out::Value(Value::String(s)) => String::to_napi_value(env, s),
-                Out::Value(v) => {
-                    let text = serde_json::to_string(&v).unwrap_or_else(|_| "null".into());
-                    Vec::<String>::to_napi_value(env, vec![text])
-                }
+                Out::Scalar(Value::Bool(b)) => bool::to_napi_value(env, b),
+                Out::Scalar(Value::Number(n)) => f64::to_napi_value(env, n.as_f64().unwrap_or(0.0)),
+                Out::Scalar(Value::String(s)) => String::to_napi_value(env, s),
+                Out::Scalar(_) => Null::to_napi_value(env, Null),
+                Out::Json(text) => Vec::<String>::to_napi_value(env, vec![text]),
             }
         }
     }

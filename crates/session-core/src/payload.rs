@@ -136,7 +136,7 @@ fn map_legacy_keys(attrs: &mut Attributes) -> bool {
     let mut legacy = false;
     if let Some(token) = attrs.shift_remove("__token") {
         legacy = true;
-        if !attrs.get("_token").is_some_and(|t| !t.is_null()) {
+        if attrs.get("_token").is_none_or(Value::is_null) {
             attrs.insert("_token".to_owned(), token);
         }
     }
