@@ -1,11 +1,28 @@
 'use strict';
-// Calls a custom JS handler on the JS thread and hands the strings to the engine.
-// Measured (see the custom-driver note): a threadsafe-function round trip from Rust into JS costs
-// 60-90 µs, while JS awaiting the handler and making one sync native call costs under 2 µs, so
-// on the request path the handler is called here, directly, and Rust applies the result.
-const { sessionError } = require('./errors');
+// Calls a custom JS handler and hands the strings to the engine.
+//
+// Request path (start/save/destroy): the handler is called here, on the JS thread, and Rust gets
+// the string through one sync native call (`load`, `prepareSave`, `payload`, `saved`).
+// bench/bridge.js measures this against Rust calling the handler itself, both directly with a
+// Promise continuation (`startDirect`/`saveDirect`) and through threadsafe functions
+// (`JsHandler#asNative`); this path was the fastest (numbers in the custom-driver note).
+//
+// Off the JS thread, through weak threadsafe functions (src/js_handler.rs):
+// - `scheduleGc()`: the garbage-collection run the HTTP lottery starts off the request path;
+// - the `timeoutMs` deadlines: one Rust timer (a tokio sleep) fires `onDeadline` below, which
+//   rejects the overdue calls with ERR_SESSION_TIMEOUT. A late result is ignored.
+//
+// Lifetime rule: `openBridge()` returns a long-lived bridge whose threadsafe functions hold the
+// handler as a GC root. A handler that keeps a reference back to something holding that bridge is
+// freed only after the bridge's `close()`. `scheduleGc()` needs no close: its threadsafe function
+// lives for one run.
+const { performance } = require('node:perf_hooks');
+const native = require('./native');
+const { sessionError, fromNative } = require('./errors');
+const { NativeSessionHandler } = require('./handlers');
 
 const REQUIRED = ['read', 'write', 'destroy'];
+const DEFAULT_TIMEOUT_MS = 30000;
 
 /** Refuses a handler that lacks a required method, listing what is missing. */
 function checkHandler(handler) {
@@ -18,17 +35,39 @@ function checkHandler(handler) {
   }
 }
 
-/** Awaits `value` (a value or a Promise) with a deadline of `ms`. */
-function settle(value, ms, what) {
-  if (value === null || typeof value !== 'object' || typeof value.then !== 'function') return value;
-  let timer;
-  const deadline = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(sessionError('ERR_SESSION_TIMEOUT', `session handler ${what}() did not settle within ${ms} ms`)), ms);
-  });
-  return Promise.race([value, deadline]).finally(() => clearTimeout(timer));
+// ----- deadlines --------------------------------------------------------------------------------
+// Every pending handler call with its deadline. One Rust timer is armed for the earliest one; a
+// call whose deadline is later than the armed one costs no native call.
+const pending = new Set();
+let timer = null;
+let armedFor = Infinity;
+
+function onDeadline() {
+  armedFor = Infinity;
+  // The Rust timer and performance.now() read the same monotonic clock at ms precision.
+  const due = performance.now() + 1;
+  let next = Infinity;
+  for (const entry of pending) {
+    if (entry.deadline <= due) {
+      pending.delete(entry);
+      entry.reject(sessionError('ERR_SESSION_TIMEOUT', `session handler ${entry.what}() did not settle within ${entry.ms} ms`));
+    } else if (entry.deadline < next) {
+      next = entry.deadline;
+    }
+  }
+  if (next !== Infinity) arm(next);
 }
 
-/** Wraps non-Error throws so they never escape as strings or undefined. */
+function arm(deadline) {
+  if (deadline >= armedFor) return;
+  if (timer === null) timer = new native.DeadlineTimer(onDeadline);
+  armedFor = deadline;
+  timer.arm(Math.max(0, deadline - performance.now()));
+}
+
+// ----- errors -----------------------------------------------------------------------------------
+
+/** Passes Errors through unchanged (same object); wraps other thrown values. */
 function asError(err, what) {
   if (err instanceof Error) return err;
   const e = sessionError('ERR_SESSION_HANDLER', `session handler ${what}() threw a non-Error value: ${describe(err)}`);
@@ -38,67 +77,231 @@ function asError(err, what) {
 
 function describe(v) {
   if (typeof v === 'string') return JSON.stringify(v.length > 80 ? `${v.slice(0, 80)}…` : v);
+  if (v === null) return 'null';
   return v === undefined ? 'undefined' : typeof v;
 }
 
-// State kept per handler object, so `open()` runs once per handler, not per Store.
-const opened = new WeakMap();
-
-async function call(handler, method, args, ms) {
-  try {
-    return await settle(handler[method](...args), ms, method);
-  } catch (err) {
-    throw asError(err, method);
+/**
+ * A rejection from the addon: the engine's own errors carry an `[ERR_SESSION_X] ` prefix and a
+ * napi status code; a handler's own Error arrives as the same object and passes unchanged.
+ */
+function fromBridge(err, what) {
+  if (err instanceof Error && !(typeof err.code === 'string' && err.code.startsWith('ERR_'))) {
+    const coded = fromNative(err);
+    if (coded !== err) return coded;
   }
+  return asError(err, what);
 }
 
-async function ensureOpen(handler, store, ms) {
-  if (typeof handler.open !== 'function' || opened.get(handler) === true) return;
-  let pending = opened.get(handler);
-  if (!pending) {
-    pending = call(handler, 'open', [store._savePath || '', store.getName()], ms).then(
-      () => opened.set(handler, true),
+// ----- calling the handler on the JS thread -----------------------------------------------------
+// No async functions here: a handler that returns plain values completes a whole start() or
+// save() synchronously, and the Store gets one already-settled Promise (bench/bridge.js).
+
+const isThenable = (v) => v !== null && typeof v === 'object' && typeof v.then === 'function';
+
+/**
+ * Calls `handler[method]` with `n` of the arguments `a, b, c` and passes its value to `next`,
+ * which may return a value or a Promise. Sync throws and rejections reject the returned Promise
+ * with the thrown object itself; a thenable result is awaited with the `ms` deadline.
+ */
+function invoke(handler, method, n, a, b, c, ms, next) {
+  let value;
+  try {
+    value = n === 1 ? handler[method](a) : n === 2 ? handler[method](a, b) : handler[method](a, b, c);
+  } catch (err) {
+    return Promise.reject(asError(err, method));
+  }
+  if (!isThenable(value)) {
+    try {
+      const r = next(value);
+      return isThenable(r) ? r : Promise.resolve(r);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+  return new Promise((resolve, reject) => {
+    const pendingCall = { deadline: performance.now() + ms, ms, what: method, reject };
+    pending.add(pendingCall);
+    arm(pendingCall.deadline);
+    value.then(
+      (v) => {
+        if (!pending.delete(pendingCall)) return; // timed out: the late result is ignored
+        try {
+          resolve(next(v));
+        } catch (err) {
+          reject(err);
+        }
+      },
       (err) => {
-        opened.delete(handler); // retried on the next operation
-        throw err;
+        if (pending.delete(pendingCall)) reject(asError(err, method));
       },
     );
-    opened.set(handler, pending);
-  }
-  await pending;
+  });
 }
 
-/** `start()` through a JS handler. */
-async function start(store, handler, s, ms) {
-  await ensureOpen(handler, store, ms);
-  const raw = await call(handler, 'read', [s.getId()], ms);
-  if (raw !== '' && raw !== null && raw !== undefined && typeof raw !== 'string') {
-    throw sessionError('ERR_SESSION_VALUE', `session handler read() must return a string (or null/undefined when there is none), got ${Array.isArray(raw) ? 'an array' : typeof raw}`);
+const identity = (v) => v;
+
+/** Awaits one handler call (open/destroy and the tests' helpers). */
+function call(handler, method, args, ms) {
+  return invoke(handler, method, args.length, args[0], args[1], args[2], ms, identity);
+}
+
+// Per handler object, so `open()` runs once per handler, not per Store: `true` once opened, or
+// the pending open. A failed open is forgotten, so the next operation retries it.
+const opened = new WeakMap();
+
+/** Undefined when the handler is open (or has no open()); else the Promise of opening it. */
+function ensureOpen(handler, savePath, name, ms) {
+  if (typeof handler.open !== 'function') return undefined;
+  const state = opened.get(handler);
+  if (state === true) return undefined;
+  if (state) return state;
+  const p = call(handler, 'open', [savePath || '', name || ''], ms).then(
+    () => {
+      opened.set(handler, true);
+    },
+    (err) => {
+      opened.delete(handler);
+      throw err;
+    },
+  );
+  opened.set(handler, p);
+  return p;
+}
+
+const openStore = (handler, store, ms) => ensureOpen(handler, store._savePath, store.getName(), ms);
+
+function loaded(s, raw) {
+  if (typeof raw !== 'string') {
+    if (raw !== null && raw !== undefined) {
+      throw sessionError('ERR_SESSION_VALUE', `session handler read() must return a string (or null/undefined when there is none), got ${Array.isArray(raw) ? 'an array' : `a value of type ${typeof raw}`}`);
+    }
+    raw = '';
   }
-  s.load(raw || '');
+  s.load(raw);
   return true;
 }
 
-/** `save()` through a JS handler: write when changed, touch when it can, write if touch finds nothing. */
-async function save(store, handler, s, ms, resave, meta) {
-  await ensureOpen(handler, store, ms);
-  const payload = s.prepareSave(resave);
-  const id = s.getId();
-  if (payload !== null) {
-    await call(handler, 'write', [id, payload, meta], ms);
-  } else if (typeof handler.touch === 'function') {
-    const found = await call(handler, 'touch', [id], ms);
-    if (found === false) await call(handler, 'write', [id, s.payload(), meta], ms);
-  } else {
-    await call(handler, 'write', [id, s.payload(), meta], ms);
+function read(handler, s, ms) {
+  return invoke(handler, 'read', 1, s.getId(), undefined, undefined, ms, (raw) => loaded(s, raw));
+}
+
+/** `start()` through a JS handler. */
+function start(store, handler, s, ms) {
+  const opening = typeof handler.open === 'function' ? openStore(handler, store, ms) : undefined;
+  return opening ? opening.then(() => read(handler, s, ms)) : read(handler, s, ms);
+}
+
+function persist(handler, s, ms, resave, meta) {
+  let payload;
+  let id;
+  try {
+    payload = s.prepareSave(resave);
+    id = s.getId();
+  } catch (err) {
+    return Promise.reject(err);
   }
-  s.saved();
+  const done = () => {
+    s.saved();
+  };
+  if (payload !== null) return invoke(handler, 'write', 3, id, payload, meta, ms, done);
+  const write = () => invoke(handler, 'write', 3, id, s.payload(), meta, ms, done);
+  if (typeof handler.touch !== 'function') return write();
+  return invoke(handler, 'touch', 1, id, undefined, undefined, ms, (found) => (found === false ? write() : done()));
 }
 
-/** `destroy()` through a JS handler. */
-async function destroy(store, handler, id, ms) {
-  await ensureOpen(handler, store, ms);
-  await call(handler, 'destroy', [id], ms);
+/** `save()` through a JS handler: write when changed, touch when it can, write if touch finds nothing. */
+function save(store, handler, s, ms, resave, meta) {
+  const opening = typeof handler.open === 'function' ? openStore(handler, store, ms) : undefined;
+  return opening ? opening.then(() => persist(handler, s, ms, resave, meta)) : persist(handler, s, ms, resave, meta);
 }
 
-module.exports = { checkHandler, start, save, destroy, call };
+/** `destroy()` through a JS handler (migrate(true), regenerate(true), invalidate()). */
+function destroy(store, handler, id, ms) {
+  const opening = typeof handler.open === 'function' ? openStore(handler, store, ms) : undefined;
+  return opening ? opening.then(() => call(handler, 'destroy', [id], ms)) : call(handler, 'destroy', [id], ms);
+}
+
+// ----- off the request path ---------------------------------------------------------------------
+
+function timeoutOf(options) {
+  const ms = options && options.timeoutMs;
+  if (ms === undefined) return DEFAULT_TIMEOUT_MS;
+  if (typeof ms !== 'number' || !Number.isInteger(ms) || ms <= 0) {
+    throw sessionError('ERR_SESSION_INVALID_OPTION', `option timeoutMs must be a positive integer, got ${JSON.stringify(ms)}`);
+  }
+  return ms;
+}
+
+const gcRuns = new WeakMap();
+
+/**
+ * Runs `handler.gc(lifetimeSeconds)` off the request path and resolves to the number removed.
+ * A built-in handler runs it on its own threads; a JS handler is called from Rust's tokio runtime
+ * through a weak threadsafe function, after `open()` if it has not run yet. `undefined` or a
+ * missing `gc` count as 0. While one run is in progress for a handler, later calls return it.
+ *
+ * @param {object} handler a built-in handler or any object with read/write/destroy
+ * @param {number} lifetimeSeconds sessions idle for longer are removed
+ * @param {{ timeoutMs?: number, savePath?: string, sessionName?: string }} [options]
+ * @returns {Promise<number>}
+ */
+function scheduleGc(handler, lifetimeSeconds, options) {
+  const secs = Number(lifetimeSeconds);
+  if (!Number.isFinite(secs) || secs < 0) {
+    return Promise.reject(sessionError('ERR_SESSION_INVALID_OPTION', 'gc takes a lifetime in seconds (a number >= 0)'));
+  }
+  if (handler instanceof NativeSessionHandler) return handler.gc(secs);
+  let ms;
+  try {
+    checkHandler(handler);
+    ms = timeoutOf(options);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  const running = gcRuns.get(handler);
+  if (running) return running;
+  const run = (async () => {
+    await ensureOpen(handler, options && options.savePath, options && options.sessionName, ms);
+    try {
+      return await native.scheduleGc(handler, secs, ms);
+    } catch (err) {
+      throw fromBridge(err, 'gc');
+    }
+  })().finally(() => gcRuns.delete(handler));
+  gcRuns.set(handler, run);
+  return run;
+}
+
+/**
+ * A long-lived bridge over a JS handler for an owner (a manager) that calls it from Rust
+ * repeatedly. Each method runs the handler through weak threadsafe functions and returns a
+ * Promise. Call `close()` when done: it calls the handler's `close()` and drops the threadsafe
+ * functions, which frees a handler that refers back to the owner.
+ *
+ * @param {object} handler any object with read/write/destroy
+ * @param {{ timeoutMs?: number, savePath?: string, sessionName?: string }} [options]
+ */
+function openBridge(handler, options) {
+  checkHandler(handler);
+  const ms = timeoutOf(options);
+  const js = new native.JsHandler(handler, {
+    timeoutMs: ms,
+    savePath: (options && options.savePath) || '',
+    sessionName: (options && options.sessionName) || '',
+    opened: opened.get(handler) === true,
+  });
+  const wrap = (what, p) => p.catch((err) => {
+    throw fromBridge(err, what);
+  });
+  return {
+    read: (id) => wrap('read', js.read(String(id))),
+    write: (id, data, meta) => wrap('write', js.write(String(id), String(data), meta || undefined)),
+    destroy: (id) => wrap('destroy', js.destroy(String(id))),
+    gc: (secs) => wrap('gc', js.gc(Number(secs))),
+    touch: (id) => wrap('touch', js.touch(String(id))),
+    close: () => wrap('close', js.close()),
+  };
+}
+
+module.exports = { checkHandler, start, save, destroy, call, scheduleGc, openBridge };

@@ -9,6 +9,7 @@ mod driver_redis;
 mod driver_sqlite;
 mod errors;
 mod handlers;
+mod js_handler;
 mod runtime;
 mod session;
 mod values;
