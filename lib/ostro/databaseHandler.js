@@ -1,0 +1,126 @@
+'use strict';
+// The `database` driver for OstroJS apps whose database is not SQLite (MySQL, Postgres, SQL
+// Server, …): a JS handler over the app's `db` query builder, run by the engine through the
+// custom-driver bridge. It uses the table of `node assistant session:table` (sid, ip_address,
+// user_agent, payload, last_activity, user_id) with the sqlite driver's rules:
+// `last_activity` is unix seconds; a row is alive while now - last_activity <= lifetime; a row
+// with a NULL last_activity (written by 1.x, which never set it) counts as alive.
+// Only portable query-builder calls are used (no dialect-specific upsert).
+const { SessionHandlerInterface } = require('../handler-interface');
+const { sessionError } = require('../errors');
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** Sessions as rows of a table reached through OstroJS's query builder. */
+class DatabaseSessionHandler extends SessionHandlerInterface {
+  /**
+   * @param {object|(() => object)} connection an OstroJS database connection (anything with
+   *   `table(name)` returning a query builder), or a function returning one; a function is
+   *   called on every operation, so the app's connection manager may reconnect in between
+   * @param {{ table?: string, minutes?: number, now?: () => number }} [options] `table`
+   *   (default `'sessions'`), `minutes` lifetime (default 120), `now` ms clock (tests)
+   */
+  constructor(connection, options) {
+    super();
+    const o = options || {};
+    if (connection === null || (typeof connection !== 'object' && typeof connection !== 'function')) {
+      throw sessionError('ERR_SESSION_INVALID_OPTION', 'DatabaseSessionHandler needs a database connection (or a function returning one)');
+    }
+    const table = o.table === undefined || o.table === null ? 'sessions' : o.table;
+    if (typeof table !== 'string' || !IDENTIFIER.test(table) || table.length > 64) {
+      throw sessionError('ERR_SESSION_INVALID_OPTION', 'the database driver table must be a plain SQL identifier ([A-Za-z_][A-Za-z0-9_]*)');
+    }
+    const minutes = o.minutes === undefined || o.minutes === null ? 120 : Number(o.minutes);
+    if (!Number.isFinite(minutes) || minutes <= 0) {
+      throw sessionError('ERR_SESSION_INVALID_OPTION', `the database driver lifetime must be a positive number of minutes, got ${String(o.minutes)}`);
+    }
+    if (o.now !== undefined && typeof o.now !== 'function') {
+      throw sessionError('ERR_SESSION_INVALID_OPTION', 'the now option must be a function returning milliseconds');
+    }
+    Object.defineProperties(this, {
+      _connection: { value: connection },
+      _table: { value: table },
+      _lifetimeSecs: { value: Math.max(1, Math.ceil(minutes * 60)) },
+      _now: { value: o.now || Date.now },
+    });
+  }
+
+  /** The table name. */
+  get table() { return this._table; }
+
+  _query() {
+    const c = typeof this._connection === 'function' ? this._connection() : this._connection;
+    if (!c || typeof c.table !== 'function') {
+      throw sessionError('ERR_SESSION_UNAVAILABLE', 'the database driver has no usable database connection (is DatabaseServiceProvider registered?)');
+    }
+    return c.table(this._table);
+  }
+
+  _seconds() {
+    return Math.floor(this._now() / 1000);
+  }
+
+  /** Rows that have not expired: last_activity within the lifetime, or NULL (1.x rows). */
+  _alive(q, now) {
+    const cutoff = now - this._lifetimeSecs;
+    return q.where(function alive() {
+      this.where('last_activity', '>=', cutoff).orWhereNull('last_activity');
+    });
+  }
+
+  /** @returns {Promise<string>} the payload, or `''` when there is none or it expired. */
+  async read(sessionId) {
+    const row = await this._alive(this._query().where('sid', sessionId), this._seconds()).first('payload');
+    if (!row || row.payload === null || row.payload === undefined) return '';
+    // Drivers that hand back TEXT as a Buffer (some MySQL column types) are decoded here.
+    return Buffer.isBuffer(row.payload) ? row.payload.toString('utf8') : String(row.payload);
+  }
+
+  /** Writes the payload and metadata; an insert racing another request's insert becomes an update. */
+  async write(sessionId, data, meta) {
+    const row = { payload: data, last_activity: this._seconds() };
+    if (meta) {
+      if (typeof meta.ip === 'string') row.ip_address = meta.ip.slice(0, 45);
+      if (typeof meta.userAgent === 'string') row.user_agent = meta.userAgent;
+      if (meta.userId !== undefined && meta.userId !== null) row.user_id = String(meta.userId);
+    }
+    if (await this._update(sessionId, row)) return;
+    try {
+      await this._query().insert({ sid: sessionId, ...row });
+    } catch (err) {
+      // Another request inserted the same id first, or MySQL reported 0 changed rows for an
+      // identical update: the row exists, so update it (again) and succeed.
+      const exists = await this._query().where('sid', sessionId).first('sid');
+      if (!exists) throw err;
+      await this._update(sessionId, row);
+    }
+  }
+
+  async _update(sessionId, row) {
+    const n = await this._query().where('sid', sessionId).update(row);
+    return Number(n) > 0;
+  }
+
+  /** Deletes the session's row. */
+  async destroy(sessionId) {
+    await this._query().where('sid', sessionId).delete();
+  }
+
+  /** Deletes rows idle for longer than `lifetimeSeconds`; returns how many. */
+  async gc(lifetimeSeconds) {
+    const n = await this._query().where('last_activity', '<', this._seconds() - Number(lifetimeSeconds)).delete();
+    return Number(n) || 0;
+  }
+
+  /** Refreshes `last_activity` of a live row; `false` when there is none. */
+  async touch(sessionId) {
+    const now = this._seconds();
+    const n = await this._alive(this._query().where('sid', sessionId), now).update({ last_activity: now });
+    return Number(n) > 0;
+  }
+
+  /** The app owns the connection: nothing to close here. */
+  close() {}
+}
+
+module.exports = { DatabaseSessionHandler };

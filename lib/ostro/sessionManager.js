@@ -1,0 +1,189 @@
+'use strict';
+// `@ostro/session/sessionManager`: the package's historical main, the SessionManager OstroJS
+// binds as the `session` singleton. It is the generic manager plus what only an OstroJS app
+// has: its config (`config('session')`, `config('app.key')`), its database connections (the
+// `database` driver and connection names) and its cache stores (`cache` / `cache.<store>`).
+const path = require('node:path');
+const { SessionManager } = require('../manager');
+const { sessionError } = require('../errors');
+const { DatabaseSessionHandler } = require('./databaseHandler');
+const { linkSessionContract, configGet, appConfig, isOstroApp } = require('./resolve');
+
+/** `config('session')` plus the app key (and previous keys) as the manager takes them. */
+function configFromApp(app) {
+  const conf = appConfig(app);
+  const session = { ...(configGet(conf, 'session') || {}) };
+  if (session.key === undefined) session.key = configGet(conf, 'app.key');
+  if (session.previous_keys === undefined) session.previous_keys = configGet(conf, 'app.previous_keys');
+  return session;
+}
+
+function truthy(v) {
+  return v === true || v === 'true' || v === 1 || v === '1';
+}
+
+function isObject(v) {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** A string or number from a config value; env()'s 'null' and '' count as absent. */
+function present(v) {
+  if (v === undefined || v === null || v === '' || v === 'null') return undefined;
+  return v;
+}
+
+/** An OstroJS / Laravel style redis connection config as the redis driver takes it. */
+function redisConnectionOf(o) {
+  if (typeof o.url === 'string' && o.url !== '') return o.url;
+  const out = {};
+  const host = present(o.host);
+  const port = present(o.port);
+  const username = present(o.username !== undefined ? o.username : o.user);
+  const password = present(o.password);
+  const db = present(o.db !== undefined ? o.db : o.database);
+  if (host !== undefined) out.host = String(host);
+  if (port !== undefined) out.port = typeof port === 'string' && /^\d+$/.test(port) ? Number(port) : port;
+  if (username !== undefined) out.username = String(username);
+  if (password !== undefined) out.password = String(password);
+  if (db !== undefined) out.db = typeof db === 'string' && /^\d+$/.test(db) ? Number(db) : db;
+  if (o.tls !== undefined && o.tls !== null) out.tls = o.tls;
+  return out;
+}
+
+/** One `host:port` from an OstroJS cache `server` entry (or a string as is). */
+function memcachedServerOf(s) {
+  if (typeof s === 'string') return s;
+  if (!isObject(s)) return s;
+  const host = present(s.host) || '127.0.0.1';
+  const port = present(s.port) || 11211;
+  return `${host}:${port}`;
+}
+
+/** The SQLite file of a database connection config (`database`, or a `sqlite:` URL). */
+function sqliteFileOf(conn) {
+  const db = present(conn.database);
+  if (typeof db === 'string') return db;
+  const url = present(conn.url);
+  if (typeof url === 'string' && url.startsWith('sqlite:')) {
+    const p = url.replace(/^sqlite:(\/\/)?/, '');
+    return p === '' ? null : p;
+  }
+  return null;
+}
+
+/**
+ * The SessionManager of an OstroJS app. `new SessionManager(app)` (as 1.x) reads the app's
+ * config; `new SessionManager(config, { app })` takes a config object.
+ *
+ * Config keys only OstroJS has: `connection` may name a connection of the app's database config
+ * (`database.connections`, and `database.redis` for the redis driver), and `query_builder: true`
+ * makes the `database` driver use the query-builder handler even on SQLite.
+ */
+class OstroSessionManager extends SessionManager {
+  /**
+   * @param {object} appOrConfig the OstroJS application, or a session config object
+   * @param {object} [options] as `SessionManager`'s; `app` is taken from the first argument when
+   *   that is the application
+   */
+  constructor(appOrConfig, options) {
+    let config = appOrConfig;
+    let opts = options || {};
+    if (isOstroApp(appOrConfig)) {
+      config = configFromApp(appOrConfig);
+      opts = { ...opts, app: appOrConfig };
+    }
+    super(config, opts);
+    // The generic manager keeps only the keys it knows; the OstroJS-only ones are read here.
+    Object.defineProperty(this, '_ostroConfig', { value: { query_builder: truthy(config && config.query_builder) } });
+    if (this.app !== null) linkSessionContract();
+  }
+
+  /** The app's `database` config, or null. */
+  _databaseConfig() {
+    return configGet(appConfig(this.app), 'database') || null;
+  }
+
+  /** The name and config of a connection of the app's database config (the default when `name` is null). */
+  _dbConnection(name) {
+    const db = this._databaseConfig();
+    const connName = name === null || name === undefined ? (db && db.default) : name;
+    const conns = db && db.connections;
+    const conn = typeof connName === 'string' && isObject(conns) ? conns[connName] : undefined;
+    if (!isObject(conn)) {
+      throw sessionError('ERR_SESSION_INVALID_OPTION', connName
+        ? `the session connection [${connName}] is not in the app's database connections (config/database.js)`
+        : 'the database session driver needs a database connection: set database.default or session.connection');
+    }
+    return { name: connName, conn };
+  }
+
+  /**
+   * `database`: on a SQLite connection, the native sqlite driver over the same database file
+   * (the table `session:table` made); on any other connection, or with `query_builder: true`,
+   * the query-builder handler over the app's `db`.
+   */
+  createDatabaseDriver() {
+    if (this.app === null) return super.createDatabaseDriver();
+    const connection = this.config.connection;
+    if (connection !== null && typeof connection !== 'string') {
+      throw sessionError('ERR_SESSION_INVALID_OPTION', 'for the database driver, session config "connection" must name a connection of config/database.js');
+    }
+    const { name, conn } = this._dbConnection(connection);
+    if (conn.driver === 'sqlite' && !this._ostroConfig.query_builder) {
+      const file = sqliteFileOf(conn);
+      if (file !== null && file !== ':memory:') return this.createSqliteDriver(path.resolve(file));
+    }
+    const app = this.app;
+    return new DatabaseSessionHandler(() => {
+      const db = app['db'];
+      if (!db || typeof db.connection !== 'function') {
+        throw sessionError('ERR_SESSION_UNAVAILABLE', 'the database session driver needs the app\'s `db` (register @ostro/database/databaseServiceProvider)');
+      }
+      return db.connection(name);
+    }, { table: this.config.table, minutes: this.config.lifetime });
+  }
+
+  /**
+   * Connection names are looked up in the app's config: a sqlite connection gives its database
+   * file; a redis one its host, port and credentials (`database.redis.<name>` as in Laravel, or a
+   * connection with driver `redis`). Cache-store `server` objects are translated for the redis
+   * and memcached drivers. Anything else is passed on unchanged.
+   */
+  resolveConnection(driver, connection) {
+    if (this.app === null) return super.resolveConnection(driver, connection);
+    if (connection === undefined || connection === null) return null;
+    const db = this._databaseConfig() || {};
+    if (typeof connection === 'string') {
+      const conns = isObject(db.connections) ? db.connections : {};
+      if (driver === 'sqlite' && isObject(conns[connection])) {
+        const conn = conns[connection];
+        if (conn.driver !== 'sqlite') {
+          throw sessionError('ERR_SESSION_INVALID_OPTION', `the session connection [${connection}] is a ${conn.driver} connection; the sqlite driver needs a sqlite one (use driver "database" for ${conn.driver})`);
+        }
+        const file = sqliteFileOf(conn);
+        return file === null || file === ':memory:' ? file : path.resolve(file);
+      }
+      if (driver === 'redis') {
+        if (isObject(db.redis) && isObject(db.redis[connection])) return redisConnectionOf(db.redis[connection]);
+        if (isObject(conns[connection]) && conns[connection].driver === 'redis') return redisConnectionOf(conns[connection]);
+      }
+      if (driver === 'memcached') {
+        const store = configGet(appConfig(this.app), `cache.stores.${connection}`);
+        if (isObject(store) && store.driver === 'memcached') return this.resolveConnection('memcached', store.servers || store.server);
+      }
+      return connection;
+    }
+    if (driver === 'redis' && isObject(connection)) return redisConnectionOf(connection);
+    if (driver === 'memcached') {
+      if (Array.isArray(connection)) return connection.map(memcachedServerOf);
+      if (isObject(connection)) return memcachedServerOf(connection);
+    }
+    return connection;
+  }
+}
+
+module.exports = OstroSessionManager;
+module.exports.SessionManager = OstroSessionManager;
+module.exports.OstroSessionManager = OstroSessionManager;
+module.exports.configFromApp = configFromApp;
+module.exports.DatabaseSessionHandler = DatabaseSessionHandler;
