@@ -2,11 +2,10 @@
 // A custom session driver storing each session as one JSON file, with fs.promises. Every method
 // is async. Writes go to a temporary file that is then renamed over the old one, so a reader
 // never sees half a session.
-// In an app: `const { SessionHandlerInterface } = require('@ostro/session');`
 const fsp = require('node:fs/promises');
 const path = require('node:path');
 const crypto = require('node:crypto');
-const { SessionHandlerInterface } = require('..');
+const { SessionHandlerInterface } = require('@ostro/session');
 
 // Ids reach a handler already checked by the engine; a driver that builds paths from them checks
 // again anyway, so no id can escape the directory.

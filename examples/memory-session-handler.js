@@ -1,8 +1,7 @@
 'use strict';
 // A custom session driver kept in a Map: the smallest complete SessionHandlerInterface.
 // Every method returns a plain value; the Store accepts plain values and Promises alike.
-// In an app: `const { SessionHandlerInterface } = require('@ostro/session');`
-const { SessionHandlerInterface } = require('..');
+const { SessionHandlerInterface } = require('@ostro/session');
 
 class MemorySessionHandler extends SessionHandlerInterface {
   /**
