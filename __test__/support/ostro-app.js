@@ -172,9 +172,11 @@ function assistant(dir, args, env) {
 
 /** A fetch-based client keeping one cookie jar, like a browser (no automatic redirects). */
 class Browser {
-  constructor(base) {
+  /** @param {string} base @param {Record<string, string>} [headers] sent with every request */
+  constructor(base, headers = {}) {
     this.base = base;
     this.jar = new Map();
+    this.headers = headers;
   }
 
   cookieHeader() {
@@ -182,7 +184,7 @@ class Browser {
   }
 
   async request(pathname, { method = 'GET', headers = {}, body } = {}) {
-    const h = { ...headers };
+    const h = { ...this.headers, ...headers };
     if (this.jar.size) h.cookie = this.cookieHeader();
     const res = await fetch(this.base + pathname, { method, headers: h, body, redirect: 'manual' });
     const setCookies = res.headers.getSetCookie();
