@@ -540,6 +540,7 @@ test('scheduleGc: errors keep their identity, bad returns are ERR_SESSION_HANDLE
   await assert.rejects(bridge.scheduleGc({ ...syncHandler(), gc: () => Promise.reject(thrown) }, 1), (err) => err === thrown);
   await assert.rejects(bridge.scheduleGc({ ...syncHandler(), gc() { throw 'nope'; } }, 1), { code: 'ERR_SESSION_HANDLER', message: /gc\(\) threw a non-Error value: "nope"/ });
   await assert.rejects(bridge.scheduleGc({ ...syncHandler(), gc: () => ({}) }, 1), { code: 'ERR_SESSION_HANDLER', message: /gc\(\) must return a number or undefined, got an object/ });
+  await assert.rejects(bridge.scheduleGc({ ...syncHandler(), gc: async () => '3' }, 1), { code: 'ERR_SESSION_HANDLER', message: /gc\(\) must return a number or undefined, got a string/ });
   await assert.rejects(bridge.scheduleGc({ ...syncHandler(), gc: () => -1 }, 1), { code: 'ERR_SESSION_HANDLER' });
   await assert.rejects(bridge.scheduleGc(syncHandler(), -5), { code: 'ERR_SESSION_INVALID_OPTION' });
   await assert.rejects(bridge.scheduleGc({ read() {} }, 5), { code: 'ERR_SESSION_INVALID_OPTION', message: /missing write\(\), destroy\(\)/ });

@@ -97,6 +97,7 @@ fn type_of(env: sys::napi_env, v: sys::napi_value) -> Result<sys::napi_valuetype
 
 fn describe(env: sys::napi_env, v: sys::napi_value) -> Result<&'static str> {
     Ok(match type_of(env, v)? {
+        sys::ValueType::napi_string => "a string",
         sys::ValueType::napi_number => "a number",
         sys::ValueType::napi_boolean => "a boolean",
         sys::ValueType::napi_bigint => "a bigint",
