@@ -1,0 +1,119 @@
+'use strict';
+// The targets of the benchmark issue, evaluated on the numbers of this run: each row states the
+// ratio reached and whether it meets the target. Throughput ratios are the median of per-round
+// ratios (the two contenders ran in the same round, so load hits both alike).
+
+const { median, fmt, ratio } = require('./stats');
+
+function pairedRatio(a, b) {
+  const n = Math.min(a.length, b.length);
+  if (n === 0) return NaN;
+  const r = [];
+  for (let i = 0; i < n; i++) r.push(a[i] / b[i]);
+  return median(r);
+}
+
+function evaluate(data) {
+  const rows = [];
+  const add = (kase, target, reached, ok, detail = '') => {
+    rows.push([kase, target, reached, ok === null ? 'not measured' : ok ? 'met' : 'MISSED', detail]);
+  };
+  const st = data.store || {};
+  const conc = (id, c) => st[id] && st[id].status === 'ok' ? st[id].conc[c] : null;
+  const why = (id) => (st[id] ? (st[id].status === 'ok' ? '' : `${st[id].label}: ${st[id].status === 'unavailable' ? 'not available yet' : 'failed'} (${st[id].reason})`) : `${id}: not run`);
+
+  // Throughput of `a` over `b` at concurrency c must be >= min.
+  const throughput = (kase, a, b, c, min, extra = '') => {
+    const x = conc(a, c);
+    const y = conc(b, c);
+    if (!x || !y) return add(kase, `>= ${min}× ${st[b] ? st[b].label : b}`, '–', null, why(a) || why(b));
+    const r = pairedRatio(x.perSecRounds, y.perSecRounds);
+    add(kase, `>= ${min}× ${st[b].label}`, ratio(r), r >= min, `${fmt(x.perSec, 0)} vs ${fmt(y.perSec, 0)} cycles/s${extra ? `; ${extra}` : ''}`);
+  };
+
+  throughput('redis cycle, concurrency 64', 'ours-redis', 'peer-connect-redis', 64, 1.5);
+  throughput('redis cycle, concurrency 1', 'ours-redis', 'peer-connect-redis', 1, 1.0);
+  throughput('file cycle, concurrency 64', 'ours-file', 'peer-v1-file', 64, 1.0, 'ours: tmp + rename (never torn, no fsync); 1.x: in-place overwrite (can be torn)');
+  throughput('file cycle, concurrency 64', 'ours-file', 'peer-file-store', 64, 3.0, 'session-file-store: write-file-atomic with fsync (survives power loss; ours survives a process crash)');
+  {
+    const x = conc('ours-sqlite', 64);
+    const loop = x ? `our loop p99 ${fmt(x.eldP99, 1)} ms vs ${conc('peer-sqlite-store', 64) ? fmt(conc('peer-sqlite-store', 64).eldP99, 1) : '–'} ms` : '';
+    throughput('sqlite cycle, concurrency 64', 'ours-sqlite', 'peer-sqlite-store', 64, 3.0, loop);
+  }
+  throughput('array cycle, concurrency 64', 'ours-array', 'peer-memorystore', 64, 1.2);
+  for (const c of [1, 64]) {
+    const x = conc('ours-bridge', c);
+    const y = conc('peer-memorystore', c);
+    const kase = `JS Map handler via bridge, concurrency ${c}`;
+    if (!x || !y) { add(kase, '<= 2× MemoryStore cost/cycle', '–', null, why('ours-bridge') || why('peer-memorystore')); continue; }
+    // Cost per cycle = wall time per cycle (1 / throughput); CPU per cycle shown beside it.
+    const r = pairedRatio(y.perSecRounds, x.perSecRounds);
+    add(kase, '<= 2× MemoryStore cost/cycle', ratio(r), r <= 2, `${fmt(1e6 / x.perSec, 1)} vs ${fmt(1e6 / y.perSec, 1)} µs/cycle; CPU ${fmt(x.cpuUs, 1)} vs ${fmt(y.cpuUs, 1)} µs/cycle`);
+  }
+
+  // HTTP
+  const h = data.http || {};
+  const PAIRS = [['ours-array', 'peer-memorystore'], ['ours-file', 'peer-file-store'], ['ours-sqlite', 'peer-sqlite-store'], ['ours-redis', 'peer-connect-redis'], ['ours-bridge', 'peer-memorystore']];
+  const hok = (id) => h[id] && h[id].status === 'ok';
+  const hwhy = (id) => (h[id] ? `${h[id].label}: ${h[id].status === 'ok' ? '' : h[id].reason}` : `${id}: not run`);
+  for (const [a, b] of PAIRS) {
+    const kase = `HTTP req/s, ${h[a] ? h[a].label : a}`;
+    if (!hok(a) || !hok(b)) { add(kase, `>= 1.5× express-session + ${h[b] ? h[b].store : b}`, '–', null, !hok(a) ? hwhy(a) : hwhy(b)); continue; }
+    const r = pairedRatio(h[a].reqRounds, h[b].reqRounds);
+    add(kase, `>= 1.5× express-session + ${h[b].store}`, ratio(r), r >= 1.5, `${fmt(h[a].reqPerSec, 0)} vs ${fmt(h[b].reqPerSec, 0)} req/s`);
+  }
+  const base = h['raw-map'];
+  for (const [a, b] of PAIRS) {
+    const kase = `session CPU/request above baseline, ${h[a] ? h[a].label : a}`;
+    if (!hok(a) || !hok(b) || !base || base.status !== 'ok') { add(kase, '<= 0.4× express-session\'s', '–', null, !hok(a) ? hwhy(a) : !hok(b) ? hwhy(b) : 'no baseline'); continue; }
+    const ours = h[a].cpuUsPerReq - base.cpuUsPerReq;
+    const theirs = h[b].cpuUsPerReq - base.cpuUsPerReq;
+    const r = ours / theirs;
+    add(kase, `<= 0.4× express-session + ${h[b].store}`, ratio(r), r <= 0.4, `${fmt(ours, 0)} vs ${fmt(theirs, 0)} µs/request above the ${fmt(base.cpuUsPerReq, 0)} µs baseline`);
+  }
+
+  // Memory
+  const m = data.memory || {};
+  if (m['ours-array'] && m['peer-memorystore'] && m['ours-array'].ok && m['peer-memorystore'].ok) {
+    const r = m['ours-array'].bytesPerSession / m['peer-memorystore'].bytesPerSession;
+    add('memory per 1 KB session (array)', '<= 0.75× MemoryStore', ratio(r), r <= 0.75, `${fmt(m['ours-array'].bytesPerSession, 0)} vs ${fmt(m['peer-memorystore'].bytesPerSession, 0)} bytes (RSS)`);
+  } else add('memory per 1 KB session (array)', '<= 0.75× MemoryStore', '–', null, 'not measured');
+
+  // Event-loop delay during gc
+  const g = data.gc || {};
+  for (const id of ['ours-file', 'ours-sqlite']) {
+    const x = g[id];
+    const kase = `event-loop p99 during gc, ${x ? x.label : id}`;
+    if (!x || !x.ok) { add(kase, '< 10 ms', '–', null, x ? x.reason : 'not run'); continue; }
+    add(kase, '< 10 ms', `${fmt(x.eldP99, 1)} ms`, x.eldP99 < 10, `${fmt(x.removed, 0)} sessions removed in ${fmt(x.ms, 0)} ms; max ${fmt(x.eldMax, 1)} ms`);
+  }
+
+  // Scale
+  const sc = data.scale || {};
+  for (const fam of ['file', 'sqlite', 'redis']) {
+    const x = sc[fam];
+    const kase = `${x ? x.bigLabel : '1M'} vs ${x ? x.smallLabel : '10k'} stored, ${fam}`;
+    if (!x || !x.ok) { add(kase, '<= 1.3× slower per cycle', '–', null, x ? x.reason : 'not run'); continue; }
+    add(kase, '<= 1.3× slower per cycle', ratio(x.slowdown), x.slowdown <= 1.3, `${fmt(x.smallPerSec, 0)} → ${fmt(x.bigPerSec, 0)} cycles/s at concurrency ${x.conc}`);
+  }
+
+  // Floors
+  const floorRows = [];
+  for (const [id, d] of Object.entries(st)) {
+    if (d.kind !== 'floor') continue;
+    if (d.status !== 'ok') { floorRows.push([d.label, '–', '–', '–', d.reason]); continue; }
+    const c1 = d.conc[1];
+    const c64 = d.conc[64];
+    floorRows.push([d.label, c1 ? fmt(1e6 / c1.perSec, 2) : '–', c64 ? fmt(c64.perSec, 0) : '–', c64 ? fmt(c64.cpuUs, 2) : '–', '']);
+  }
+  return {
+    targets: { header: ['case', 'target', 'reached', 'verdict', 'detail'], rows },
+    floors: {
+      note: 'The least the same work can cost here, measured in the same run: a miss above a floor is ours to fix; a floor is physics or the platform.',
+      header: ['floor', 'µs/op at conc 1', 'ops/s at conc 64', 'CPU µs/op at 64', 'note'],
+      rows: floorRows,
+    },
+  };
+}
+
+module.exports = { evaluate, pairedRatio };
