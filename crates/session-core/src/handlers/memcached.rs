@@ -7,6 +7,9 @@
 //! server is down; a dead pooled connection is redialed, so a restarted server is picked up
 //! without restarting the app.
 //!
+//! An operation that timed out has an unknown outcome: a frozen server that resumes still
+//! applies the write it had received, even after a newer write sent on another connection.
+//!
 //! The meta protocol is memcached's text protocol, which has no authentication: configured
 //! credentials are refused rather than silently ignored.
 

@@ -6,7 +6,8 @@
 //! operation, so constructing a handler never blocks and never fails because the server is down.
 //!
 //! Every operation is bounded by `command_timeout`: while Redis is down, unreachable or frozen,
-//! it rejects with [`SessionError::Unavailable`] instead of hanging.
+//! it rejects with [`SessionError::Unavailable`] instead of hanging. Such an operation has an
+//! unknown outcome: a frozen server that resumes still applies a write it had received.
 
 use crate::clock;
 use crate::error::{Result, SessionError};
