@@ -65,6 +65,11 @@ async function ensureInstall() {
     fs.mkdirSync(tmp, { recursive: true });
     fs.copyFileSync(path.join(FIXTURE, 'package.json'), path.join(tmp, 'package.json'));
     await run('npm', ['install', '--no-audit', '--no-fund', '--no-package-lock', '--loglevel=error'], { cwd: tmp, timeout: INSTALL_TIMEOUT_MS });
+    // npm may skip install scripts it was not told to allow (the fixture's allowScripts): say so
+    // here rather than through a confusing migrate failure later.
+    await run(process.execPath, ['-e', "require('sqlite3')"], { cwd: tmp }).catch((err) => {
+      throw new Error(`sqlite3 did not build in the fixture app (were its install scripts skipped?): ${err.message}`);
+    });
     const dupes = findNestedOstro(path.join(tmp, 'node_modules'));
     if (dupes.length) throw new Error(`the fixture app has nested @ostro packages (expected one copy each): ${dupes.join(', ')}`);
     // Keep 1.x aside; its dependencies still resolve from the cache's node_modules (an ancestor).
