@@ -18,8 +18,10 @@ function configFromApp(app) {
   return session;
 }
 
+// As the generic manager reads booleans from env(): 'true', '1', 'yes', 'on' count as true.
 function truthy(v) {
-  return v === true || v === 'true' || v === 1 || v === '1';
+  if (v === true || v === 1) return true;
+  return typeof v === 'string' && ['true', '1', 'yes', 'on'].includes(v.trim().toLowerCase());
 }
 
 function isObject(v) {
