@@ -117,8 +117,8 @@ test('a session path that is a regular file, or lies under one, rejects clearly 
   fs.writeFileSync(file, 'x');
   for (const dir of [file, path.join(file, 'sessions')]) {
     const h = new FileSessionHandler(dir, 120);
-    for (const p of [h.read(ID), h.write(ID, '{}'), h.gc(10), h.touch(ID)]) {
-      await assert.rejects(p, (e) => {
+    for (const op of [() => h.read(ID), () => h.write(ID, '{}'), () => h.gc(10), () => h.touch(ID)]) {
+      await assert.rejects(op(), (e) => {
         assert.equal(e.code, 'ERR_SESSION_IO');
         assert.ok(!e.message.includes(base), `message leaks the path: ${e.message}`);
         return true;
