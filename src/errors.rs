@@ -24,10 +24,7 @@ pub fn throw(env: &Env, err: &SessionError) -> Error {
 
 /// An error for a Promise rejection; `lib/errors.js` restores its code.
 pub fn reject(err: &SessionError) -> Error {
-    Error::new(
-        Status::GenericFailure,
-        format!("[{}] {}", err.code(), err),
-    )
+    Error::new(Status::GenericFailure, format!("[{}] {}", err.code(), err))
 }
 
 /// Maps a core result for a sync call.

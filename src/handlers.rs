@@ -85,7 +85,12 @@ impl NativeHandler {
     ) -> Result<PromiseRaw<'env, ()>> {
         let h = Arc::clone(&self.inner);
         let meta = meta_of(meta);
-        promise(env, h.is_inline(), async move { h.write(&id, &data, &meta).await }, Ok)
+        promise(
+            env,
+            h.is_inline(),
+            async move { h.write(&id, &data, &meta).await },
+            Ok,
+        )
     }
 
     /// Removes a record.
@@ -102,7 +107,9 @@ impl NativeHandler {
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let secs = seconds.max(0.0) as u64;
         #[allow(clippy::cast_precision_loss)]
-        promise(env, h.is_inline(), async move { h.gc(secs).await }, |n| Ok(n as f64))
+        promise(env, h.is_inline(), async move { h.gc(secs).await }, |n| {
+            Ok(n as f64)
+        })
     }
 
     /// Refreshes expiry; resolves to `false` when there is no record.
@@ -122,7 +129,11 @@ impl NativeHandler {
 
 /// An in-memory handler.
 #[napi]
-pub fn create_array_handler(env: Env, minutes: f64, test_clock_on: Option<bool>) -> Result<NativeHandler> {
+pub fn create_array_handler(
+    env: Env,
+    minutes: f64,
+    test_clock_on: Option<bool>,
+) -> Result<NativeHandler> {
     let clock = test_clock(test_clock_on);
     let h = ArraySessionHandler::new(minutes, shared(&clock)).or_throw(&env)?;
     Ok(NativeHandler::new(Arc::new(h), clock))

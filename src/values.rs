@@ -26,7 +26,9 @@ impl FromNapiValue for Scalar {
         // SAFETY: env and v come from napi for this call.
         check_status!(unsafe { sys::napi_typeof(env, v, &mut t) })?;
         let value = match t {
-            sys::ValueType::napi_string => Value::String(unsafe { String::from_napi_value(env, v) }?),
+            sys::ValueType::napi_string => {
+                Value::String(unsafe { String::from_napi_value(env, v) }?)
+            }
             sys::ValueType::napi_number => number(unsafe { f64::from_napi_value(env, v) }?)?,
             sys::ValueType::napi_boolean => Value::Bool(unsafe { bool::from_napi_value(env, v) }?),
             sys::ValueType::napi_null => Value::Null,
@@ -47,9 +49,12 @@ pub fn number(n: f64) -> Result<Value> {
     if n.fract() == 0.0 && n.abs() < 9.007_199_254_740_992e15 {
         return Ok(Value::from(n as i64));
     }
-    Number::from_f64(n)
-        .map(Value::Number)
-        .ok_or_else(|| Error::new(Status::InvalidArg, "[ERR_SESSION_VALUE] numbers must be finite"))
+    Number::from_f64(n).map(Value::Number).ok_or_else(|| {
+        Error::new(
+            Status::InvalidArg,
+            "[ERR_SESSION_VALUE] numbers must be finite",
+        )
+    })
 }
 
 /// A value going to JS: absent (`undefined`), a scalar, or a container as `[jsonText]`, which
@@ -103,14 +108,21 @@ impl TypeName for Out {
 
 /// Parses JSON text produced by `lib/value.js`.
 pub fn parse(text: &str) -> Result<Value> {
-    serde_json::from_str(text)
-        .map_err(|e| Error::new(Status::InvalidArg, format!("[ERR_SESSION_VALUE] invalid JSON value: {e}")))
+    serde_json::from_str(text).map_err(|e| {
+        Error::new(
+            Status::InvalidArg,
+            format!("[ERR_SESSION_VALUE] invalid JSON value: {e}"),
+        )
+    })
 }
 
 /// Parses JSON text that must be an object.
 pub fn parse_object(text: &str) -> Result<serde_json::Map<String, Value>> {
     match parse(text)? {
         Value::Object(m) => Ok(m),
-        _ => Err(Error::new(Status::InvalidArg, "[ERR_SESSION_VALUE] expected an object")),
+        _ => Err(Error::new(
+            Status::InvalidArg,
+            "[ERR_SESSION_VALUE] expected an object",
+        )),
     }
 }

@@ -215,6 +215,9 @@ mod tests {
     fn merge_concatenates_arrays_and_deep_merges() {
         let mut t = json!({"a": [1], "o": {"x": 1, "y": {"z": 1}}, "s": 1});
         merge_values(&mut t, json!({"a": [2], "o": {"y": {"w": 2}}, "s": "two"}));
-        assert_eq!(t, json!({"a": [1, 2], "o": {"x": 1, "y": {"z": 1, "w": 2}}, "s": "two"}));
+        assert_eq!(
+            t,
+            json!({"a": [1, 2], "o": {"x": 1, "y": {"z": 1, "w": 2}}, "s": "two"})
+        );
     }
 }

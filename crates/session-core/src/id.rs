@@ -9,7 +9,8 @@ const ALNUM: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0
 
 /// Fills `out` with random bytes from the OS. The OS CSPRNG failing is an I/O error, not a panic.
 pub fn random_bytes(out: &mut [u8]) -> Result<()> {
-    getrandom::fill(out).map_err(|e| SessionError::Io(format!("the OS random generator failed: {e}")))
+    getrandom::fill(out)
+        .map_err(|e| SessionError::Io(format!("the OS random generator failed: {e}")))
 }
 
 /// `len` random characters of `[A-Za-z0-9]`, unbiased (rejection sampling of bytes ≥ 248).

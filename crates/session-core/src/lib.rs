@@ -35,10 +35,10 @@ pub use handler::{SessionHandler, WriteMeta};
 pub use handlers::ArraySessionHandler;
 #[cfg(feature = "file")]
 pub use handlers::FileSessionHandler;
-#[cfg(feature = "sqlite")]
-pub use handlers::SqliteSessionHandler;
 #[cfg(feature = "memcached")]
 pub use handlers::MemcachedSessionHandler;
 #[cfg(feature = "redis")]
 pub use handlers::RedisSessionHandler;
+#[cfg(feature = "sqlite")]
+pub use handlers::SqliteSessionHandler;
 pub use session::{SaveAction, Session, SessionOptions};

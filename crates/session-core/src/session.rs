@@ -164,7 +164,8 @@ impl Session {
         let had_extra_before_start = self.dirty;
         if !self.has_one("_token") {
             let t = self.options.token.generate()?;
-            self.attributes.insert("_token".to_owned(), Value::String(t));
+            self.attributes
+                .insert("_token".to_owned(), Value::String(t));
         }
         self.started = true;
         self.dirty = legacy || had_extra_before_start;
@@ -265,7 +266,11 @@ impl Session {
     }
 
     /// `migrate` plus a new token.
-    pub async fn regenerate(&mut self, handler: &dyn SessionHandler, destroy: bool) -> Result<bool> {
+    pub async fn regenerate(
+        &mut self,
+        handler: &dyn SessionHandler,
+        destroy: bool,
+    ) -> Result<bool> {
         self.migrate(handler, destroy).await?;
         self.regenerate_token()?;
         Ok(true)
@@ -455,7 +460,10 @@ impl Session {
     }
 
     fn set_list(&mut self, key: &str, list: Vec<String>) {
-        self.put(key, Value::Array(list.into_iter().map(Value::String).collect()));
+        self.put(
+            key,
+            Value::Array(list.into_iter().map(Value::String).collect()),
+        );
     }
 
     /// Puts `value` and marks `key` to survive exactly the next request.
@@ -464,7 +472,11 @@ impl Session {
         let mut new = self.list(FLASH_NEW);
         new.push(key.to_owned());
         self.set_list(FLASH_NEW, new);
-        let old: Vec<String> = self.list(FLASH_OLD).into_iter().filter(|k| k != key).collect();
+        let old: Vec<String> = self
+            .list(FLASH_OLD)
+            .into_iter()
+            .filter(|k| k != key)
+            .collect();
         self.set_list(FLASH_OLD, old);
     }
 

@@ -65,8 +65,10 @@ fn memcached() -> Fixture {
             minutes,
             ..MemcachedOptions::default()
         };
-        Arc::new(ostro_session_core::MemcachedSessionHandler::new(&[addr.clone()], opts).unwrap())
-            as Arc<dyn SessionHandler>
+        Arc::new(
+            ostro_session_core::MemcachedSessionHandler::new(std::slice::from_ref(&addr), opts)
+                .unwrap(),
+        ) as Arc<dyn SessionHandler>
     })
     // memcached's default 1 MB item limit includes the key and item header.
     .with_max_payload(512 * 1024)

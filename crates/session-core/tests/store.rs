@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 //! Scenario tests of the Store semantics over the array handler, with a manual clock.
 
 use ostro_session_core::clock::{ManualClock, SharedClock};
@@ -101,7 +102,10 @@ fn push_increment_and_their_errors() {
     s.push("user.teams", json!("y")).unwrap();
     assert_eq!(s.get("user.teams"), Some(&json!(["x", "y"])));
     s.put("str", json!("abc"));
-    assert!(matches!(s.push("str", json!(1)), Err(SessionError::Value(_))));
+    assert!(matches!(
+        s.push("str", json!(1)),
+        Err(SessionError::Value(_))
+    ));
     assert_eq!(s.get("str"), Some(&json!("abc")));
     assert_eq!(s.increment("n", 1.0).unwrap(), json!(1));
     assert_eq!(s.increment("n", 2.0).unwrap(), json!(3));
@@ -109,8 +113,14 @@ fn push_increment_and_their_errors() {
     assert_eq!(s.increment("f", 0.5).unwrap(), json!(0.5));
     s.put("num", json!("5"));
     assert_eq!(s.increment("num", 1.0).unwrap(), json!(6));
-    assert!(matches!(s.increment("str", 1.0), Err(SessionError::Value(_))));
-    assert!(matches!(s.increment("user", 1.0), Err(SessionError::Value(_))));
+    assert!(matches!(
+        s.increment("str", 1.0),
+        Err(SessionError::Value(_))
+    ));
+    assert!(matches!(
+        s.increment("user", 1.0),
+        Err(SessionError::Value(_))
+    ));
     assert_eq!(s.get("str"), Some(&json!("abc")));
 }
 
@@ -208,7 +218,10 @@ fn merge_and_pull() {
     let mut s = session(None);
     s.put("cfg", json!({"a": [1], "b": {"x": 1}}));
     s.merge("cfg", json!({"a": [2], "b": {"y": 2}}));
-    assert_eq!(s.get("cfg"), Some(&json!({"a": [1, 2], "b": {"x": 1, "y": 2}})));
+    assert_eq!(
+        s.get("cfg"),
+        Some(&json!({"a": [1, 2], "b": {"x": 1, "y": 2}}))
+    );
     assert_eq!(s.pull("cfg.b.x"), Some(json!(1)));
     assert_eq!(s.get("cfg.b"), Some(&json!({"y": 2})));
 }
@@ -313,23 +326,33 @@ fn too_large_payload_is_refused() {
     )
     .unwrap();
     s.put("big", json!("x".repeat(100)));
-    assert!(matches!(s.prepare_save(false), Err(SessionError::TooLarge(_))));
+    assert!(matches!(
+        s.prepare_save(false),
+        Err(SessionError::TooLarge(_))
+    ));
 }
 
 #[test]
 fn unchanged_started_session_saves_as_touch() {
     let mut s = session(None);
-    s.load(r#"{"_token":"t","_flash":{"old":[],"new":[]}}"#).unwrap();
+    s.load(r#"{"_token":"t","_flash":{"old":[],"new":[]}}"#)
+        .unwrap();
     assert_eq!(s.prepare_save(false).unwrap(), SaveAction::Touch);
-    s.load(r#"{"_token":"t","_flash":{"old":[],"new":[]}}"#).unwrap();
-    assert!(matches!(s.prepare_save(true).unwrap(), SaveAction::Write(_)));
+    s.load(r#"{"_token":"t","_flash":{"old":[],"new":[]}}"#)
+        .unwrap();
+    assert!(matches!(
+        s.prepare_save(true).unwrap(),
+        SaveAction::Write(_)
+    ));
 }
 
 #[test]
 fn legacy_payload_is_mapped_and_marked_for_rewrite() {
     let mut s = session(None);
-    s.load(r#"{"__token":"legacy","__flash":{"__old":[],"__new":["m"]},"m":"hi","cartItem":"pear"}"#)
-        .unwrap();
+    s.load(
+        r#"{"__token":"legacy","__flash":{"__old":[],"__new":["m"]},"m":"hi","cartItem":"pear"}"#,
+    )
+    .unwrap();
     assert_eq!(s.token(), Some("legacy"));
     assert_eq!(s.get("cartItem"), Some(&json!("pear")));
     assert!(s.is_dirty());

@@ -105,9 +105,8 @@ impl Inner {
         if self.ready.load(Ordering::Acquire) {
             return Ok(());
         }
-        let dir_err = |e: io::Error| {
-            SessionError::Io(format!("session directory cannot be used: {e}"))
-        };
+        let dir_err =
+            |e: io::Error| SessionError::Io(format!("session directory cannot be used: {e}"));
         match fs::symlink_metadata(&self.dir) {
             Ok(m) if m.is_dir() => {
                 if m.permissions().mode() & 0o022 != 0 {
@@ -229,8 +228,9 @@ impl Inner {
     fn gc(&self, secs: u64) -> Result<u64> {
         let now = self.clock.now_ms();
         let max_ms = i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
-        let entries = fs::read_dir(&self.dir)
-            .map_err(|e| SessionError::Io(format!("session gc failed to list the directory: {e}")))?;
+        let entries = fs::read_dir(&self.dir).map_err(|e| {
+            SessionError::Io(format!("session gc failed to list the directory: {e}"))
+        })?;
         let mut removed = 0u64;
         // read_dir streams entries, so memory stays flat however many files there are.
         for entry in entries {
