@@ -1,11 +1,13 @@
 'use strict';
 // Calls a custom JS handler and hands the strings to the engine.
 //
-// Request path (start/save/destroy): the handler is called here, on the JS thread, and Rust gets
-// the string through one sync native call (`load`, `prepareSave`, `payload`, `saved`).
-// bench/bridge.js measures this against Rust calling the handler itself, both directly with a
-// Promise continuation (`startDirect`/`saveDirect`) and through threadsafe functions
-// (`JsHandler#asNative`); this path was the fastest (numbers in the custom-driver note).
+// Request path (start/save), on the JS thread with no thread hop: one native call per step, in
+// which Rust calls the handler's `read` or `write` itself and applies a plain result at once. A
+// Promise comes back here and is awaited with the Store's deadline, then applied with one more
+// sync call. bench/bridge.js measures this against JS calling the handler and handing strings to
+// the engine in separate sync calls (`startJs`/`saveJs` below), Rust chaining a Promise
+// continuation itself (`startDirect`/`saveDirect`) and Rust calling through threadsafe functions
+// from tokio (`JsHandler#asNative`); this path costs least (numbers in the custom-driver note).
 //
 // Off the JS thread, through weak threadsafe functions (src/js_handler.rs):
 // - `scheduleGc()`: the garbage-collection run the HTTP lottery starts off the request path;
@@ -111,6 +113,11 @@ function invoke(handler, method, n, a, b, c, ms, next) {
   } catch (err) {
     return Promise.reject(asError(err, method));
   }
+  return after(value, method, ms, next);
+}
+
+/** Passes what `method` returned to `next`; a thenable is awaited first, with the deadline. */
+function after(value, method, ms, next) {
   if (!isThenable(value)) {
     try {
       const r = next(value);
@@ -171,10 +178,22 @@ function ensureOpen(handler, savePath, name, ms) {
 
 const openStore = (handler, store, ms) => ensureOpen(handler, store._savePath, store.getName(), ms);
 
+/** Runs `step` once the handler is open (at once, without a Promise hop, when it already is). */
+function whenOpen(store, handler, ms, step) {
+  const opening = typeof handler.open === 'function' ? openStore(handler, store, ms) : undefined;
+  return opening ? opening.then(step) : step();
+}
+
+function kindOf(v) {
+  if (Array.isArray(v)) return 'an array';
+  const t = typeof v;
+  return t === 'object' ? 'an object' : `a${/^[aeiou]/.test(t) ? 'n' : ''} ${t}`;
+}
+
 function loaded(s, raw) {
   if (typeof raw !== 'string') {
     if (raw !== null && raw !== undefined) {
-      throw sessionError('ERR_SESSION_VALUE', `session handler read() must return a string (or null/undefined when there is none), got ${Array.isArray(raw) ? 'an array' : `a value of type ${typeof raw}`}`);
+      throw sessionError('ERR_SESSION_VALUE', `session handler read() must return a string (or null/undefined when there is none), got ${kindOf(raw)}`);
     }
     raw = '';
   }
@@ -182,44 +201,81 @@ function loaded(s, raw) {
   return true;
 }
 
-function read(handler, s, ms) {
-  return invoke(handler, 'read', 1, s.getId(), undefined, undefined, ms, (raw) => loaded(s, raw));
-}
-
-/** `start()` through a JS handler. */
-function start(store, handler, s, ms) {
-  const opening = typeof handler.open === 'function' ? openStore(handler, store, ms) : undefined;
-  return opening ? opening.then(() => read(handler, s, ms)) : read(handler, s, ms);
-}
-
-function persist(handler, s, ms, resave, meta) {
-  let payload;
-  let id;
-  try {
-    payload = s.prepareSave(resave);
-    id = s.getId();
-  } catch (err) {
-    return Promise.reject(err);
-  }
+/** After a change-free `prepareSave`: touch when the handler can, write if it has no record. */
+function touchOrWrite(handler, s, ms, meta) {
+  const id = s.getId();
   const done = () => {
     s.saved();
   };
-  if (payload !== null) return invoke(handler, 'write', 3, id, payload, meta, ms, done);
   const write = () => invoke(handler, 'write', 3, id, s.payload(), meta, ms, done);
   if (typeof handler.touch !== 'function') return write();
   return invoke(handler, 'touch', 1, id, undefined, undefined, ms, (found) => (found === false ? write() : done()));
 }
 
+// Rust calls the handler: `readInto` and `writeFrom` (src/js_handler.rs) call `read`/`write`
+// directly on this thread and apply a plain result in the same native call; a thenable comes
+// back here to be awaited with the deadline. What the handler throws propagates unchanged.
+
+function read(handler, s, ms) {
+  let r;
+  try {
+    r = native.readInto(s, handler);
+  } catch (err) {
+    return Promise.reject(asError(err, 'read'));
+  }
+  return r === true ? Promise.resolve(true) : after(r, 'read', ms, (raw) => loaded(s, raw));
+}
+
+function persist(handler, s, ms, resave, meta) {
+  let r;
+  try {
+    r = native.writeFrom(s, handler, resave, meta);
+  } catch (err) {
+    return Promise.reject(asError(err, 'write'));
+  }
+  if (r === true) return Promise.resolve();
+  if (r === null) return touchOrWrite(handler, s, ms, meta);
+  return after(r, 'write', ms, () => {
+    s.saved();
+  });
+}
+
+/** `start()` through a JS handler. */
+function start(store, handler, s, ms) {
+  return whenOpen(store, handler, ms, () => read(handler, s, ms));
+}
+
 /** `save()` through a JS handler: write when changed, touch when it can, write if touch finds nothing. */
 function save(store, handler, s, ms, resave, meta) {
-  const opening = typeof handler.open === 'function' ? openStore(handler, store, ms) : undefined;
-  return opening ? opening.then(() => persist(handler, s, ms, resave, meta)) : persist(handler, s, ms, resave, meta);
+  return whenOpen(store, handler, ms, () => persist(handler, s, ms, resave, meta));
 }
 
 /** `destroy()` through a JS handler (migrate(true), regenerate(true), invalidate()). */
 function destroy(store, handler, id, ms) {
-  const opening = typeof handler.open === 'function' ? openStore(handler, store, ms) : undefined;
-  return opening ? opening.then(() => call(handler, 'destroy', [id], ms)) : call(handler, 'destroy', [id], ms);
+  return whenOpen(store, handler, ms, () => call(handler, 'destroy', [id], ms));
+}
+
+// The same start/save with JS calling the handler and handing strings to the engine in separate
+// sync calls (getId, load; prepareSave, getId, saved). Not used by the Store: bench/bridge.js
+// keeps measuring it against the path above.
+
+function startJs(store, handler, s, ms) {
+  return whenOpen(store, handler, ms, () => invoke(handler, 'read', 1, s.getId(), undefined, undefined, ms, (raw) => loaded(s, raw)));
+}
+
+function saveJs(store, handler, s, ms, resave, meta) {
+  return whenOpen(store, handler, ms, () => {
+    let payload;
+    try {
+      payload = s.prepareSave(resave);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (payload === null) return touchOrWrite(handler, s, ms, meta);
+    return invoke(handler, 'write', 3, s.getId(), payload, meta, ms, () => {
+      s.saved();
+    });
+  });
 }
 
 // ----- off the request path ---------------------------------------------------------------------
@@ -304,4 +360,4 @@ function openBridge(handler, options) {
   };
 }
 
-module.exports = { checkHandler, start, save, destroy, call, scheduleGc, openBridge };
+module.exports = { checkHandler, start, save, destroy, call, scheduleGc, openBridge, startJs, saveJs };

@@ -815,3 +815,79 @@ pub fn panic_in_bridge(env: &Env) -> Result<PromiseRaw<'_, ()>> {
         Ok(())
     }))
 }
+
+// ----- the request path: one native call that calls the handler --------------------------------
+
+/// What a direct handler call returned: a thenable (handed back to JS to await with its
+/// deadline), or a plain value.
+fn thenable<'env>(env: &Env, v: Unknown<'env>) -> Result<Option<Unknown<'env>>> {
+    if v.get_type()? != ValueType::Object {
+        return Ok(None);
+    }
+    // SAFETY: v is an object of this env.
+    let obj = unsafe { Object::from_napi_value(env.raw(), v.raw()) }?;
+    let then: Unknown = obj.get_named_property_unchecked("then")?;
+    Ok((then.get_type()? == ValueType::Function).then_some(v))
+}
+
+/// `start()`'s read on the JS thread, in one native call: Rust calls `handler.read(id)` itself.
+/// A plain result is checked and loaded into the session at once and `true` comes back; a
+/// thenable comes back as is, for `lib/handler-bridge.js` to await with the `timeoutMs` deadline
+/// and then `load`. What the handler throws propagates unchanged (the same object).
+#[napi(
+    ts_args_type = "session: NativeSession, handler: object",
+    ts_return_type = "true | PromiseLike<unknown>"
+)]
+pub fn read_into<'env>(
+    env: &'env Env,
+    session: &NativeSession,
+    handler: Object<'env>,
+) -> Result<Either<bool, Unknown<'env>>> {
+    let read: Function<String, Unknown> = handler.get_named_property_unchecked("read")?;
+    let v = read.apply(handler, session.get_id())?;
+    if let Some(p) = thenable(env, v)? {
+        return Ok(Either::B(p));
+    }
+    // SAFETY: v is a value of this env.
+    let raw = match unsafe { ReadValue::from_napi_value(env.raw(), v.raw()) } {
+        Ok(r) => r.0,
+        Err(_) => {
+            let msg = format!(
+                "session handler read() must return a string (or null/undefined when there is none), got {}",
+                describe(env.raw(), v.raw())?
+            );
+            return Err(crate::errors::throw(env, &SessionError::Value(msg)));
+        }
+    };
+    session.load(*env, raw)?;
+    Ok(Either::A(true))
+}
+
+/// `save()`'s write on the JS thread, in one native call: ages flash data, then, when the
+/// session changed, calls `handler.write(id, payload, meta)` itself. Returns `true` when the write
+/// completed (the session is marked saved), `null` when nothing changed (the caller touches or
+/// writes `payload()`), or the write's thenable for the caller to await with its deadline before
+/// `saved()`. What the handler throws propagates unchanged.
+#[napi(
+    ts_args_type = "session: NativeSession, handler: object, resave: boolean, meta?: object",
+    ts_return_type = "true | null | PromiseLike<unknown>"
+)]
+pub fn write_from<'env>(
+    env: &'env Env,
+    session: &NativeSession,
+    handler: Object<'env>,
+    resave: bool,
+    meta: Unknown<'env>,
+) -> Result<Option<Either<bool, Unknown<'env>>>> {
+    let Some(payload) = session.prepare_save(*env, resave)? else {
+        return Ok(None);
+    };
+    let write: Function<FnArgs<(String, String, Unknown)>, Unknown> =
+        handler.get_named_property_unchecked("write")?;
+    let v = write.apply(handler, (session.get_id(), payload, meta).into())?;
+    if let Some(p) = thenable(env, v)? {
+        return Ok(Some(Either::B(p)));
+    }
+    session.saved();
+    Ok(Some(Either::A(true)))
+}
