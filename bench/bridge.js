@@ -15,7 +15,8 @@
 //   node bench/bridge.js [--rounds N] [--cycles N] [--json]
 //
 // Every cycle starts in its own event-loop turn (setImmediate), as an HTTP request would.
-// Rounds are interleaved (every case once per round) so machine noise hits all cases alike;
+// Rounds are interleaved (every case once per round, in a random order) so machine noise hits
+// all cases alike;
 // each cell is the median over rounds: wall-clock µs per cycle (and cycles/s), and process CPU
 // µs per cycle, all threads (lower is better).
 
@@ -167,7 +168,9 @@ async function main() {
   for (const c of cases) for (const conc of [1, 64]) await measure(c.run, c.target, conc, 640);
 
   for (let r = 0; r < ROUNDS; r++) {
-    for (const c of cases) {
+    // A fresh random order each round, so no case always follows the same neighbour.
+    const order = cases.map((c) => [Math.random(), c]).sort((a, b) => a[0] - b[0]).map((x) => x[1]);
+    for (const c of order) {
       for (const conc of [1, 64]) {
         // The tsfn path is ~50x slower; fewer cycles keep the run short without changing µs/cycle.
         const n = c.slow ? Math.max(640, CYCLES / 8) : CYCLES;

@@ -821,12 +821,22 @@ pub fn panic_in_bridge(env: &Env) -> Result<PromiseRaw<'_, ()>> {
 /// What a direct handler call returned: a thenable (handed back to JS to await with its
 /// deadline), or a plain value.
 fn thenable<'env>(env: &Env, v: Unknown<'env>) -> Result<Option<Unknown<'env>>> {
-    if v.get_type()? != ValueType::Object {
+    let raw = v.raw();
+    let mut t = 0;
+    // SAFETY: raw is a value of this env.
+    check_status!(unsafe { sys::napi_typeof(env.raw(), raw, &mut t) })?;
+    if t != sys::ValueType::napi_object {
         return Ok(None);
     }
-    // SAFETY: v is an object of this env.
-    let obj = unsafe { Object::from_napi_value(env.raw(), v.raw()) }?;
-    let then: Unknown = obj.get_named_property_unchecked("then")?;
+    let mut is_promise = false;
+    // SAFETY: as above.
+    check_status!(unsafe { sys::napi_is_promise(env.raw(), raw, &mut is_promise) })?;
+    if is_promise {
+        return Ok(Some(v));
+    }
+    // SAFETY: raw is an object of this env.
+    let obj = unsafe { Object::from_napi_value(env.raw(), raw) }?;
+    let then: Unknown = obj.get_c_named_property_unchecked(c"then")?;
     Ok((then.get_type()? == ValueType::Function).then_some(v))
 }
 
@@ -843,7 +853,7 @@ pub fn read_into<'env>(
     session: &NativeSession,
     handler: Object<'env>,
 ) -> Result<Either<bool, Unknown<'env>>> {
-    let read: Function<String, Unknown> = handler.get_named_property_unchecked("read")?;
+    let read: Function<String, Unknown> = handler.get_c_named_property_unchecked(c"read")?;
     let v = read.apply(handler, session.get_id())?;
     if let Some(p) = thenable(env, v)? {
         return Ok(Either::B(p));
@@ -883,7 +893,7 @@ pub fn write_from<'env>(
         return Ok(None);
     };
     let write: Function<FnArgs<(String, String, Unknown)>, Unknown> =
-        handler.get_named_property_unchecked("write")?;
+        handler.get_c_named_property_unchecked(c"write")?;
     let v = write.apply(handler, (session.get_id(), payload, meta).into())?;
     if let Some(p) = thenable(env, v)? {
         return Ok(Some(Either::B(p)));
