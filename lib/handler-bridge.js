@@ -1,5 +1,5 @@
 'use strict';
-// Calls a custom JS handler and hands the strings to the engine.
+// Custom JS session handlers: the request path, the timeoutMs deadlines and the gc run.
 //
 // Request path (start/save), on the JS thread with no thread hop: one native call per step, in
 // which Rust calls the handler's `read` or `write` itself and applies a plain result at once. A
@@ -7,12 +7,16 @@
 // sync call. bench/bridge.js measures this against JS calling the handler and handing strings to
 // the engine in separate sync calls (`startJs`/`saveJs` below), Rust chaining a Promise
 // continuation itself (`startDirect`/`saveDirect`) and Rust calling through threadsafe functions
-// from tokio (`JsHandler#asNative`); this path costs least (numbers in the custom-driver note).
+// from tokio (`JsHandler#asNative`). At equal or lower CPU per cycle than each of them, this one
+// was kept (run `node bench/bridge.js`).
 //
 // Off the JS thread, through weak threadsafe functions (src/js_handler.rs):
 // - `scheduleGc()`: the garbage-collection run the HTTP lottery starts off the request path;
 // - the `timeoutMs` deadlines: one Rust timer (a tokio sleep) fires `onDeadline` below, which
-//   rejects the overdue calls with ERR_SESSION_TIMEOUT. A late result is ignored.
+//   rejects the overdue calls with ERR_SESSION_TIMEOUT. A late result is ignored. Being weak,
+//   the timer does not keep Node alive by itself: a handler waiting on a socket or a timer keeps
+//   the process up until its deadline, while a Promise that nothing can ever settle lets Node exit,
+//   as it would in plain JS.
 //
 // Lifetime rule: `openBridge()` returns a long-lived bridge whose threadsafe functions hold the
 // handler as a GC root. A handler that keeps a reference back to something holding that bridge is
