@@ -59,7 +59,7 @@ pub fn shared(clock: &Option<ManualClock>) -> Option<SharedClock> {
 #[napi]
 impl NativeHandler {
     /// Sets the test clock (ms since the epoch); ignored without one.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn set_now(&self, ms: f64) {
         if let Some(c) = &self.clock {
             #[allow(clippy::cast_possible_truncation)]
@@ -68,14 +68,14 @@ impl NativeHandler {
     }
 
     /// The stored payload, or `''`.
-    #[napi(ts_return_type = "Promise<string>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<string>")]
     pub fn read<'env>(&self, env: &'env Env, id: String) -> Result<PromiseRaw<'env, String>> {
         let h = Arc::clone(&self.inner);
         promise(env, h.is_inline(), async move { h.read(&id).await }, Ok)
     }
 
     /// Stores a payload.
-    #[napi(ts_return_type = "Promise<void>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
     pub fn write<'env>(
         &self,
         env: &'env Env,
@@ -94,14 +94,14 @@ impl NativeHandler {
     }
 
     /// Removes a record.
-    #[napi(ts_return_type = "Promise<void>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
     pub fn destroy<'env>(&self, env: &'env Env, id: String) -> Result<PromiseRaw<'env, ()>> {
         let h = Arc::clone(&self.inner);
         promise(env, h.is_inline(), async move { h.destroy(&id).await }, Ok)
     }
 
     /// Removes records idle for more than `seconds`; resolves to the count.
-    #[napi(ts_return_type = "Promise<number>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<number>")]
     pub fn gc<'env>(&self, env: &'env Env, seconds: f64) -> Result<PromiseRaw<'env, f64>> {
         let h = Arc::clone(&self.inner);
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
@@ -113,14 +113,14 @@ impl NativeHandler {
     }
 
     /// Refreshes expiry; resolves to `false` when there is no record.
-    #[napi(ts_return_type = "Promise<boolean>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<boolean>")]
     pub fn touch<'env>(&self, env: &'env Env, id: String) -> Result<PromiseRaw<'env, bool>> {
         let h = Arc::clone(&self.inner);
         promise(env, h.is_inline(), async move { h.touch(&id).await }, Ok)
     }
 
     /// Closes connections and threads.
-    #[napi(ts_return_type = "Promise<void>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
     pub fn close<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
         let h = Arc::clone(&self.inner);
         promise(env, h.is_inline(), async move { h.close().await }, Ok)

@@ -2,14 +2,14 @@
 //! semantics live here: each method converts its arguments, calls the core and maps the error.
 #![deny(clippy::all)]
 
-mod crypto;
-mod driver_cookie;
-mod driver_memcached;
-mod driver_redis;
-mod driver_sqlite;
-mod errors;
-mod handlers;
-mod js_handler;
-mod runtime;
-mod session;
-mod values;
+pub mod crypto;
+pub mod driver_cookie;
+pub mod driver_memcached;
+pub mod driver_redis;
+pub mod driver_sqlite;
+pub mod errors;
+pub mod handlers;
+pub mod js_handler;
+pub mod runtime;
+pub mod session;
+pub mod values;

@@ -41,7 +41,7 @@ fn lock(m: &Mutex<Session>) -> MutexGuard<'_, Session> {
 #[napi]
 impl NativeSession {
     /// A session named `name`; an absent or invalid id is replaced by a fresh one.
-    #[napi(constructor)]
+    #[napi(constructor, catch_unwind)]
     pub fn new(
         env: Env,
         name: String,
@@ -76,73 +76,73 @@ impl NativeSession {
     }
 
     /// The session id.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn get_id(&self) -> String {
         self.s().id().to_owned()
     }
 
     /// Sets the id; an invalid one is replaced by a fresh id.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn set_id(&self, env: Env, id: String) -> Result<()> {
         self.s().set_id(&id).or_throw(&env)
     }
 
     /// Loads from a 1.x id (`[A-Za-z0-9_-]{40}`); the HTTP layer migrates it afterwards.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn set_legacy_id(&self, env: Env, id: String) -> Result<()> {
         self.s().set_legacy_id(&id).or_throw(&env)
     }
 
     /// The cookie name.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn get_name(&self) -> String {
         self.s().name().to_owned()
     }
 
     /// Sets the cookie name.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn set_name(&self, name: String) {
         self.s().set_name(&name);
     }
 
     /// Whether the handler held a record for this id at `start()` (or one was written since).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn record_exists(&self) -> bool {
         self.s().record_exists()
     }
 
     /// True between `start()` and `save()`.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn is_started(&self) -> bool {
         self.s().is_started()
     }
 
     /// Whether anything changed since `start()`.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn is_dirty(&self) -> bool {
         self.s().is_dirty()
     }
 
     /// Marks the session changed.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn mark_dirty(&self) {
         self.s().mark_dirty();
     }
 
     /// The value at `key`: `undefined` when absent, a scalar, or `[json]` for a container.
-    #[napi(ts_return_type = "unknown")]
+    #[napi(catch_unwind, ts_return_type = "unknown")]
     pub fn get(&self, key: String) -> Out {
         Out::of(self.s().get(&key))
     }
 
     /// Sets a scalar.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn put(&self, key: String, value: Scalar) {
         self.s().put(&key, value.0);
     }
 
     /// Sets a container given as JSON text.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn put_json(&self, key: String, json: String) -> Result<()> {
         let v = values::parse(&json)?;
         self.s().put(&key, v);
@@ -150,7 +150,7 @@ impl NativeSession {
     }
 
     /// Sets every pair of a JSON object (keys dot-aware).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn put_many(&self, json: String) -> Result<()> {
         let m = values::parse_object(&json)?;
         self.s().put_many(m);
@@ -158,55 +158,55 @@ impl NativeSession {
     }
 
     /// All attributes as JSON text.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn all(&self) -> String {
         payload::encode(self.s().all())
     }
 
     /// The listed top-level keys as JSON text.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn only(&self, keys: Vec<String>) -> String {
         payload::encode(&self.s().only(&keys))
     }
 
     /// A copy without the listed keys (dot-aware), as JSON text.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn except(&self, keys: Vec<String>) -> String {
         payload::encode(&self.s().except(&keys))
     }
 
     /// Every key present (null included).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn exists(&self, keys: Vec<String>) -> bool {
         self.s().exists(&keys)
     }
 
     /// Every key present and not null.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn has(&self, keys: Vec<String>) -> bool {
         self.s().has(&keys)
     }
 
     /// One key present and not null (the single-key fast path of `has`).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn has_key(&self, key: String) -> bool {
         self.s().has(&[key])
     }
 
     /// Any key present and not null.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn has_any(&self, keys: Vec<String>) -> bool {
         self.s().has_any(&keys)
     }
 
     /// Every key null or absent.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn missing(&self, keys: Vec<String>) -> bool {
         self.s().missing(&keys)
     }
 
     /// Removes the keys (dot-aware).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn forget(&self, keys: Vec<String>) {
         let mut s = self.s();
         for k in &keys {
@@ -215,39 +215,39 @@ impl NativeSession {
     }
 
     /// Removes `key` and returns its value.
-    #[napi(ts_return_type = "unknown")]
+    #[napi(catch_unwind, ts_return_type = "unknown")]
     pub fn pull(&self, key: String) -> Out {
         Out::of(self.s().pull(&key).as_ref())
     }
 
     /// Empties the session, the token included.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn flush(&self) {
         self.s().flush();
     }
 
     /// Appends a scalar to the array at `key`.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn push(&self, env: Env, key: String, value: Scalar) -> Result<()> {
         self.s().push(&key, value.0).or_throw(&env)
     }
 
     /// Appends a container (JSON text) to the array at `key`.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn push_json(&self, env: Env, key: String, json: String) -> Result<()> {
         let v = values::parse(&json)?;
         self.s().push(&key, v).or_throw(&env)
     }
 
     /// Adds `by` to the number at `key`; returns the new value.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn increment(&self, env: Env, key: String, by: f64) -> Result<f64> {
         let v = self.s().increment(&key, by).or_throw(&env)?;
         Ok(v.as_f64().unwrap_or(0.0))
     }
 
     /// Deep-merges a JSON value into `key`.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn merge_json(&self, key: String, json: String) -> Result<()> {
         let v = values::parse(&json)?;
         self.s().merge(&key, v);
@@ -255,13 +255,13 @@ impl NativeSession {
     }
 
     /// Flashes a scalar.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn flash(&self, key: String, value: Scalar) {
         self.s().flash(&key, value.0);
     }
 
     /// Flashes a container given as JSON text.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn flash_json(&self, key: String, json: String) -> Result<()> {
         let v = values::parse(&json)?;
         self.s().flash(&key, v);
@@ -269,7 +269,7 @@ impl NativeSession {
     }
 
     /// Flashes every pair of a JSON object.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn flash_many(&self, json: String) -> Result<()> {
         let m = values::parse_object(&json)?;
         let mut s = self.s();
@@ -280,13 +280,13 @@ impl NativeSession {
     }
 
     /// Puts a scalar for this request only.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn now(&self, key: String, value: Scalar) {
         self.s().now(&key, value.0);
     }
 
     /// Puts a container for this request only.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn now_json(&self, key: String, json: String) -> Result<()> {
         let v = values::parse(&json)?;
         self.s().now(&key, v);
@@ -294,31 +294,31 @@ impl NativeSession {
     }
 
     /// Keeps all flash data one more request.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn reflash(&self) {
         self.s().reflash();
     }
 
     /// Keeps the listed keys one more request.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn keep(&self, keys: Vec<String>) {
         self.s().keep(&keys);
     }
 
     /// Keeps only the listed keys of this request's new flash data.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn flash_only(&self, keys: Vec<String>) {
         self.s().flash_only(&keys);
     }
 
     /// Drops the listed keys from this request's new flash data.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn flash_except(&self, keys: Vec<String>) {
         self.s().flash_except(&keys);
     }
 
     /// Flashes old input given as JSON text.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn flash_input(&self, json: String) -> Result<()> {
         let v = values::parse(&json)?;
         self.s().flash_input(v);
@@ -326,49 +326,49 @@ impl NativeSession {
     }
 
     /// Whether old input (or one field of it) exists.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn has_old_input(&self, key: Option<String>) -> bool {
         self.s().has_old_input(key.as_deref())
     }
 
     /// The old input or one field of it.
-    #[napi(ts_return_type = "unknown")]
+    #[napi(catch_unwind, ts_return_type = "unknown")]
     pub fn get_old_input(&self, key: Option<String>) -> Out {
         Out::of(self.s().get_old_input(key.as_deref()))
     }
 
     /// Ages flash data.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn age_flash_data(&self) {
         self.s().age_flash_data();
     }
 
     /// The CSRF token.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn token(&self) -> Option<String> {
         self.s().token().map(str::to_owned)
     }
 
     /// A new CSRF token.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn regenerate_token(&self, env: Env) -> Result<String> {
         self.s().regenerate_token().or_throw(&env)
     }
 
     /// `_previous.url`.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn previous_url(&self) -> Option<String> {
         self.s().previous_url().map(str::to_owned)
     }
 
     /// Sets `_previous.url`.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn set_previous_url(&self, url: String) {
         self.s().set_previous_url(&url);
     }
 
     /// Switches to a fresh id (and a new token when `new_token`); returns the old id.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn migrate_id(&self, env: Env, new_token: bool) -> Result<String> {
         let mut s = self.s();
         let old = s.migrate_id().or_throw(&env)?;
@@ -379,13 +379,13 @@ impl NativeSession {
     }
 
     /// Applies a payload read by a JS handler.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn load(&self, env: Env, raw: String) -> Result<()> {
         self.s().load(&raw).or_throw(&env)
     }
 
     /// Ages flash data and returns the payload to write, or `null` when a touch suffices.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn prepare_save(&self, env: Env, resave: bool) -> Result<Option<String>> {
         match self.s().prepare_save(resave).or_throw(&env)? {
             SaveAction::Write(p) => Ok(Some(p)),
@@ -394,19 +394,19 @@ impl NativeSession {
     }
 
     /// The payload to write after a touch found no record.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn payload(&self, env: Env) -> Result<String> {
         self.s().payload().or_throw(&env)
     }
 
     /// Records that the payload reached the handler.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn saved(&self) {
         self.s().saved();
     }
 
     /// Reads and decodes off the JS thread through a built-in handler, then applies.
-    #[napi(ts_return_type = "Promise<boolean>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<boolean>")]
     pub fn start_native<'env>(
         &self,
         env: &'env Env,
@@ -433,7 +433,7 @@ impl NativeSession {
     }
 
     /// Saves through a built-in handler: write when changed, else touch (write if no record).
-    #[napi(ts_return_type = "Promise<void>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
     pub fn save_native<'env>(
         &self,
         env: &'env Env,
@@ -478,7 +478,7 @@ impl NativeSession {
     }
 
     /// Destroys a record through a built-in handler (for migrate/invalidate).
-    #[napi(ts_return_type = "Promise<void>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
     pub fn destroy_native<'env>(
         &self,
         env: &'env Env,
@@ -490,7 +490,7 @@ impl NativeSession {
     }
 
     /// A no-op call, the floor that `bench/engine.js` compares method calls with.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn noop(&self) {}
 }
 
