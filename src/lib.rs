@@ -13,3 +13,6 @@ pub mod js_handler;
 pub mod runtime;
 pub mod session;
 pub mod values;
+
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
