@@ -19,13 +19,28 @@ function positiveInt(name, v, fallback) {
 }
 
 function optionsOf(options) {
-  if (options === undefined || options === null) return DEFAULTS;
   if (typeof options !== 'object') throw sessionError('ERR_SESSION_INVALID_OPTION', 'Store options must be an object');
+  const maxPayloadBytes = positiveInt('maxPayloadBytes', options.maxPayloadBytes, DEFAULTS.maxPayloadBytes);
   return {
-    ...options,
     timeoutMs: positiveInt('timeoutMs', options.timeoutMs, DEFAULTS.timeoutMs),
-    maxPayloadBytes: positiveInt('maxPayloadBytes', options.maxPayloadBytes, DEFAULTS.maxPayloadBytes),
+    native: { ...options.native, maxPayloadBytes },
   };
+}
+
+// Checked options per options object: the manager hands every request's Store the same object,
+// so the checks and the native options object are built once, not per request.
+const checked = new WeakMap();
+// The addon defaults to the same limit, so the default options cross no object at all.
+const DEFAULT_CHECKED = { timeoutMs: DEFAULTS.timeoutMs, native: undefined };
+function checkedOptions(options) {
+  if (options === undefined || options === null) return DEFAULT_CHECKED;
+  if (typeof options !== 'object') return optionsOf(options);
+  let c = checked.get(options);
+  if (c === undefined) {
+    c = optionsOf(options);
+    checked.set(options, c);
+  }
+  return c;
 }
 
 function fallback(def) {
@@ -43,16 +58,15 @@ class Store {
    */
   constructor(name, handler, id, options) {
     if (typeof name !== 'string') throw sessionError('ERR_SESSION_INVALID_OPTION', 'Store needs a session name string');
-    const opts = optionsOf(options);
+    const opts = checkedOptions(options);
     const isNative = handler instanceof NativeSessionHandler;
     if (!isNative) bridge.checkHandler(handler);
-    Object.defineProperties(this, {
-      _handler: { value: handler },
-      _nativeHandler: { value: isNative ? handler._native : null },
-      _timeoutMs: { value: opts.timeoutMs },
-      _s: { value: new native.NativeSession(name, typeof id === 'string' ? id : null, { maxPayloadBytes: opts.maxPayloadBytes, ...opts.native }) },
-      _meta: { value: undefined, writable: true },
-    });
+    // Plain fields: Object.defineProperties here cost more than the native session itself.
+    this._handler = handler;
+    this._nativeHandler = isNative ? handler._native : null;
+    this._timeoutMs = opts.timeoutMs;
+    this._s = new native.NativeSession(name, typeof id === 'string' ? id : null, opts.native);
+    this._meta = undefined;
   }
 
   // ----- id and name ------------------------------------------------------------------------
