@@ -110,6 +110,11 @@ const syncCases = [
   },
 ];
 
+// Every async case starts each cycle in its own macrotask (setImmediate), as a request does: in
+// one long microtask chain Node never runs N-API finalizers, so native memory would pile up for
+// the whole round and the cycle would measure page faults.
+const turn = () => new Promise((resolve) => setImmediate(resolve));
+
 // One store cycle: a new Store for a known id (as a request does), start, change two keys, save.
 async function storeCycle(handler, i) {
   const s = new Store('ostro_session', handler, ID);
@@ -140,17 +145,18 @@ async function jsFileCycle(i) {
 const asyncCases = [
   {
     id: 'cycle.array', label: 'Store cycle, array driver',
-    async run(n) { const t = now(); for (let i = 0; i < n; i++) await storeCycle(arrayHandler, i); return Number(now() - t); },
+    async run(n) { const t = now(); for (let i = 0; i < n; i++) { await turn(); await storeCycle(arrayHandler, i); } return Number(now() - t); },
   },
   {
     id: 'raw.array', label: 'array handler read + write alone (native, no engine)',
-    async run(n) { const h = arrayHandler._native; const t = now(); for (let i = 0; i < n; i++) { keep(await h.read(ID)); await h.write(ID, SESSION_JSON); } return Number(now() - t); },
+    async run(n) { const h = arrayHandler._native; const t = now(); for (let i = 0; i < n; i++) { await turn(); keep(await h.read(ID)); await h.write(ID, SESSION_JSON); } return Number(now() - t); },
   },
   {
     id: 'js.cycle.map', label: 'plain JS cycle: Map + JSON.parse/stringify',
     async run(n) {
       const t = now();
       for (let i = 0; i < n; i++) {
+        await turn();
         const o = JSON.parse(await mapRead(ID));
         o.counter = (o.counter || 0) + 1;
         o.lastSeen = i;
@@ -161,23 +167,27 @@ const asyncCases = [
   },
   {
     id: 'cycle.file', label: 'Store cycle, file driver',
-    async run(n) { const t = now(); for (let i = 0; i < n; i++) await storeCycle(fileHandler, i); return Number(now() - t); },
+    async run(n) { const t = now(); for (let i = 0; i < n; i++) { await turn(); await storeCycle(fileHandler, i); } return Number(now() - t); },
   },
   {
     id: 'raw.file', label: 'file handler read + write alone (native, no engine)',
-    async run(n) { const h = fileHandler._native; const t = now(); for (let i = 0; i < n; i++) { keep(await h.read(ID)); await h.write(ID, SESSION_JSON); } return Number(now() - t); },
+    async run(n) { const h = fileHandler._native; const t = now(); for (let i = 0; i < n; i++) { await turn(); keep(await h.read(ID)); await h.write(ID, SESSION_JSON); } return Number(now() - t); },
   },
   {
     id: 'js.cycle.file', label: 'plain JS cycle: fs.promises read + tmp write + rename',
-    async run(n) { const t = now(); for (let i = 0; i < n; i++) await jsFileCycle(i); return Number(now() - t); },
+    async run(n) { const t = now(); for (let i = 0; i < n; i++) { await turn(); await jsFileCycle(i); } return Number(now() - t); },
+  },
+  {
+    id: 'turn', label: 'one event-loop turn alone (setImmediate; in every row above)',
+    async run(n) { const t = now(); for (let i = 0; i < n; i++) await turn(); return Number(now() - t); },
   },
   {
     id: 'async.noop', label: 'native async no-op (array touch, resolved in place)',
-    async run(n) { const h = arrayHandler._native; const t = now(); for (let i = 0; i < n; i++) keep(await h.touch(ID)); return Number(now() - t); },
+    async run(n) { const h = arrayHandler._native; const t = now(); for (let i = 0; i < n; i++) { await turn(); keep(await h.touch(ID)); } return Number(now() - t); },
   },
   {
     id: 'async.hop', label: 'native async hop (file touch: tokio blocking hop + 1 open/futimens)',
-    async run(n) { const h = fileHandler._native; const t = now(); for (let i = 0; i < n; i++) keep(await h.touch(ID)); return Number(now() - t); },
+    async run(n) { const h = fileHandler._native; const t = now(); for (let i = 0; i < n; i++) { await turn(); keep(await h.touch(ID)); } return Number(now() - t); },
   },
 ];
 

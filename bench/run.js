@@ -84,7 +84,7 @@ function machine(services) {
     `date: ${new Date().toISOString()}`,
     `mode: ${quick ? 'quick (--quick: short rounds, smaller data sets)' : 'full'}${only.length ? `, only ${wanted.join(',')}` : ''}`,
     `machine: ${cpus.length} × ${cpus[0] ? cpus[0].model.trim() : 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ${os.type()} ${os.release()}, load average at start ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`,
-    ...(ROOT_UNDER_TEST !== ROOT ? [`package under test: ${ROOT_UNDER_TEST} (OSTRO_BENCH_ROOT)`] : []),
+    ...(ROOT_UNDER_TEST !== ROOT ? [`package under test: ${ROOT_UNDER_TEST} (OSTRO_BENCH_ROOT)${process.env.OSTRO_BENCH_REV ? `, built from ${process.env.OSTRO_BENCH_REV}` : ''}`] : []),
     describeAddon(ROOT_UNDER_TEST).text,
     `node ${process.version}; @ostro/session ${JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version} at ${gitRev()}`,
     `peers: ${['express', 'express-session', 'connect-redis', 'redis', 'session-file-store', 'better-sqlite3', 'better-sqlite3-session-store', 'ostro-session-v1', 'autocannon'].map((n) => `${n === 'ostro-session-v1' ? '@ostro/session 1.x' : n} ${versionOf(n)}`).join(', ')}`,
@@ -140,6 +140,8 @@ async function main() {
   ensureDeps();
   const addon = describeAddon(ROOT_UNDER_TEST);
   if (addon.debug) log(`WARNING ${addon.text}`);
+  const addonStamp = () => { try { const st = fs.statSync(addon.file); return `${st.size}:${st.mtimeMs}`; } catch { return 'missing'; } };
+  const stampAtStart = addonStamp();
   const { startServices, stopServices } = require('./lib/services');
   const contenders = loadContenders();
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ostro-bench-'));
@@ -183,7 +185,10 @@ async function main() {
     }
     const { targets, floors } = require('./lib/targets').evaluate(data);
     const elapsed = (Date.now() - t0) / 1000;
-    const { text, md } = render(sections, machine(services), targets, floors, elapsed);
+    const header = machine(services);
+    // Workers load the addon when they start: a rebuild during the run mixes two builds.
+    if (addonStamp() !== stampAtStart) header.push('WARNING: the addon file changed during this run (rebuilt?); rows may come from different builds. Run again.');
+    const { text, md } = render(sections, header, targets, floors, elapsed);
     console.log(text);
     // A full or --quick run of every case is the result of record (bench/results/latest.md);
     // a partial run (--only) goes to the OS temp directory so it never replaces it.
@@ -196,12 +201,13 @@ async function main() {
       fs.renameSync(tmp, path.join(outDir, name));
     };
     write(`${base}.md`, md);
-    write(`${base}.json`, `${JSON.stringify({ date: new Date().toISOString(), quick, header: machine(services), data }, null, 1)}\n`);
+    write(`${base}.json`, `${JSON.stringify({ date: new Date().toISOString(), quick, header, data }, null, 1)}\n`);
     log(`wrote ${path.relative(process.cwd(), path.join(outDir, `${base}.md`)) || `${base}.md`}`);
   } finally {
     await stopServices(services);
+    log('servers stopped');
     fs.rmSync(workDir, { recursive: true, force: true });
-    log('servers stopped, work directory removed');
+    log('work directory removed');
   }
 }
 

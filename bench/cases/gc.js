@@ -25,7 +25,7 @@ function measure(variant, n, dir) {
 
 async function run(env) {
   const n = env.quick ? 10000 : 100000;
-  const rounds = env.quick ? 1 : 2;
+  const rounds = 1;
   const samples = Object.fromEntries(VARIANTS.map((v) => [v, []]));
   const fail = {};
   const labels = {};

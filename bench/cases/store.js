@@ -62,7 +62,7 @@ async function runOne(env, e, args) {
 async function run(env) {
   const { quick } = env;
   const rounds = quick ? 2 : 5;
-  const windowMs = quick ? 300 : 1500;
+  const windowMs = quick ? 250 : 1200;
   const entries = await prepare(env, env.storeContenders, 'store', POOL);
   const live = () => entries.filter((e) => e.status === 'ok');
   env.log(`store cycle: ${live().length} contenders live, ${entries.length - live().length} not available`);

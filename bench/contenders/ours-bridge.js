@@ -1,8 +1,17 @@
 'use strict';
-// A custom JS handler (a Map, async methods, the shape of the docs' example) through the bridge.
+// A custom JS driver through the bridge: the project's own Map-based example
+// (examples/memory-session-handler.js, plain-value methods as in the OstroJS docs), or, before it
+// exists, the same thing inline with async methods.
+const fs = require('node:fs');
+const path = require('node:path');
 const kit = require('../lib/kit');
 
 function mapHandler() {
+  const example = path.join(kit.ROOT, 'examples', 'memory-session-handler.js');
+  if (fs.existsSync(example)) {
+    const { MemorySessionHandler } = require(example);
+    return new MemorySessionHandler({ minutes: kit.LIFETIME_MIN });
+  }
   const { SessionHandlerInterface } = kit.ours();
   class MapSessionHandler extends SessionHandlerInterface {
     constructor() { super(); this.map = new Map(); }

@@ -16,7 +16,7 @@ function make(file) {
 }
 
 module.exports = {
-  id: 'peer-sqlite-store', label: 'better-sqlite3-session-store', kind: 'peer', family: 'sqlite',
+  id: 'peer-sqlite-store', label: 'better-sqlite3-session-store (WAL, NORMAL)', kind: 'peer', family: 'sqlite',
   store(ctx) {
     const { store, db } = make(path.join(ctx.dir, 'bss.sqlite'));
     return kit.expressCycles(store, { close: () => db.close() });

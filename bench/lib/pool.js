@@ -27,6 +27,8 @@ class Worker {
       if (m.ok) p.resolve(m.result);
       else p.reject(new Error(m.error));
     });
+    // A send to a worker that just died reports here; the pending call is rejected by 'exit'.
+    this.child.on('error', (err) => { this.log = `${this.log}\n${err.message}`.slice(-4000); });
     this.child.on('exit', (code, sig) => {
       for (const p of this.pending.values()) {
         clearTimeout(p.timer);
@@ -46,12 +48,16 @@ class Worker {
         stop(this.child, 500);
       }, timeoutMs);
       this.pending.set(id, { resolve, reject, timer });
-      try {
-        this.child.send({ id, cmd, args });
-      } catch (err) {
+      const failed = (err) => {
+        if (!this.pending.has(id)) return;
         clearTimeout(timer);
         this.pending.delete(id);
-        reject(err);
+        reject(new Error(`worker for ${this.label} is gone (${err.message}) ${this.log.trim().split('\n').slice(-3).join(' | ')}`));
+      };
+      try {
+        this.child.send({ id, cmd, args }, (err) => { if (err) failed(err); });
+      } catch (err) {
+        failed(err);
       }
     });
   }
