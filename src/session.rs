@@ -7,7 +7,6 @@ use crate::runtime::promise;
 use crate::values::{self, Out, Scalar};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use ostro_session_core::payload;
 use ostro_session_core::{SaveAction, Session, SessionOptions};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -132,7 +131,14 @@ impl NativeSession {
     /// The value at `key`: `undefined` when absent, a scalar, or `[json]` for a container.
     #[napi(catch_unwind, ts_return_type = "unknown")]
     pub fn get(&self, key: String) -> Out {
-        Out::of(self.s().get(&key))
+        let s = self.s();
+        // An untouched object or array goes out as its stored text: no parse, no re-encode.
+        if let Some(raw) = s.get_raw(&key) {
+            if raw.starts_with(['{', '[']) {
+                return Out::Json(raw.to_owned());
+            }
+        }
+        Out::of(s.get(&key))
     }
 
     /// Sets a scalar.
@@ -160,19 +166,19 @@ impl NativeSession {
     /// All attributes as JSON text.
     #[napi(catch_unwind)]
     pub fn all(&self) -> String {
-        payload::encode(self.s().all())
+        self.s().all_json()
     }
 
     /// The listed top-level keys as JSON text.
     #[napi(catch_unwind)]
     pub fn only(&self, keys: Vec<String>) -> String {
-        payload::encode(&self.s().only(&keys))
+        serde_json::to_string(&self.s().only(&keys)).unwrap_or_default()
     }
 
     /// A copy without the listed keys (dot-aware), as JSON text.
     #[napi(catch_unwind)]
     pub fn except(&self, keys: Vec<String>) -> String {
-        payload::encode(&self.s().except(&keys))
+        serde_json::to_string(&self.s().except(&keys)).unwrap_or_default()
     }
 
     /// Every key present (null included).

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 /// The attribute map of a session.
 pub type Attributes = Map<String, Value>;
 
-fn child<'a>(v: &'a Value, seg: &str) -> Option<&'a Value> {
+pub(crate) fn child<'a>(v: &'a Value, seg: &str) -> Option<&'a Value> {
     match v {
         Value::Object(m) => m.get(seg),
         Value::Array(a) => seg.parse::<usize>().ok().and_then(|i| a.get(i)),
@@ -15,12 +15,21 @@ fn child<'a>(v: &'a Value, seg: &str) -> Option<&'a Value> {
     }
 }
 
-fn child_mut<'a>(v: &'a mut Value, seg: &str) -> Option<&'a mut Value> {
+pub(crate) fn child_mut<'a>(v: &'a mut Value, seg: &str) -> Option<&'a mut Value> {
     match v {
         Value::Object(m) => m.get_mut(seg),
         Value::Array(a) => seg.parse::<usize>().ok().and_then(|i| a.get_mut(i)),
         _ => None,
     }
+}
+
+/// The value at the path `segs` below `v`.
+pub(crate) fn get_in<'a>(v: &'a Value, segs: &[&str]) -> Option<&'a Value> {
+    let mut cur = v;
+    for seg in segs {
+        cur = child(cur, seg)?;
+    }
+    Some(cur)
 }
 
 /// The value at `key`: the literal top-level key first, then the dot path. A stored `null` is
@@ -65,7 +74,7 @@ pub fn set(map: &mut Attributes, key: &str, value: Value) -> bool {
     set_in_map(map, &segs, value)
 }
 
-fn set_in_map(map: &mut Attributes, segs: &[&str], value: Value) -> bool {
+pub(crate) fn set_in_map(map: &mut Attributes, segs: &[&str], value: Value) -> bool {
     let Some((first, rest)) = segs.split_first() else {
         return false;
     };
@@ -93,7 +102,7 @@ fn set_in_map(map: &mut Attributes, segs: &[&str], value: Value) -> bool {
     }
 }
 
-fn set_in_value(slot: &mut Value, segs: &[&str], value: Value) -> bool {
+pub(crate) fn set_in_value(slot: &mut Value, segs: &[&str], value: Value) -> bool {
     match slot {
         Value::Object(m) => return set_in_map(m, segs, value),
         Value::Array(a) => {

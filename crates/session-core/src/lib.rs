@@ -26,6 +26,7 @@ pub mod error;
 pub mod handler;
 pub mod handlers;
 pub mod id;
+pub mod lazy;
 pub mod payload;
 pub mod session;
 pub mod token;

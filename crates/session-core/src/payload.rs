@@ -1,9 +1,11 @@
 //! The only place that knows the stored format: JSON text of the attribute map, with the keys
 //! of `@ostro/session` 1.x (`__token`, `__flash.{__old,__new}`) mapped to Laravel's on read.
 
-use crate::attributes::Attributes;
 use crate::crypto::{self, Cipher};
-use serde_json::{Map, Value};
+use crate::lazy::TopMap;
+use indexmap::IndexMap;
+use serde_json::value::RawValue;
+use serde_json::Value;
 use std::sync::Arc;
 
 /// Deepest nesting a stored payload may have; deeper payloads are treated as corrupt.
@@ -12,8 +14,8 @@ pub const MAX_DEPTH: usize = 64;
 /// A payload decoded from storage.
 #[derive(Debug, Default)]
 pub struct Decoded {
-    /// The attributes, empty for a missing or corrupt payload.
-    pub attributes: Attributes,
+    /// The attributes, empty for a missing or corrupt payload; parsed lazily per top-level key.
+    pub attributes: TopMap,
     /// Whether the handler had nothing stored (`''`): a later `touch` would find no record.
     pub missing: bool,
     /// Whether 1.x keys were mapped, so the stored form is stale and must be rewritten.
@@ -32,9 +34,11 @@ pub fn decode(raw: &str, max_bytes: usize) -> Decoded {
     if raw.len() > max_bytes || !depth_within(raw.as_bytes(), MAX_DEPTH) {
         return Decoded::default();
     }
-    let Ok(mut attributes) = serde_json::from_str::<Map<String, Value>>(raw) else {
+    // Split at the top level only; each value is parsed when the app first touches it.
+    let Ok(split) = serde_json::from_str::<IndexMap<String, Box<RawValue>>>(raw) else {
         return Decoded::default();
     };
+    let mut attributes = TopMap::from_raw(split);
     let legacy = map_legacy_keys(&mut attributes);
     Decoded {
         attributes,
@@ -95,9 +99,8 @@ impl Reader {
 }
 
 /// Encodes attributes for storage.
-pub fn encode(attributes: &Attributes) -> String {
-    // Serialising a map of JSON values cannot fail: keys are strings and numbers are finite.
-    serde_json::to_string(attributes).unwrap_or_else(|_| String::from("{}"))
+pub fn encode(attributes: &TopMap) -> String {
+    attributes.encode()
 }
 
 /// Scans JSON text for bracket depth without parsing it, so that a hostile payload is refused
@@ -132,18 +135,18 @@ fn depth_within(bytes: &[u8], max: usize) -> bool {
     true
 }
 
-fn map_legacy_keys(attrs: &mut Attributes) -> bool {
+fn map_legacy_keys(attrs: &mut TopMap) -> bool {
     let mut legacy = false;
-    if let Some(token) = attrs.shift_remove("__token") {
+    if let Some(token) = attrs.remove("__token") {
         legacy = true;
         if attrs.get("_token").is_none_or(Value::is_null) {
             attrs.insert("_token".to_owned(), token);
         }
     }
-    if let Some(flash) = attrs.shift_remove("__flash") {
+    if let Some(flash) = attrs.remove("__flash") {
         legacy = true;
         if !attrs.contains_key("_flash") {
-            let mut f = Map::new();
+            let mut f = serde_json::Map::new();
             let pick = |k: &str| match flash.get(k) {
                 Some(Value::Array(a)) => Value::Array(a.clone()),
                 _ => Value::Array(Vec::new()),
@@ -175,12 +178,12 @@ mod tests {
     #[test]
     fn depth_limit_is_64() {
         let ok = format!("{}{}", "{\"a\":".repeat(63) + "{", "}".repeat(64));
-        assert_eq!(decode(&ok, 1 << 20).attributes.len(), 1);
+        assert_eq!(decode(&ok, 1 << 20).attributes.to_map().len(), 1);
         let deep = format!("{}{}", "{\"a\":".repeat(64) + "{", "}".repeat(65));
         assert!(decode(&deep, 1 << 20).attributes.is_empty());
         // Brackets inside strings do not count.
         let s = format!("{{\"a\":\"{}\"}}", "[".repeat(100));
-        assert_eq!(decode(&s, 1 << 20).attributes.len(), 1);
+        assert_eq!(decode(&s, 1 << 20).attributes.to_map().len(), 1);
     }
 
     #[test]
@@ -191,7 +194,7 @@ mod tests {
         );
         assert!(d.legacy);
         assert_eq!(
-            Value::Object(d.attributes),
+            Value::Object(d.attributes.to_map()),
             json!({"x":1,"_token":"t","_flash":{"old":["a"],"new":["b"]}})
         );
     }

@@ -8,6 +8,7 @@ use crate::crypto::Cipher;
 use crate::error::{Result, SessionError};
 use crate::handler::{SessionHandler, WriteMeta};
 use crate::id;
+use crate::lazy::TopMap;
 use crate::payload::{self, Decoded};
 use crate::token::TokenFormat;
 use serde_json::{Map, Number, Value};
@@ -54,7 +55,7 @@ pub enum SaveAction {
 pub struct Session {
     id: String,
     name: String,
-    attributes: Attributes,
+    attributes: TopMap,
     started: bool,
     dirty: bool,
     // The handler had no record at start: touching would fail, so save writes at once.
@@ -72,7 +73,7 @@ impl Session {
         let mut s = Self {
             id: String::new(),
             name: name.to_owned(),
-            attributes: Map::new(),
+            attributes: TopMap::default(),
             started: false,
             dirty: false,
             record_missing: true,
@@ -156,9 +157,7 @@ impl Session {
         if self.attributes.is_empty() {
             self.attributes = stored;
         } else {
-            for (k, v) in stored {
-                self.attributes.insert(k, v);
-            }
+            self.attributes.extend(stored);
         }
         self.record_missing = missing;
         let had_extra_before_start = self.dirty;
@@ -295,20 +294,31 @@ impl Session {
 
     /// The value at `key` (dot-aware); `None` when absent, `Some(Null)` for a stored null.
     pub fn get(&self, key: &str) -> Option<&Value> {
-        attributes::get(&self.attributes, key)
+        self.attributes.get(key)
     }
 
-    /// All attributes, internal keys included.
-    pub fn all(&self) -> &Attributes {
-        &self.attributes
+    /// The stored JSON text of a literal top-level key that nothing has read for changing: a
+    /// `get` of a whole object can hand it over without parsing and re-encoding it.
+    pub fn get_raw(&self, key: &str) -> Option<&str> {
+        self.attributes.raw(key)
+    }
+
+    /// A copy of all attributes, internal keys included.
+    pub fn all(&self) -> Attributes {
+        self.attributes.to_map()
+    }
+
+    /// All attributes as JSON text (untouched values copied verbatim).
+    pub fn all_json(&self) -> String {
+        self.attributes.encode()
     }
 
     /// The listed top-level keys that are present (no dot notation, as Laravel's `Arr::only`).
     pub fn only<S: AsRef<str>>(&self, keys: &[S]) -> Attributes {
         let mut out = Map::new();
-        for (k, v) in &self.attributes {
+        for (k, slot) in self.attributes.iter() {
             if keys.iter().any(|key| key.as_ref() == k) {
-                out.insert(k.clone(), v.clone());
+                out.insert(k.clone(), slot.value().clone());
             }
         }
         out
@@ -316,7 +326,7 @@ impl Session {
 
     /// A copy without the listed keys (dot-aware).
     pub fn except<S: AsRef<str>>(&self, keys: &[S]) -> Attributes {
-        let mut out = self.attributes.clone();
+        let mut out = self.attributes.to_map();
         for k in keys {
             attributes::forget(&mut out, k.as_ref());
         }
@@ -351,7 +361,7 @@ impl Session {
 
     /// Sets `key` (dot-aware).
     pub fn put(&mut self, key: &str, value: Value) {
-        if attributes::set(&mut self.attributes, key, value) {
+        if self.attributes.set(key, value) {
             self.dirty = true;
         }
     }
@@ -365,7 +375,7 @@ impl Session {
 
     /// Removes `key` (dot-aware) and returns its value.
     pub fn forget(&mut self, key: &str) -> Option<Value> {
-        let v = attributes::forget(&mut self.attributes, key);
+        let v = self.attributes.forget(key);
         if v.is_some() {
             self.dirty = true;
         }
@@ -390,7 +400,7 @@ impl Session {
     /// # Errors
     /// [`SessionError::Value`] when the key holds something other than an array.
     pub fn push(&mut self, key: &str, value: Value) -> Result<()> {
-        match attributes::get_mut(&mut self.attributes, key) {
+        match self.attributes.get_mut(key) {
             Some(Value::Array(a)) => {
                 a.push(value);
                 self.dirty = true;
