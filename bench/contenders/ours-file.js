@@ -10,7 +10,7 @@ module.exports = {
     const { FileSessionHandler } = kit.ours();
     const dir = path.join(ctx.dir, 'sessions');
     const inst = kit.storeCycles(new FileSessionHandler(dir, kit.LIFETIME_MIN));
-    inst.bulk = (count) => bulk.files(dir, count);
+    inst.bulk = (count, workingSet) => bulk.files(dir, count, workingSet);
     return inst;
   },
   http: (ctx) => kit.ourHttp({ driver: 'file', files: path.join(ctx.dir, 'http-sessions'), lottery: [2, 100] }),

@@ -13,9 +13,9 @@ const { SESSION_JSON } = require('./payload');
 // ----- files: one name per id in the driver's directory -----------------------------------------
 // Creating a million real files costs 100-500 µs each on this VM's disk (block allocation and
 // journal), minutes in all. So one real file is written and every other id is a hard link to it:
-// the directory really holds N names (the lookup cost the scale case is about), the first write
-// to an id replaces its link with a file of its own, and a read sees the same bytes. Both sizes
-// of the scale case are laid down this way, so only the count differs.
+// the directory really holds N names (the lookup cost the scale case is about) and a read sees the
+// same bytes. Replacing a link is cheaper than replacing a file, so the ids the scale case cycles
+// on (its working set) are made real files first. Both sizes are laid down the same way.
 
 // ext4 allows 65,000 links per inode: one source file per 60,000 ids.
 const PER_SOURCE = 60000;
@@ -25,7 +25,11 @@ function writeRange(dir, from, to) {
   for (let k = from; k < to; k++) fs.linkSync(sourceOf(dir, k), path.join(dir, idOf(k)));
 }
 
-async function files(dir, count, threads = 2) {
+/**
+ * `count` ids in `dir`; the ids of `workingSet` ({ size, stride }) become real files of their own,
+ * so that the cycles of the scale case, which touch only those, never write through a link.
+ */
+async function files(dir, count, workingSet, threads = 2) {
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   for (let k = 0; k < count; k += PER_SOURCE) fs.writeFileSync(sourceOf(dir, k), SESSION_JSON, { mode: 0o600 });
   const per = Math.ceil(count / threads);
@@ -35,6 +39,13 @@ async function files(dir, count, threads = 2) {
     w.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`bulk file writer exited with ${code}`))));
   })));
   for (let k = 0; k < count; k += PER_SOURCE) fs.unlinkSync(sourceOf(dir, k));
+  if (workingSet) {
+    for (let i = 0; i < workingSet.size; i++) {
+      const file = path.join(dir, idOf(i * workingSet.stride));
+      fs.unlinkSync(file); // never write through a link: that would change every linked name
+      fs.writeFileSync(file, SESSION_JSON, { mode: 0o600 });
+    }
+  }
 }
 
 if (!isMainThread && workerData && workerData.dir) {

@@ -9,7 +9,13 @@ function quantile(values, q) {
   return s[i];
 }
 
-const median = (v) => quantile(v, 0.5);
+/** The median (the mean of the two middle values for an even count). */
+function median(values) {
+  if (values.length === 0) return NaN;
+  const s = Float64Array.from(values).sort();
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
 const best = (v) => (v.length ? Math.min(...v) : NaN);
 
 /** A number with thousands separators and `digits` decimals (fewer for big numbers). */

@@ -3,7 +3,7 @@
 // contender's CPU time, heap and event loop are its own. Commands:
 //   init {module, mode, ctx}   load the contender; reply {available, reason}
 //   seed {count}               store sessions idOf(0..count-1), then check one full cycle
-//   run {concurrency, ms, pool, random}  store cycles for `ms`; reply throughput, latency, CPU
+//   run {concurrency, ms, pool, random, stride}  store cycles for `ms`; reply throughput, latency, CPU
 //   listen                     (http mode) start the server on 127.0.0.1:0; reply {port}
 //   mark / collect             CPU, requests and event-loop delay between the two
 //   close                      close the contender and exit
@@ -28,7 +28,7 @@ function eld() {
 const ms = (ns) => ns / 1e6;
 const yieldToLoop = () => new Promise((resolve) => setImmediate(resolve));
 
-async function runCycles({ concurrency, ms: duration, pool, random, warm }) {
+async function runCycles({ concurrency, ms: duration, pool, random, stride = 1, warm }) {
   const lat = [];
   let count = 0;
   let errors = 0;
@@ -48,7 +48,8 @@ async function runCycles({ concurrency, ms: duration, pool, random, warm }) {
       // for the whole window and the run measures page faults instead of the store.
       await yieldToLoop();
       // Each lane owns its own ids (no two in-flight cycles on one id), unless random.
-      const k = random ? Math.floor(Math.random() * pool) : (w * slice + (j++ % slice)) % pool;
+      // With a stride, the pool is every stride-th id (a working set spread over a larger store).
+      const k = stride * (random ? Math.floor(Math.random() * pool) : (w * slice + (j++ % slice)) % pool);
       const s = performance.now();
       try {
         await inst.cycle(idOf(k), seq++);
@@ -98,10 +99,10 @@ async function seed({ count }) {
 }
 
 /** Lays down `count` sessions in the driver's own format, then proves one reads back and cycles. */
-async function bulkSeed({ count }) {
+async function bulkSeed({ count, workingSet }) {
   if (typeof inst.bulk !== 'function') throw new Error('this contender has no bulk seeding');
   const t0 = performance.now();
-  await inst.bulk(count);
+  await inst.bulk(count, workingSet);
   const seedMs = performance.now() - t0;
   for (const k of [0, count - 1]) {
     await inst.cycle(idOf(k), 1);
