@@ -247,6 +247,22 @@ mod tests {
     }
 
     #[test]
+    fn presence_answers_from_raw_text() {
+        let mut s = crate::Session::new("n", None, crate::SessionOptions::default()).unwrap();
+        s.load(r#"{"_token":"t","n": null ,"z":0,"o":{"a":null}}"#)
+            .unwrap();
+        assert!(!s.has(&["z", "o", "o.a"]));
+        assert!(s.has(&["z", "o"]));
+        assert!(!s.has(&["n"]));
+        assert!(s.exists(&["n", "o.a"]));
+        assert!(s.missing(&["n", "absent"]));
+        assert!(
+            s.get_raw("o").is_some(),
+            "presence checks leave the raw text in place"
+        );
+    }
+
+    #[test]
     fn same_rules_as_the_plain_map() {
         let mut t = top(r#"{"a.b": 1, "a": {"b": 2}, "s": "x", "l": [1, {"z": 1}]}"#);
         assert_eq!(t.get("a.b"), Some(&json!(1)));

@@ -335,10 +335,17 @@ impl Session {
 
     /// Every key present, a null value included. Vacuously true for no keys.
     pub fn exists<S: AsRef<str>>(&self, keys: &[S]) -> bool {
-        keys.iter().all(|k| self.get(k.as_ref()).is_some())
+        keys.iter().all(|k| {
+            let k = k.as_ref();
+            self.attributes.raw(k).is_some() || self.get(k).is_some()
+        })
     }
 
     fn has_one(&self, key: &str) -> bool {
+        // An untouched top-level value answers from its stored text, without being parsed.
+        if let Some(raw) = self.attributes.raw(key) {
+            return raw.trim() != "null";
+        }
         self.get(key).is_some_and(|v| !v.is_null())
     }
 
