@@ -20,6 +20,7 @@
 // each cell is the median over rounds: wall-clock µs per cycle (and cycles/s), and process CPU
 // µs per cycle, all threads (lower is better).
 
+const { makeSession } = require('./lib/payload');
 const native = require('../lib/native');
 const { Store, ArraySessionHandler } = require('..');
 const { MemorySessionHandler } = require('../examples/memory-session-handler');
@@ -37,24 +38,8 @@ const AS_JSON = args.includes('--json');
 const NAME = 'ostro_session';
 
 // The same ~1.1 KB session as the other benchmarks, without its token (the engine adds one).
-const SESSION = {
-  _previous: { url: 'https://shop.example.com/catalog/shoes?page=2&sort=price' },
-  user: { id: 48213, name: 'Ada Lovelace', email: 'ada@example.com', roles: ['customer', 'beta'], locale: 'en-GB', verified: true },
-  cart: {
-    currency: 'EUR',
-    items: [
-      { sku: 'SHOE-RUN-42', name: 'Trail runner', qty: 1, price: 129.9 },
-      { sku: 'SOCK-WOOL-M', name: 'Merino socks', qty: 3, price: 14.5 },
-      { sku: 'CAP-SUN-01', name: 'Sun cap', qty: 1, price: 19 },
-      { sku: 'BAG-DAY-20', name: 'Day pack 20 l', qty: 1, price: 79 },
-    ],
-    coupon: null,
-  },
-  prefs: { theme: 'dark', newsletter: false, currency: 'EUR', lastSearch: 'waterproof trail shoes' },
-  counter: 0,
-  recent: [1041, 1093, 2210, 2291, 3307, 3318, 4011, 5123],
-  notes: 'x'.repeat(295),
-};
+// The same ~1 KB session as every other bench case.
+const SESSION = makeSession();
 
 /** The Map-backed example handler with async methods (each returns a Promise). */
 class AsyncMemoryHandler extends MemorySessionHandler {
