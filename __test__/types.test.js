@@ -1,0 +1,93 @@
+'use strict';
+// The declarations as a TypeScript user meets them: consumer files under __test__/types/ import
+// every subpath export through the package's own `exports` (self-reference, node16 resolution)
+// and are compiled with `tsc --strict --noEmit`. The right calls must compile, and each
+// `// @ts-expect-error` line must really fail, each for its own reason: the files are compiled
+// again with the directives removed, and every error must sit on a marked line and every marked
+// line must have one (so a directive can neither hide a second error nor go stale).
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+const ts = require('typescript');
+
+const ROOT = path.resolve(__dirname, '..');
+const DIR = path.join(__dirname, 'types');
+const TSCONFIG = path.join(DIR, 'tsconfig.json');
+const DIRECTIVE = /^\s*\/\/ @ts-expect-error\b.*$/;
+
+function parsedConfig() {
+  const read = ts.readConfigFile(TSCONFIG, ts.sys.readFile);
+  assert.equal(read.error, undefined);
+  const parsed = ts.parseJsonConfigFileContent(read.config, ts.sys, DIR);
+  assert.deepEqual(parsed.errors, []);
+  return parsed;
+}
+
+test('tsc --strict --noEmit accepts the consumer files (and every @ts-expect-error is used)', () => {
+  const tsc = require.resolve('typescript/bin/tsc');
+  const r = spawnSync(process.execPath, [tsc, '-p', TSCONFIG, '--strict', '--noEmit', '--pretty', 'false'], { cwd: ROOT, encoding: 'utf8', timeout: 120000 });
+  assert.equal(r.error, undefined);
+  assert.equal(`${r.stdout}${r.stderr}`.trim(), '');
+  assert.equal(r.status, 0);
+});
+
+test('each @ts-expect-error line fails on its own once the directive is removed, and nothing else does', () => {
+  const { options, fileNames } = parsedConfig();
+  assert.equal(options.strict, true);
+  // 1-based line numbers of the lines each directive guards, per consumer file.
+  const marked = new Map();
+  const stripped = new Map();
+  for (const file of fileNames) {
+    const lines = fs.readFileSync(file, 'utf8').split('\n');
+    const guarded = new Set();
+    lines.forEach((line, i) => {
+      if (DIRECTIVE.test(line)) {
+        guarded.add(i + 2);
+        lines[i] = ''; // keeps line numbers
+      }
+    });
+    assert.ok(guarded.size >= 4, `${path.basename(file)} has only ${guarded.size} wrong calls`);
+    marked.set(path.resolve(file), guarded);
+    stripped.set(path.resolve(file), lines.join('\n'));
+  }
+  const host = ts.createCompilerHost(options);
+  const readFile = host.readFile.bind(host);
+  host.readFile = (f) => stripped.get(path.resolve(f)) ?? readFile(f);
+  const getSourceFile = host.getSourceFile.bind(host);
+  host.getSourceFile = (f, lang, onError) => {
+    const text = stripped.get(path.resolve(f));
+    return text === undefined ? getSourceFile(f, lang, onError) : ts.createSourceFile(f, text, lang, true);
+  };
+  const program = ts.createProgram(fileNames, options, host);
+  const diags = ts.getPreEmitDiagnostics(program);
+  const hit = new Map([...marked.keys()].map((f) => [f, new Set()]));
+  const stray = [];
+  for (const d of diags) {
+    const msg = ts.flattenDiagnosticMessageText(d.messageText, '\n');
+    const file = d.file && path.resolve(d.file.fileName);
+    const line = d.file ? d.file.getLineAndCharacterOfPosition(d.start).line + 1 : 0;
+    if (file && marked.has(file) && marked.get(file).has(line)) hit.get(file).add(line);
+    else stray.push(`${file ? path.relative(ROOT, file) : '(global)'}:${line}: TS${d.code} ${msg}`);
+  }
+  assert.deepEqual(stray, [], 'errors outside the marked lines');
+  for (const [file, lines] of marked) {
+    const missing = [...lines].filter((l) => !hit.get(file).has(l));
+    assert.deepEqual(missing, [], `${path.basename(file)}: marked lines that compile`);
+  }
+});
+
+test('every subpath export has a types condition, next to its JS, used by a consumer file', () => {
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
+  const consumers = fs.readdirSync(DIR).filter((f) => f.endsWith('.ts')).map((f) => fs.readFileSync(path.join(DIR, f), 'utf8')).join('\n');
+  for (const [sub, target] of Object.entries(pkg.exports)) {
+    if (sub === './package.json') continue;
+    assert.equal(typeof target, 'object', `${sub} has conditions`);
+    assert.deepEqual(Object.keys(target)[0], 'types', `${sub}: "types" comes first (conditions match in order)`);
+    assert.equal(target.types.replace(/\.d\.ts$/, ''), target.default.replace(/\.js$/, ''), `${sub}: the declarations sit next to the JS`);
+    assert.ok(fs.existsSync(path.join(ROOT, target.types)), `${sub}: ${target.types} exists`);
+    const spec = sub === '.' ? '@ostro/session' : `@ostro/session/${sub.slice(2)}`;
+    assert.ok(consumers.includes(`'${spec}'`), `${spec} is imported by a consumer file`);
+  }
+});
