@@ -21,6 +21,7 @@
 
 pub mod attributes;
 pub mod clock;
+pub mod cookie_header;
 pub mod crypto;
 pub mod error;
 pub mod handler;
