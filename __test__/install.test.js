@@ -61,6 +61,16 @@ test('every prebuilt platform has an npm/<platform> package that npm installs on
   assert.ok(PLATFORMS.some((p) => p.name === host), `this machine (${host}) should be a prebuilt platform`);
 });
 
+test('the release workflow builds exactly the prebuilt platforms and publishes them the napi-rs way', () => {
+  const yml = fs.readFileSync(path.join(root, '.github', 'workflows', 'release.yml'), 'utf8');
+  const targets = [...yml.matchAll(/^\s+target: ([\w-]+)$/gm)].map((m) => m[1]);
+  assert.deepEqual(targets.sort(), PLATFORMS.map((p) => p.target).sort());
+  assert.match(yml, /node scripts\/build\.js --target/);
+  assert.match(yml, /artifacts --output-dir artifacts/);
+  assert.match(yml, /prepublish -t npm/);
+  assert.match(yml, /npm publish/);
+});
+
 test('the package has no install script; `npm run build` builds from source', () => {
   for (const hook of ['preinstall', 'install', 'postinstall']) assert.equal(pkg.scripts[hook], undefined, `scripts.${hook}`);
   assert.equal(pkg.scripts.build, 'node scripts/build.js');
