@@ -205,15 +205,33 @@ function loaded(s, raw) {
   return true;
 }
 
-/** After a change-free `prepareSave`: touch when the handler can, write if it has no record. */
-function touchOrWrite(handler, s, ms, meta) {
+/** Marks the session saved after a write; what save() resolves to. */
+function written(s) {
+  s.saved();
+  return 'written';
+}
+
+/**
+ * After `prepareSave` asked for a touch (the session existed at start and is unchanged): touch,
+ * then do what the engine's `afterTouch` decides: nothing when the record is gone ('dropped', so
+ * that a read-only request never undoes a logout), a rewrite for `resave`, else 'touched'. A
+ * handler without touch() is asked by reading: a stored payload is written back as it is, which
+ * refreshes its expiry without changing or recreating anything.
+ */
+function touchThen(handler, s, ms, meta) {
   const id = s.getId();
-  const done = () => {
-    s.saved();
+  const next = (found) => {
+    const step = s.afterTouch(found);
+    if (typeof step === 'string') return step;
+    return invoke(handler, 'write', 3, id, step[0], meta, ms, () => written(s));
   };
-  const write = () => invoke(handler, 'write', 3, id, s.payload(), meta, ms, done);
-  if (typeof handler.touch !== 'function') return write();
-  return invoke(handler, 'touch', 1, id, undefined, undefined, ms, (found) => (found === false ? write() : done()));
+  if (typeof handler.touch === 'function') {
+    return invoke(handler, 'touch', 1, id, undefined, undefined, ms, (found) => next(found !== false));
+  }
+  return invoke(handler, 'read', 1, id, undefined, undefined, ms, (raw) => {
+    if (typeof raw !== 'string' || raw === '') return next(false);
+    return invoke(handler, 'write', 3, id, raw, meta, ms, () => next(true));
+  });
 }
 
 // Rust calls the handler: `readInto` and `writeFrom` (src/js_handler.rs) call `read`/`write`
@@ -237,11 +255,9 @@ function persist(handler, s, ms, resave, meta) {
   } catch (err) {
     return Promise.reject(asError(err, 'write'));
   }
-  if (r === true) return Promise.resolve();
-  if (r === null) return touchOrWrite(handler, s, ms, meta);
-  return after(r, 'write', ms, () => {
-    s.saved();
-  });
+  if (r === true) return Promise.resolve('written');
+  if (r === null) return touchThen(handler, s, ms, meta);
+  return after(r, 'write', ms, () => written(s));
 }
 
 /** `start()` through a JS handler. */
@@ -249,7 +265,10 @@ function start(store, handler, s, ms) {
   return whenOpen(store, handler, ms, () => read(handler, s, ms));
 }
 
-/** `save()` through a JS handler: write when changed, touch when it can, write if touch finds nothing. */
+/**
+ * `save()` through a JS handler, as the engine decides: write when changed or new, else touch,
+ * and nothing when the record is gone. Resolves to 'written', 'touched' or 'dropped'.
+ */
 function save(store, handler, s, ms, resave, meta) {
   return whenOpen(store, handler, ms, () => persist(handler, s, ms, resave, meta));
 }
@@ -275,10 +294,8 @@ function saveJs(store, handler, s, ms, resave, meta) {
     } catch (err) {
       return Promise.reject(err);
     }
-    if (payload === null) return touchOrWrite(handler, s, ms, meta);
-    return invoke(handler, 'write', 3, s.getId(), payload, meta, ms, () => {
-      s.saved();
-    });
+    if (payload === null) return touchThen(handler, s, ms, meta);
+    return invoke(handler, 'write', 3, s.getId(), payload, meta, ms, () => written(s));
   });
 }
 

@@ -2,6 +2,19 @@
 // Checks values at the boundary: only JSON can be stored. Scalars cross to Rust directly;
 // objects and arrays cross as one JSON text (cheaper than napi's per-property conversion).
 const { sessionError } = require('./errors');
+const native = require('./native');
+
+// The engine's limit (crates/session-core payload::MAX_DEPTH), the one owner of the number. The
+// walk below stops there, so a value nested 20,000 deep gives this coded error, not a bare
+// RangeError from the walk or JSON.stringify; the engine then checks the exact depth, the key's
+// dot segments included.
+const MAX_DEPTH = native.maxPayloadDepth();
+
+function tooDeep(path) {
+  // putMany/flashMany walk their object as '(object)': name the key inside it.
+  const key = path.startsWith('(object).') ? path.slice(9).split('.')[0] : path.split('.')[0];
+  return sessionError('ERR_SESSION_VALUE', `cannot store the value at session key "${key}": it is nested more than ${MAX_DEPTH} levels deep, and a payload that deep would read back as corrupt; nothing was stored`);
+}
 
 function reject(path, what) {
   return sessionError('ERR_SESSION_VALUE', `cannot store ${what} at session key "${path}": session values must be JSON (plain objects, arrays, strings, finite numbers, booleans, null or Dates)`);
@@ -52,6 +65,7 @@ function walk(path, v, ancestors) {
     return;
   }
   if (ancestors.includes(v)) throw reject(path, 'a circular structure');
+  if (ancestors.length >= MAX_DEPTH) throw tooDeep(path);
   if (Array.isArray(v)) {
     ancestors.push(v);
     for (let i = 0; i < v.length; i++) walk(`${path}.${i}`, v[i], ancestors);

@@ -460,11 +460,20 @@ impl SessionHandler for Inner {
             .map_err(|e| to_session_error("gc", &e))
     }
     async fn touch(&self, id: &str) -> ostro_session_core::Result<bool> {
-        // Without touch() the engine writes, as `false` (no record) asks it to.
         let found = Inner::touch(self, id.to_owned())
             .await
             .map_err(|e| to_session_error("touch", &e))?;
-        Ok(found.unwrap_or(false))
+        if let Some(found) = found {
+            return Ok(found);
+        }
+        // No touch(): read, and write the stored text back to refresh its expiry. A record that
+        // is gone stays gone (see `Session::after_touch`), as with lib/handler-bridge.js.
+        let raw = SessionHandler::read(self, id).await?;
+        if raw.is_empty() {
+            return Ok(false);
+        }
+        SessionHandler::write(self, id, &raw, &WriteMeta::default()).await?;
+        Ok(true)
     }
 }
 
@@ -737,7 +746,8 @@ pub fn start_direct<'env>(
 }
 
 /// Prototype kept for `bench/bridge.js`: `save()` with Rust calling `handler.write` directly
-/// (always a write; no touch) and marking the session saved in a Promise continuation.
+/// (always a write; no touch) and marking the session saved in a Promise continuation. Not a
+/// save path of the Store: it would write an unchanged session back (see `Session::after_touch`).
 #[napi(
     ts_args_type = "session: NativeSession, handler: object",
     ts_return_type = "Promise<void>"
@@ -873,11 +883,12 @@ pub fn read_into<'env>(
     Ok(Either::A(true))
 }
 
-/// `save()`'s write on the JS thread, in one native call: ages flash data, then, when the
-/// session changed, calls `handler.write(id, payload, meta)` itself. Returns `true` when the write
-/// completed (the session is marked saved), `null` when nothing changed (the caller touches or
-/// writes `payload()`), or the write's thenable for the caller to await with its deadline before
-/// `saved()`. What the handler throws propagates unchanged.
+/// `save()`'s write on the JS thread, in one native call: ages flash data, then, when the engine
+/// asks for a write (changed or new session), calls `handler.write(id, payload, meta)` itself.
+/// Returns `true` when the write completed (the session is marked saved), `null` when the engine
+/// asks for a touch first (the caller touches and follows `afterTouch`), or the write's thenable
+/// for the caller to await with its deadline before `saved()`. What the handler throws
+/// propagates unchanged.
 #[napi(
     ts_args_type = "session: NativeSession, handler: object, resave: boolean, meta?: object",
     ts_return_type = "true | null | PromiseLike<unknown>"

@@ -7,7 +7,7 @@ use crate::runtime::promise;
 use crate::values::{self, Out, Scalar};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use ostro_session_core::{SaveAction, Session, SessionOptions};
+use ostro_session_core::{AfterTouch, SaveAction, SaveOutcome, Session, SessionOptions};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Options of a session.
@@ -143,24 +143,22 @@ impl NativeSession {
 
     /// Sets a scalar.
     #[napi(catch_unwind)]
-    pub fn put(&self, key: String, value: Scalar) {
-        self.s().put(&key, value.0);
+    pub fn put(&self, env: Env, key: String, value: Scalar) -> Result<()> {
+        self.s().put(&key, value.0).or_throw(&env)
     }
 
     /// Sets a container given as JSON text.
     #[napi(catch_unwind)]
-    pub fn put_json(&self, key: String, json: String) -> Result<()> {
-        let v = values::parse(&json)?;
-        self.s().put(&key, v);
-        Ok(())
+    pub fn put_json(&self, env: Env, key: String, json: String) -> Result<()> {
+        let v = values::parse_at(&env, &key, &json)?;
+        self.s().put(&key, v).or_throw(&env)
     }
 
     /// Sets every pair of a JSON object (keys dot-aware).
     #[napi(catch_unwind)]
-    pub fn put_many(&self, json: String) -> Result<()> {
-        let m = values::parse_object(&json)?;
-        self.s().put_many(m);
-        Ok(())
+    pub fn put_many(&self, env: Env, json: String) -> Result<()> {
+        let m = values::parse_object_at(&env, &json)?;
+        self.s().put_many(m).or_throw(&env)
     }
 
     /// All attributes as JSON text.
@@ -241,7 +239,7 @@ impl NativeSession {
     /// Appends a container (JSON text) to the array at `key`.
     #[napi(catch_unwind)]
     pub fn push_json(&self, env: Env, key: String, json: String) -> Result<()> {
-        let v = values::parse(&json)?;
+        let v = values::parse_at(&env, &key, &json)?;
         self.s().push(&key, v).or_throw(&env)
     }
 
@@ -254,49 +252,49 @@ impl NativeSession {
 
     /// Deep-merges a JSON value into `key`.
     #[napi(catch_unwind)]
-    pub fn merge_json(&self, key: String, json: String) -> Result<()> {
-        let v = values::parse(&json)?;
-        self.s().merge(&key, v);
-        Ok(())
+    pub fn merge_json(&self, env: Env, key: String, json: String) -> Result<()> {
+        let v = values::parse_at(&env, &key, &json)?;
+        self.s().merge(&key, v).or_throw(&env)
     }
 
     /// Flashes a scalar.
     #[napi(catch_unwind)]
-    pub fn flash(&self, key: String, value: Scalar) {
-        self.s().flash(&key, value.0);
+    pub fn flash(&self, env: Env, key: String, value: Scalar) -> Result<()> {
+        self.s().flash(&key, value.0).or_throw(&env)
     }
 
     /// Flashes a container given as JSON text.
     #[napi(catch_unwind)]
-    pub fn flash_json(&self, key: String, json: String) -> Result<()> {
-        let v = values::parse(&json)?;
-        self.s().flash(&key, v);
-        Ok(())
+    pub fn flash_json(&self, env: Env, key: String, json: String) -> Result<()> {
+        let v = values::parse_at(&env, &key, &json)?;
+        self.s().flash(&key, v).or_throw(&env)
     }
 
-    /// Flashes every pair of a JSON object.
+    /// Flashes every pair of a JSON object; a pair nested too deep refuses them all.
     #[napi(catch_unwind)]
-    pub fn flash_many(&self, json: String) -> Result<()> {
-        let m = values::parse_object(&json)?;
+    pub fn flash_many(&self, env: Env, json: String) -> Result<()> {
+        let m = values::parse_object_at(&env, &json)?;
         let mut s = self.s();
+        for (k, v) in &m {
+            s.check_value(k, v).or_throw(&env)?;
+        }
         for (k, v) in m {
-            s.flash(&k, v);
+            s.flash(&k, v).or_throw(&env)?;
         }
         Ok(())
     }
 
     /// Puts a scalar for this request only.
     #[napi(catch_unwind)]
-    pub fn now(&self, key: String, value: Scalar) {
-        self.s().now(&key, value.0);
+    pub fn now(&self, env: Env, key: String, value: Scalar) -> Result<()> {
+        self.s().now(&key, value.0).or_throw(&env)
     }
 
     /// Puts a container for this request only.
     #[napi(catch_unwind)]
-    pub fn now_json(&self, key: String, json: String) -> Result<()> {
-        let v = values::parse(&json)?;
-        self.s().now(&key, v);
-        Ok(())
+    pub fn now_json(&self, env: Env, key: String, json: String) -> Result<()> {
+        let v = values::parse_at(&env, &key, &json)?;
+        self.s().now(&key, v).or_throw(&env)
     }
 
     /// Keeps all flash data one more request.
@@ -325,10 +323,9 @@ impl NativeSession {
 
     /// Flashes old input given as JSON text.
     #[napi(catch_unwind)]
-    pub fn flash_input(&self, json: String) -> Result<()> {
-        let v = values::parse(&json)?;
-        self.s().flash_input(v);
-        Ok(())
+    pub fn flash_input(&self, env: Env, json: String) -> Result<()> {
+        let v = values::parse_at(&env, "_old_input", &json)?;
+        self.s().flash_input(v).or_throw(&env)
     }
 
     /// Whether old input (or one field of it) exists.
@@ -390,7 +387,8 @@ impl NativeSession {
         self.s().load(&raw).or_throw(&env)
     }
 
-    /// Ages flash data and returns the payload to write, or `null` when a touch suffices.
+    /// Ages flash data and returns the payload to write, or `null` when the engine asks for a
+    /// touch first (then call `afterTouch` with what the touch found).
     #[napi(catch_unwind)]
     pub fn prepare_save(&self, env: Env, resave: bool) -> Result<Option<String>> {
         match self.s().prepare_save(resave).or_throw(&env)? {
@@ -399,7 +397,17 @@ impl NativeSession {
         }
     }
 
-    /// The payload to write after a touch found no record.
+    /// After the touch asked for by `prepareSave`: `'touched'` or `'dropped'` when the save is
+    /// over (nothing to write), or `[payload]` to write, then call `saved()`.
+    #[napi(catch_unwind, ts_return_type = "'touched' | 'dropped' | [string]")]
+    pub fn after_touch(&self, env: Env, found: bool) -> Result<Either<&'static str, Vec<String>>> {
+        match self.s().after_touch(found).or_throw(&env)? {
+            AfterTouch::Write(p) => Ok(Either::B(vec![p])),
+            AfterTouch::Done(o) => Ok(Either::A(o.as_str())),
+        }
+    }
+
+    /// The payload as it would be written now.
     #[napi(catch_unwind)]
     pub fn payload(&self, env: Env) -> Result<String> {
         self.s().payload().or_throw(&env)
@@ -438,15 +446,20 @@ impl NativeSession {
         )
     }
 
-    /// Saves through a built-in handler: write when changed, else touch (write if no record).
-    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
+    /// Saves through a built-in handler as the engine decides: write when changed or new, else
+    /// touch, and nothing when the touch finds no record. Resolves to `'written'`, `'touched'`
+    /// or `'dropped'` (the record was gone: the id must not be sent again).
+    #[napi(
+        catch_unwind,
+        ts_return_type = "Promise<'written' | 'touched' | 'dropped'>"
+    )]
     pub fn save_native<'env>(
         &self,
         env: &'env Env,
         handler: &NativeHandler,
         resave: bool,
         meta: Option<WriteMetaJs>,
-    ) -> Result<PromiseRaw<'env, ()>> {
+    ) -> Result<PromiseRaw<'env, &'static str>> {
         let h = Arc::clone(&handler.inner);
         let (id, action) = {
             let mut s = self.s();
@@ -464,21 +477,26 @@ impl NativeSession {
             env,
             h.is_inline(),
             async move {
-                match action {
-                    SaveAction::Write(p) => h.write(&id, &p, &meta).await,
+                let payload = match action {
+                    SaveAction::Write(p) => p,
                     SaveAction::Touch => {
-                        if h.touch(&id).await? {
-                            Ok(())
-                        } else {
-                            let p = lock(&inner).payload()?;
-                            h.write(&id, &p, &meta).await
+                        let found = h.touch(&id).await?;
+                        // The lock is held for this sync step only, never across the await.
+                        let next = lock(&inner).after_touch(found)?;
+                        match next {
+                            AfterTouch::Write(p) => p,
+                            AfterTouch::Done(outcome) => return Ok(outcome),
                         }
                     }
-                }
+                };
+                h.write(&id, &payload, &meta).await?;
+                Ok(SaveOutcome::Written)
             },
-            move |()| {
-                lock(&inner2).saved();
-                Ok(())
+            move |outcome| {
+                if outcome == SaveOutcome::Written {
+                    lock(&inner2).saved();
+                }
+                Ok(outcome.as_str())
             },
         )
     }
@@ -504,4 +522,10 @@ impl NativeSession {
 #[napi]
 pub fn is_valid_id(id: String) -> bool {
     ostro_session_core::id::is_valid_id(&id)
+}
+
+/// The deepest nesting a stored payload may have; `lib/value.js` stops walking a value there.
+#[napi]
+pub fn max_payload_depth() -> u32 {
+    u32::try_from(ostro_session_core::payload::MAX_DEPTH).unwrap_or(u32::MAX)
 }

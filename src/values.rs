@@ -1,8 +1,10 @@
 //! How values cross the boundary: scalars directly, objects and arrays as one JSON text
 //! (napi's serde conversion measured 3–5× slower than JSON text plus `JSON.parse`).
 
+use crate::errors;
 use napi::bindgen_prelude::*;
 use napi::sys;
+use ostro_session_core::{payload, session};
 use serde_json::{Number, Value};
 
 /// A scalar from JS: string, finite number, boolean or null. `lib/value.js` has already refused
@@ -104,6 +106,25 @@ impl TypeName for Out {
     fn value_type() -> ValueType {
         ValueType::Unknown
     }
+}
+
+/// Parses JSON text for `key`, refusing text nested deeper than a payload may be with the
+/// engine's error naming the key (serde's own recursion limit would name none). The engine's
+/// `put` then checks the exact depth, the key's dot segments included.
+pub fn parse_at(env: &Env, key: &str, text: &str) -> Result<Value> {
+    if payload::too_deep(text, payload::MAX_DEPTH).is_some() {
+        return Err(errors::throw(env, &session::depth_error(key)));
+    }
+    parse(text)
+}
+
+/// [`parse_object`] with the depth check of [`parse_at`]; the error names the top-level key.
+pub fn parse_object_at(env: &Env, text: &str) -> Result<serde_json::Map<String, Value>> {
+    if let Some(key) = payload::too_deep(text, payload::MAX_DEPTH) {
+        let key = key.unwrap_or_else(|| "(object)".to_owned());
+        return Err(errors::throw(env, &session::depth_error(&key)));
+    }
+    parse_object(text)
 }
 
 /// Parses JSON text produced by `lib/value.js`.

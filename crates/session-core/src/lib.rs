@@ -9,7 +9,7 @@
 //! let handler = ArraySessionHandler::new(120.0, None).unwrap();
 //! let mut s = Session::new("ostro_session", None, SessionOptions::default()).unwrap();
 //! s.start(&handler).await.unwrap();
-//! s.put("user.name", serde_json::json!("Ada"));
+//! s.put("user.name", serde_json::json!("Ada")).unwrap();
 //! s.save(&handler, &WriteMeta::default()).await.unwrap();
 //!
 //! let mut again = Session::new("ostro_session", Some(s.id()), SessionOptions::default()).unwrap();
@@ -43,4 +43,4 @@ pub use handlers::MemcachedSessionHandler;
 pub use handlers::RedisSessionHandler;
 #[cfg(feature = "sqlite")]
 pub use handlers::SqliteSessionHandler;
-pub use session::{SaveAction, Session, SessionOptions};
+pub use session::{AfterTouch, SaveAction, SaveOutcome, Session, SessionOptions};

@@ -103,6 +103,74 @@ pub fn encode(attributes: &TopMap) -> String {
     attributes.encode()
 }
 
+/// Whether `v` nests at most `max` containers deep (a scalar is 0, `[]` is 1). Iterative, so a
+/// value of any depth is measured without recursion.
+pub fn value_depth_within(v: &Value, max: usize) -> bool {
+    let mut stack: Vec<(&Value, usize)> = vec![(v, 0)];
+    while let Some((v, above)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match v {
+            Value::Array(a) => Box::new(a.iter()),
+            Value::Object(m) => Box::new(m.values()),
+            _ => continue,
+        };
+        let depth = above + 1;
+        if depth > max {
+            return false;
+        }
+        stack.extend(children.map(|c| (c, depth)));
+    }
+    true
+}
+
+/// For JSON text arriving from JS: `None` when its brackets nest at most `max` deep, else
+/// `Some(key)`, the top-level key under which the limit was crossed (`None` inside when the text
+/// is not an object). Scans without parsing, so text of any depth is refused before serde's
+/// recursion limit turns it into an error that names no key.
+pub fn too_deep(text: &str, max: usize) -> Option<Option<String>> {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut in_str = false;
+    let mut escaped = false;
+    let mut str_start = 0usize;
+    let mut last_key: Option<(usize, usize)> = None;
+    let mut pending: Option<(usize, usize)> = None;
+    for (i, &b) in bytes.iter().enumerate() {
+        if in_str {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_str = false;
+                if depth == 1 {
+                    pending = Some((str_start, i + 1));
+                }
+            }
+            continue;
+        }
+        match b {
+            b'"' => {
+                in_str = true;
+                str_start = i;
+            }
+            b':' if depth == 1 => last_key = pending.take(),
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max {
+                    let key = last_key
+                        .filter(|_| bytes.first() == Some(&b'{'))
+                        .and_then(|(a, z)| serde_json::from_str::<String>(&text[a..z]).ok());
+                    return Some(key);
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b if b.is_ascii_whitespace() => {}
+            _ => pending = None,
+        }
+    }
+    None
+}
+
 /// Scans JSON text for bracket depth without parsing it, so that a hostile payload is refused
 /// before serde's recursion ever sees it.
 fn depth_within(bytes: &[u8], max: usize) -> bool {
@@ -184,6 +252,31 @@ mod tests {
         // Brackets inside strings do not count.
         let s = format!("{{\"a\":\"{}\"}}", "[".repeat(100));
         assert_eq!(decode(&s, 1 << 20).attributes.to_map().len(), 1);
+    }
+
+    #[test]
+    fn depth_of_values_and_texts() {
+        let mut v = json!(1);
+        for _ in 0..20_000 {
+            v = Value::Array(vec![v]);
+        }
+        assert!(!value_depth_within(&v, 64));
+        assert!(value_depth_within(&json!({"a": [1]}), 2));
+        assert!(!value_depth_within(&json!({"a": [1]}), 1));
+        assert!(value_depth_within(&json!(1), 0));
+        // Leak rather than drop: serde_json drops nested values recursively.
+        std::mem::forget(v);
+
+        let deep = format!("{}{}", "[".repeat(20_000), "]".repeat(20_000));
+        assert_eq!(too_deep(&deep, 64), Some(None));
+        let obj = format!(
+            r#"{{"ok":[1],"bad\"key":{}{}}}"#,
+            "[".repeat(70),
+            "]".repeat(70)
+        );
+        assert_eq!(too_deep(&obj, 64), Some(Some("bad\"key".into())));
+        assert_eq!(too_deep(r#"{"a":"[[[[[["}"#, 2), None);
+        assert_eq!(too_deep("[[1]]", 2), None);
     }
 
     #[test]

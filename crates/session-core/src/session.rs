@@ -40,14 +40,48 @@ impl Default for SessionOptions {
     }
 }
 
-/// What `save()` must do with the handler.
+/// What `save()` must do with the handler first. The engine decides; the binding and
+/// `lib/handler-bridge.js` only carry it out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SaveAction {
-    /// Write this payload.
+    /// Write this payload: the session changed, or its id had no record at `start()` (a new
+    /// session).
     Write(String),
-    /// Nothing changed: refresh the expiry; if the handler finds no record, write
-    /// [`Session::payload`] instead.
+    /// The session existed at `start()` and nothing changed: refresh its expiry, then hand what
+    /// the touch found to [`Session::after_touch`]. A touch never recreates a record.
     Touch,
+}
+
+/// What [`Session::after_touch`] asks for next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterTouch {
+    /// Write this payload (`resave` on a record that still exists), then call [`Session::saved`].
+    Write(String),
+    /// Nothing more to do; the save ended so.
+    Done(SaveOutcome),
+}
+
+/// How a save ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaveOutcome {
+    /// The payload was written.
+    Written,
+    /// The record's expiry was refreshed; nothing else changed.
+    Touched,
+    /// Nothing was written: the session was unchanged and its record is gone (destroyed by a
+    /// logout or `invalidate()` in another request, or expired). The id must not be re-sent.
+    Dropped,
+}
+
+impl SaveOutcome {
+    /// `'written'`, `'touched'` or `'dropped'`: what `save()` resolves to in JS.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Written => "written",
+            Self::Touched => "touched",
+            Self::Dropped => "dropped",
+        }
+    }
 }
 
 /// One session.
@@ -60,6 +94,8 @@ pub struct Session {
     dirty: bool,
     // The handler had no record at start: touching would fail, so save writes at once.
     record_missing: bool,
+    // `prepare_save(resave = true)` on an unchanged session: rewrite after the touch, if found.
+    resave_pending: bool,
     options: SessionOptions,
 }
 
@@ -77,6 +113,7 @@ impl Session {
             started: false,
             dirty: false,
             record_missing: true,
+            resave_pending: false,
             options,
         };
         s.set_id(id.unwrap_or(""))?;
@@ -195,18 +232,49 @@ impl Session {
     }
 
     /// Ages flash data and decides how to persist: the payload when changed (or when the handler
-    /// holds no record), a touch otherwise. Ends the started state.
+    /// held no record at start: a new session), a touch otherwise. Ends the started state.
+    ///
+    /// An unchanged session is never written blindly, so that a request that only read cannot
+    /// bring back a record that another request destroyed meanwhile (a logout). `resave` keeps
+    /// that rule: it touches first and rewrites only when the touch found the record (see
+    /// [`Session::after_touch`]); between the two a concurrent destroy can still slip in, which
+    /// the concurrency issue's tombstones close.
     ///
     /// # Errors
     /// [`SessionError::TooLarge`] when the payload is over the limit; nothing must be written then.
     pub fn prepare_save(&mut self, resave: bool) -> Result<SaveAction> {
         self.age_flash_data();
         self.started = false;
-        if self.dirty || self.record_missing || resave {
+        self.resave_pending = false;
+        if self.dirty || self.record_missing {
             Ok(SaveAction::Write(self.payload()?))
         } else {
+            self.resave_pending = resave;
             Ok(SaveAction::Touch)
         }
+    }
+
+    /// The step after the touch of [`SaveAction::Touch`]: `found` is what the touch answered.
+    /// No record: nothing is written and the save is [`SaveOutcome::Dropped`]. A record with a
+    /// pending `resave`: write [`Session::payload`]. Otherwise the session is saved as touched.
+    ///
+    /// A handler that cannot touch answers by reading: a non-empty payload is found, and writing
+    /// that same stored text back refreshes the expiry without changing or recreating anything.
+    ///
+    /// # Errors
+    /// [`SessionError::TooLarge`] when a rewrite's payload is over the limit.
+    pub fn after_touch(&mut self, found: bool) -> Result<AfterTouch> {
+        let resave = std::mem::take(&mut self.resave_pending);
+        if !found {
+            // The record is gone: keep "existed at start" so a later unchanged save drops too.
+            self.dirty = false;
+            return Ok(AfterTouch::Done(SaveOutcome::Dropped));
+        }
+        if resave {
+            return Ok(AfterTouch::Write(self.payload()?));
+        }
+        self.saved();
+        Ok(AfterTouch::Done(SaveOutcome::Touched))
     }
 
     /// Records that the payload reached the handler: later saves may touch.
@@ -239,20 +307,37 @@ impl Session {
         Ok(true)
     }
 
-    /// Saves the session to `handler`: a write when changed, else a touch, falling back to a
-    /// write when the touch finds no record.
-    pub async fn save(&mut self, handler: &dyn SessionHandler, meta: &WriteMeta) -> Result<()> {
-        match self.prepare_save(false)? {
-            SaveAction::Write(p) => handler.write(&self.id, &p, meta).await?,
+    /// Saves the session to `handler` as [`Session::prepare_save`] and [`Session::after_touch`]
+    /// decide: a write when changed or new, else a touch, and nothing when the touch finds no
+    /// record.
+    pub async fn save(
+        &mut self,
+        handler: &dyn SessionHandler,
+        meta: &WriteMeta,
+    ) -> Result<SaveOutcome> {
+        self.save_with(handler, false, meta).await
+    }
+
+    /// [`Session::save`] with `resave`.
+    pub async fn save_with(
+        &mut self,
+        handler: &dyn SessionHandler,
+        resave: bool,
+        meta: &WriteMeta,
+    ) -> Result<SaveOutcome> {
+        let payload = match self.prepare_save(resave)? {
+            SaveAction::Write(p) => p,
             SaveAction::Touch => {
-                if !handler.touch(&self.id).await? {
-                    let p = self.payload()?;
-                    handler.write(&self.id, &p, meta).await?;
+                let found = handler.touch(&self.id).await?;
+                match self.after_touch(found)? {
+                    AfterTouch::Write(p) => p,
+                    AfterTouch::Done(outcome) => return Ok(outcome),
                 }
             }
-        }
+        };
+        handler.write(&self.id, &payload, meta).await?;
         self.saved();
-        Ok(())
+        Ok(SaveOutcome::Written)
     }
 
     /// A new id, data kept; the old record is destroyed through `handler` when `destroy`.
@@ -367,17 +452,44 @@ impl Session {
     // ----- writing ---------------------------------------------------------------------------
 
     /// Sets `key` (dot-aware).
-    pub fn put(&mut self, key: &str, value: Value) {
+    ///
+    /// # Errors
+    /// [`SessionError::Value`] naming the key when the value would sit deeper than
+    /// [`payload::MAX_DEPTH`] in the payload (the key's dot segments count): reading would
+    /// treat such a payload as corrupt and lose the whole session. Nothing is stored then.
+    pub fn put(&mut self, key: &str, value: Value) -> Result<()> {
+        check_depth(key, &value, 0)?;
+        self.set(key, value);
+        Ok(())
+    }
+
+    /// Checks `value` for `key` as [`Session::put`] would, without storing it.
+    ///
+    /// # Errors
+    /// As [`Session::put`].
+    pub fn check_value(&self, key: &str, value: &Value) -> Result<()> {
+        check_depth(key, value, 0)
+    }
+
+    // Engine-made values (flash lists, tokens): shallow by construction.
+    fn set(&mut self, key: &str, value: Value) {
         if self.attributes.set(key, value) {
             self.dirty = true;
         }
     }
 
     /// Sets every pair of `values` (keys dot-aware). `replace()` is the same merge.
-    pub fn put_many(&mut self, values: Attributes) {
-        for (k, v) in values {
-            self.put(&k, v);
+    ///
+    /// # Errors
+    /// As [`Session::put`]; every pair is checked before any is stored.
+    pub fn put_many(&mut self, values: Attributes) -> Result<()> {
+        for (k, v) in &values {
+            check_depth(k, v, 0)?;
         }
+        for (k, v) in values {
+            self.set(&k, v);
+        }
+        Ok(())
     }
 
     /// Removes `key` (dot-aware) and returns its value.
@@ -407,16 +519,15 @@ impl Session {
     /// # Errors
     /// [`SessionError::Value`] when the key holds something other than an array.
     pub fn push(&mut self, key: &str, value: Value) -> Result<()> {
+        // One level more than `key`: the element sits inside the array.
+        check_depth(key, &value, 1)?;
         match self.attributes.get_mut(key) {
             Some(Value::Array(a)) => {
                 a.push(value);
                 self.dirty = true;
                 Ok(())
             }
-            None | Some(Value::Null) => {
-                self.put(key, Value::Array(vec![value]));
-                Ok(())
-            }
+            None | Some(Value::Null) => self.put(key, Value::Array(vec![value])),
             Some(other) => Err(SessionError::Value(format!(
                 "cannot push onto session key \"{key}\": it holds {}, not an array",
                 kind(other)
@@ -448,15 +559,19 @@ impl Session {
                 "cannot increment session key \"{key}\" by {by}: the result is not a finite number"
             ))
         })?;
-        self.put(key, next.clone());
+        self.set(key, next.clone());
         Ok(next)
     }
 
     /// Deep-merges `value` into `key`: objects merge, arrays concatenate, anything else replaces.
-    pub fn merge(&mut self, key: &str, value: Value) {
+    ///
+    /// # Errors
+    /// As [`Session::put`], for the merged value.
+    pub fn merge(&mut self, key: &str, value: Value) -> Result<()> {
+        check_depth(key, &value, 0)?;
         let mut target = self.get(key).cloned().unwrap_or(Value::Null);
         attributes::merge_values(&mut target, value);
-        self.put(key, target);
+        self.put(key, target)
     }
 
     // ----- flash -----------------------------------------------------------------------------
@@ -477,15 +592,18 @@ impl Session {
     }
 
     fn set_list(&mut self, key: &str, list: Vec<String>) {
-        self.put(
+        self.set(
             key,
             Value::Array(list.into_iter().map(Value::String).collect()),
         );
     }
 
     /// Puts `value` and marks `key` to survive exactly the next request.
-    pub fn flash(&mut self, key: &str, value: Value) {
-        self.put(key, value);
+    ///
+    /// # Errors
+    /// As [`Session::put`]; nothing is stored or marked then.
+    pub fn flash(&mut self, key: &str, value: Value) -> Result<()> {
+        self.put(key, value)?;
         let mut new = self.list(FLASH_NEW);
         new.push(key.to_owned());
         self.set_list(FLASH_NEW, new);
@@ -495,14 +613,19 @@ impl Session {
             .filter(|k| k != key)
             .collect();
         self.set_list(FLASH_OLD, old);
+        Ok(())
     }
 
     /// Puts `value` for this request only.
-    pub fn now(&mut self, key: &str, value: Value) {
-        self.put(key, value);
+    ///
+    /// # Errors
+    /// As [`Session::put`].
+    pub fn now(&mut self, key: &str, value: Value) -> Result<()> {
+        self.put(key, value)?;
         let mut old = self.list(FLASH_OLD);
         old.push(key.to_owned());
         self.set_list(FLASH_OLD, old);
+        Ok(())
     }
 
     /// Keeps every flashed value for one more request.
@@ -548,8 +671,11 @@ impl Session {
     }
 
     /// Flashes old input (`_old_input`).
-    pub fn flash_input(&mut self, input: Value) {
-        self.flash(OLD_INPUT, input);
+    ///
+    /// # Errors
+    /// As [`Session::put`]: client input nested too deep is refused, not stored.
+    pub fn flash_input(&mut self, input: Value) -> Result<()> {
+        self.flash(OLD_INPUT, input)
     }
 
     /// With no key: whether any old input exists; with a key: whether that field is non-null.
@@ -594,7 +720,7 @@ impl Session {
     /// Replaces the CSRF token and returns it.
     pub fn regenerate_token(&mut self) -> Result<String> {
         let t = self.options.token.generate()?;
-        self.put("_token", Value::String(t.clone()));
+        self.set("_token", Value::String(t.clone()));
         Ok(t)
     }
 
@@ -605,8 +731,30 @@ impl Session {
 
     /// Sets `_previous.url`; the session only changes when the URL differs.
     pub fn set_previous_url(&mut self, url: &str) {
-        self.put("_previous.url", Value::String(url.to_owned()));
+        self.set("_previous.url", Value::String(url.to_owned()));
     }
+}
+
+/// Refuses `value` at `key` when it would sit deeper than [`payload::MAX_DEPTH`] in the stored
+/// payload: the top-level object, one level per dot segment of `key` after the first, `extra`
+/// levels (a push goes inside an array) and the value's own nesting.
+fn check_depth(key: &str, value: &Value, extra: usize) -> Result<()> {
+    let at = key.split('.').count().saturating_add(extra);
+    let room = payload::MAX_DEPTH.saturating_sub(at);
+    if at <= payload::MAX_DEPTH && payload::value_depth_within(value, room) {
+        return Ok(());
+    }
+    Err(depth_error(key))
+}
+
+/// The error for a value nested deeper than the payload allows, naming the key.
+pub fn depth_error(key: &str) -> SessionError {
+    SessionError::Value(format!(
+        "cannot store the value at session key \"{key}\": it is nested more than {} levels deep \
+         (counting the key's dot segments), and a payload that deep would read back as corrupt; \
+         nothing was stored",
+        payload::MAX_DEPTH
+    ))
 }
 
 fn kind(v: &Value) -> &'static str {

@@ -22,7 +22,7 @@ fn opts(keys: &[&str], migrate: bool) -> SessionOptions {
 async fn saved(h: &ArraySessionHandler, o: SessionOptions) -> Session {
     let mut s = Session::new("ostro_session", None, o).unwrap();
     s.start(h).await.unwrap();
-    s.put("secret", json!("swordfish"));
+    s.put("secret", json!("swordfish")).unwrap();
     s.save(h, &WriteMeta::default()).await.unwrap();
     s
 }

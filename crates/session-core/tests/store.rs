@@ -3,8 +3,8 @@
 
 use ostro_session_core::clock::{ManualClock, SharedClock};
 use ostro_session_core::{
-    ArraySessionHandler, SaveAction, Session, SessionError, SessionHandler, SessionOptions,
-    WriteMeta,
+    AfterTouch, ArraySessionHandler, SaveAction, SaveOutcome, Session, SessionError,
+    SessionHandler, SessionOptions, WriteMeta,
 };
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
@@ -43,8 +43,8 @@ async fn keys_put_before_start_survive_unless_stored() {
         .await
         .unwrap();
     let mut s = session(Some(&id));
-    s.put("a", json!(0));
-    s.put("b", json!(2));
+    s.put("a", json!(0)).unwrap();
+    s.put("b", json!(2)).unwrap();
     s.start(&h).await.unwrap();
     assert_eq!(s.get("a"), Some(&json!(1)));
     assert_eq!(s.get("b"), Some(&json!(2)));
@@ -66,11 +66,11 @@ async fn null_token_is_regenerated() {
 #[test]
 fn has_exists_missing() {
     let mut s = session(None);
-    s.put("z", json!(0));
-    s.put("e", json!(""));
-    s.put("f", json!(false));
-    s.put("l", json!([]));
-    s.put("n", Value::Null);
+    s.put("z", json!(0)).unwrap();
+    s.put("e", json!("")).unwrap();
+    s.put("f", json!(false)).unwrap();
+    s.put("l", json!([])).unwrap();
+    s.put("n", Value::Null).unwrap();
     assert!(s.has(&["z", "e", "f", "l"]));
     assert!(!s.has(&["z", "n"]));
     assert!(s.exists(&["z", "n"]));
@@ -85,9 +85,9 @@ fn has_exists_missing() {
 #[test]
 fn only_is_top_level_and_except_is_dot_aware() {
     let mut s = session(None);
-    s.put("a.b", json!(1));
-    s.put("a.c", json!(2));
-    s.put("d", json!(3));
+    s.put("a.b", json!(1)).unwrap();
+    s.put("a.c", json!(2)).unwrap();
+    s.put("d", json!(3)).unwrap();
     assert_eq!(Value::Object(s.only(&["a.b", "d"])), json!({"d": 3}));
     assert_eq!(
         Value::Object(s.except(&["a.b", "d"])),
@@ -101,7 +101,7 @@ fn push_increment_and_their_errors() {
     s.push("user.teams", json!("x")).unwrap();
     s.push("user.teams", json!("y")).unwrap();
     assert_eq!(s.get("user.teams"), Some(&json!(["x", "y"])));
-    s.put("str", json!("abc"));
+    s.put("str", json!("abc")).unwrap();
     assert!(matches!(
         s.push("str", json!(1)),
         Err(SessionError::Value(_))
@@ -111,7 +111,7 @@ fn push_increment_and_their_errors() {
     assert_eq!(s.increment("n", 2.0).unwrap(), json!(3));
     assert_eq!(s.increment("n", -5.0).unwrap(), json!(-2));
     assert_eq!(s.increment("f", 0.5).unwrap(), json!(0.5));
-    s.put("num", json!("5"));
+    s.put("num", json!("5")).unwrap();
     assert_eq!(s.increment("num", 1.0).unwrap(), json!(6));
     assert!(matches!(
         s.increment("str", 1.0),
@@ -127,7 +127,7 @@ fn push_increment_and_their_errors() {
 #[test]
 fn flash_ages_over_requests() {
     let mut s = session(None);
-    s.flash("msg", json!("saved"));
+    s.flash("msg", json!("saved")).unwrap();
     assert_eq!(s.get("msg"), Some(&json!("saved")));
     s.age_flash_data(); // end of request 1
     assert_eq!(s.get("msg"), Some(&json!("saved"))); // visible in request 2
@@ -139,8 +139,8 @@ fn flash_ages_over_requests() {
 #[test]
 fn now_after_flash_is_deleted_at_next_age() {
     let mut s = session(None);
-    s.flash("k", json!(1));
-    s.now("k", json!(2));
+    s.flash("k", json!(1)).unwrap();
+    s.now("k", json!(2)).unwrap();
     s.age_flash_data();
     assert_eq!(s.get("k"), None);
 }
@@ -148,7 +148,7 @@ fn now_after_flash_is_deleted_at_next_age() {
 #[test]
 fn keep_on_a_plain_key_makes_it_flash() {
     let mut s = session(None);
-    s.put("plain", json!(1));
+    s.put("plain", json!(1)).unwrap();
     s.keep(&["plain"]);
     s.age_flash_data();
     assert_eq!(s.get("plain"), Some(&json!(1)));
@@ -159,7 +159,7 @@ fn keep_on_a_plain_key_makes_it_flash() {
 #[test]
 fn reflash_keeps_old_for_one_more_request() {
     let mut s = session(None);
-    s.flash("a", json!(1));
+    s.flash("a", json!(1)).unwrap();
     s.age_flash_data();
     s.reflash();
     s.age_flash_data();
@@ -171,9 +171,9 @@ fn reflash_keeps_old_for_one_more_request() {
 #[test]
 fn flash_only_and_except() {
     let mut s = session(None);
-    s.flash("a", json!(1));
-    s.flash("b", json!(2));
-    s.flash("c", json!(3));
+    s.flash("a", json!(1)).unwrap();
+    s.flash("b", json!(2)).unwrap();
+    s.flash("c", json!(3)).unwrap();
     s.flash_only(&["a", "b"]);
     assert_eq!(s.get("c"), None);
     s.flash_except(&["a"]);
@@ -186,7 +186,8 @@ fn flash_only_and_except() {
 fn old_input() {
     let mut s = session(None);
     assert!(!s.has_old_input(None));
-    s.flash_input(json!({"email": "a@b", "n": null, "z": 0}));
+    s.flash_input(json!({"email": "a@b", "n": null, "z": 0}))
+        .unwrap();
     assert!(s.has_old_input(None));
     assert!(s.has_old_input(Some("email")));
     assert!(!s.has_old_input(Some("n")));
@@ -216,8 +217,8 @@ fn previous_url_is_nested() {
 #[test]
 fn merge_and_pull() {
     let mut s = session(None);
-    s.put("cfg", json!({"a": [1], "b": {"x": 1}}));
-    s.merge("cfg", json!({"a": [2], "b": {"y": 2}}));
+    s.put("cfg", json!({"a": [1], "b": {"x": 1}})).unwrap();
+    s.merge("cfg", json!({"a": [2], "b": {"y": 2}})).unwrap();
     assert_eq!(
         s.get("cfg"),
         Some(&json!({"a": [1, 2], "b": {"x": 1, "y": 2}}))
@@ -231,7 +232,7 @@ async fn migrate_regenerate_invalidate() {
     let h = array();
     let mut s = session(None);
     s.start(&h).await.unwrap();
-    s.put("k", json!(1));
+    s.put("k", json!(1)).unwrap();
     s.save(&h, &WriteMeta::default()).await.unwrap();
     let old = s.id().to_owned();
     let token = s.token().unwrap().to_owned();
@@ -291,7 +292,7 @@ async fn unchanged_session_is_touched_not_written() {
     again.start(&h).await.unwrap();
     again.save(&h, &WriteMeta::default()).await.unwrap(); // unchanged: touched
     again.start(&h).await.unwrap();
-    again.put("x", json!(1));
+    again.put("x", json!(1)).unwrap();
     again.save(&h, &WriteMeta::default()).await.unwrap(); // changed: written
     assert_eq!(
         *h.calls.lock().unwrap(),
@@ -300,18 +301,157 @@ async fn unchanged_session_is_touched_not_written() {
 }
 
 #[tokio::test]
-async fn touch_that_finds_no_record_writes() {
+async fn an_unchanged_session_whose_record_expired_meanwhile_is_dropped_not_rewritten() {
+    // Was `touch_that_finds_no_record_writes`: the old "touch, else write" rule wrote the stale
+    // session back. A record that is gone stays gone unless the request changed something.
     let clock = ManualClock::new(1_000_000);
     let h = ArraySessionHandler::new(1.0, Some(Arc::new(clock.clone()) as SharedClock)).unwrap();
     let mut s = session(None);
     s.start(&h).await.unwrap();
-    s.put("k", json!(1));
-    s.save(&h, &WriteMeta::default()).await.unwrap();
+    s.put("k", json!(1)).unwrap();
+    assert_eq!(
+        s.save(&h, &WriteMeta::default()).await.unwrap(),
+        SaveOutcome::Written
+    );
     s.start(&h).await.unwrap();
-    // The record expires while the request runs: the touch finds nothing, so the payload is written.
     clock.advance(61_000);
-    s.save(&h, &WriteMeta::default()).await.unwrap();
-    assert!(h.read(s.id()).await.unwrap().contains("\"k\":1"));
+    assert_eq!(
+        s.save(&h, &WriteMeta::default()).await.unwrap(),
+        SaveOutcome::Dropped
+    );
+    assert_eq!(h.read(s.id()).await.unwrap(), "");
+}
+
+#[tokio::test]
+async fn a_read_only_request_does_not_undo_a_logout_in_another() {
+    let h = array();
+    let mut login = session(None);
+    login.start(&h).await.unwrap();
+    login.put("user", json!("alice")).unwrap();
+    login.save(&h, &WriteMeta::default()).await.unwrap();
+    let id = login.id().to_owned();
+
+    // Request A loads the session and only reads.
+    let mut a = session(Some(&id));
+    a.start(&h).await.unwrap();
+    assert_eq!(a.get("user"), Some(&json!("alice")));
+    // Request B logs out meanwhile.
+    let mut b = session(Some(&id));
+    b.start(&h).await.unwrap();
+    b.invalidate(&h).await.unwrap();
+    b.save(&h, &WriteMeta::default()).await.unwrap();
+    // A ends: nothing written, for save and for resave alike.
+    assert_eq!(
+        a.save(&h, &WriteMeta::default()).await.unwrap(),
+        SaveOutcome::Dropped
+    );
+    assert_eq!(h.read(&id).await.unwrap(), "");
+    let mut c = session(Some(&id));
+    c.load(r#"{"_token":"t","user":"alice","_flash":{"old":[],"new":[]}}"#)
+        .unwrap();
+    assert_eq!(
+        c.save_with(&h, true, &WriteMeta::default()).await.unwrap(),
+        SaveOutcome::Dropped
+    );
+    assert_eq!(h.read(&id).await.unwrap(), "", "resave must not resurrect");
+}
+
+#[tokio::test]
+async fn resave_rewrites_a_live_record_and_new_sessions_are_written() {
+    let h = Recorder {
+        inner: array(),
+        calls: Mutex::new(Vec::new()),
+    };
+    let mut s = session(None);
+    s.start(&h).await.unwrap();
+    assert_eq!(
+        s.save(&h, &WriteMeta::default()).await.unwrap(),
+        SaveOutcome::Written,
+        "a new session, even unchanged, is written"
+    );
+    s.start(&h).await.unwrap();
+    assert_eq!(
+        s.save_with(&h, true, &WriteMeta::default()).await.unwrap(),
+        SaveOutcome::Written
+    );
+    s.start(&h).await.unwrap();
+    assert_eq!(
+        s.save(&h, &WriteMeta::default()).await.unwrap(),
+        SaveOutcome::Touched
+    );
+    assert_eq!(
+        *h.calls.lock().unwrap(),
+        vec!["read", "write", "read", "touch", "write", "read", "touch"]
+    );
+}
+
+#[test]
+fn values_deeper_than_the_payload_limit_are_refused_with_the_key() {
+    let mut s = session(None);
+    s.load(r#"{"_token":"t","keep":1}"#).unwrap();
+    let mut v = json!(1);
+    for _ in 0..70 {
+        v = json!({ "a": v });
+    }
+    let deep_key = vec!["k"; 65].join(".");
+    let shallow_key = vec!["k"; 64].join(".");
+    type Op<'a> = Box<dyn Fn(&mut Session) -> ostro_session_core::Result<()> + 'a>;
+    let cases: Vec<(&str, Op)> = vec![
+        ("put", Box::new(|s: &mut Session| s.put("deep", v.clone()))),
+        (
+            "dot key",
+            Box::new(|s: &mut Session| s.put(&deep_key, json!(1))),
+        ),
+        (
+            "flash",
+            Box::new(|s: &mut Session| s.flash("deep", v.clone())),
+        ),
+        ("now", Box::new(|s: &mut Session| s.now("deep", v.clone()))),
+        (
+            "merge",
+            Box::new(|s: &mut Session| s.merge("deep", v.clone())),
+        ),
+        (
+            "push",
+            Box::new(|s: &mut Session| s.push("deep", v.clone())),
+        ),
+        (
+            "flash_input",
+            Box::new(|s: &mut Session| s.flash_input(v.clone())),
+        ),
+        (
+            "put_many",
+            Box::new(|s: &mut Session| {
+                let mut m = serde_json::Map::new();
+                m.insert("fine".into(), json!(1));
+                m.insert("deep".into(), v.clone());
+                s.put_many(m)
+            }),
+        ),
+    ];
+    for (what, f) in cases {
+        match f(&mut s) {
+            Err(SessionError::Value(msg)) => {
+                assert!(
+                    msg.contains("\"deep\"") || msg.contains("\"k.k") || msg.contains("_old_input"),
+                    "{what}: {msg}"
+                )
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+        assert!(!s.is_dirty(), "{what}: nothing stored");
+    }
+    assert_eq!(
+        s.get("fine"),
+        None,
+        "put_many stores nothing when one pair is refused"
+    );
+    // Exactly at the limit is fine and reads back.
+    s.put(&shallow_key, json!(1)).unwrap();
+    let mut again = session(Some(s.id()));
+    again.load(&s.payload().unwrap()).unwrap();
+    assert_eq!(again.get(&shallow_key), Some(&json!(1)));
+    assert_eq!(again.get("keep"), Some(&json!(1)));
 }
 
 #[test]
@@ -325,7 +465,7 @@ fn too_large_payload_is_refused() {
         },
     )
     .unwrap();
-    s.put("big", json!("x".repeat(100)));
+    s.put("big", json!("x".repeat(100))).unwrap();
     assert!(matches!(
         s.prepare_save(false),
         Err(SessionError::TooLarge(_))
@@ -340,10 +480,9 @@ fn unchanged_started_session_saves_as_touch() {
     assert_eq!(s.prepare_save(false).unwrap(), SaveAction::Touch);
     s.load(r#"{"_token":"t","_flash":{"old":[],"new":[]}}"#)
         .unwrap();
-    assert!(matches!(
-        s.prepare_save(true).unwrap(),
-        SaveAction::Write(_)
-    ));
+    // resave touches first too, and rewrites only a record the touch found.
+    assert_eq!(s.prepare_save(true).unwrap(), SaveAction::Touch);
+    assert!(matches!(s.after_touch(true).unwrap(), AfterTouch::Write(_)));
 }
 
 #[test]

@@ -246,7 +246,7 @@ mod tests {
         assert_eq!(h.outgoing(), CookieOut::Unchanged);
         let mut s = Session::new("ostro_session", None, SessionOptions::default()).unwrap();
         s.start(&h).await.unwrap();
-        s.put("cart", json!(["pear"]));
+        s.put("cart", json!(["pear"])).unwrap();
         s.save(&h, &WriteMeta::default()).await.unwrap();
         let v = value(&h);
         assert!(v.starts_with("v1.") && !v.contains("pear"));

@@ -412,7 +412,7 @@ pub async fn session_start_save_start(f: &Fixture) {
     let h = f.handler(120.0);
     let mut s = Session::new("ostro_session", None, SessionOptions::default()).unwrap();
     s.start(h.as_ref()).await.unwrap();
-    s.put("user.name", json!("Ada 👩‍💻"));
+    s.put("user.name", json!("Ada 👩‍💻")).unwrap();
     s.save(h.as_ref(), &meta()).await.unwrap();
     let mut again = Session::new("ostro_session", Some(s.id()), SessionOptions::default()).unwrap();
     again.start(h.as_ref()).await.unwrap();
