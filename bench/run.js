@@ -1,5 +1,5 @@
 'use strict';
-// `npm run bench [-- --quick] [-- --only store,http,memory,gc,scale]`
+// `npm run bench [-- --quick] [-- --only store,http,fastify,memory,gc,scale]`
 //
 // Runs every case of the benchmark issue against our drivers, the peers people install instead,
 // and the raw-client limits, in one run on this machine with the rounds interleaved. Installs the
@@ -22,7 +22,7 @@ const quick = args.includes('--quick');
 const onlyArg = args.find((a) => a.startsWith('--only='));
 const onlyIdx = args.indexOf('--only');
 const only = (onlyArg ? onlyArg.slice(7) : onlyIdx >= 0 ? args[onlyIdx + 1] || '' : '').split(',').filter(Boolean);
-const CASES = ['store', 'http', 'memory', 'gc', 'scale'];
+const CASES = ['store', 'http', 'fastify', 'memory', 'gc', 'scale'];
 const wanted = only.length ? CASES.filter((c) => only.includes(c)) : CASES;
 
 const t0 = Date.now();
@@ -87,7 +87,7 @@ function machine(services) {
     ...(ROOT_UNDER_TEST !== ROOT ? [`package under test: ${ROOT_UNDER_TEST} (OSTRO_BENCH_ROOT)${process.env.OSTRO_BENCH_REV ? `, built from ${process.env.OSTRO_BENCH_REV}` : ''}`] : []),
     describeAddon(ROOT_UNDER_TEST).text,
     `node ${process.version}; @ostro/session ${JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version} at ${gitRev()}`,
-    `peers: ${['express', 'express-session', 'connect-redis', 'redis', 'session-file-store', 'better-sqlite3', 'better-sqlite3-session-store', 'ostro-session-v1', 'autocannon'].map((n) => `${n === 'ostro-session-v1' ? '@ostro/session 1.x' : n} ${versionOf(n)}`).join(', ')}`,
+    `peers: ${['express', 'express-session', 'connect-redis', 'redis', 'session-file-store', 'better-sqlite3', 'better-sqlite3-session-store', 'ostro-session-v1', 'fastify', '@fastify/session', '@fastify/cookie', 'autocannon'].map((n) => `${n === 'ostro-session-v1' ? '@ostro/session 1.x' : n} ${versionOf(n)}`).join(', ')}`,
     `servers: ${Object.values(services).map((s) => (s.error ? `${s.kind}: ${s.error}` : `${s.kind === 'redis' ? 'redis-server' : 'memcached'} ${s.version} on 127.0.0.1:${s.port}`)).join(', ')}`,
   ];
   return lines;

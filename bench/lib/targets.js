@@ -76,6 +76,21 @@ function evaluate(data) {
     add(kase, `<= 0.4× express-session + ${h[b].store}`, ratio(r), r <= 0.4, `${fmt(ours, 0)} vs ${fmt(theirs, 0)} µs/request above the ${fmt(base.cpuUsPerReq, 0)} µs baseline`);
   }
 
+  // Fastify (bench/cases/fastify.js): our plugin against @fastify/session, same store family.
+  const f = data.fastify || {};
+  for (const [a, b] of [['fastify-ours-array', 'fastify-peer-memory'], ['fastify-ours-redis', 'fastify-peer-redis']]) {
+    const ok = (id) => f[id] && f[id].status === 'ok';
+    const kase = `Fastify req/s, ${f[a] ? f[a].label : a}`;
+    const target = `>= 1.5× ${f[b] ? f[b].label : b}`;
+    if (!ok(a) || !ok(b)) {
+      const bad = !ok(a) ? a : b;
+      add(kase, target, '–', null, f[bad] ? `${f[bad].label}: ${f[bad].reason}` : `${bad}: not run`);
+      continue;
+    }
+    const r = pairedRatio(f[a].reqRounds, f[b].reqRounds);
+    add(kase, target, ratio(r), r >= 1.5, `${fmt(f[a].reqPerSec, 0)} vs ${fmt(f[b].reqPerSec, 0)} req/s`);
+  }
+
   // Memory
   const m = data.memory || {};
   if (m['ours-array'] && m['peer-memorystore'] && m['ours-array'].ok && m['peer-memorystore'].ok) {
