@@ -36,8 +36,8 @@ function fakeApp(config, extra = {}) {
 }
 
 describe('package exports', () => {
-  it('lists the OstroJS drop-in paths, ".", "./testing" and "./package.json", and each resolves by name', () => {
-    const subpaths = ['.', './testing', './package.json', './sessionServiceProvider', './middleware/startSession', './console/sessionTableCommand', './sessionManager'];
+  it('lists the OstroJS drop-in paths, ".", "./testing", "./fastify" and "./package.json", and each resolves by name', () => {
+    const subpaths = ['.', './testing', './fastify', './package.json', './sessionServiceProvider', './middleware/startSession', './console/sessionTableCommand', './sessionManager'];
     assert.deepEqual(Object.keys(pkg.exports).sort(), subpaths.slice().sort());
     for (const sub of subpaths) {
       const id = sub === '.' ? '@ostro/session' : `@ostro/session/${sub.slice(2)}`;
