@@ -27,11 +27,38 @@ const PLATFORMS = [
   { name: 'win32-x64-msvc', target: 'x86_64-pc-windows-msvc', os: 'win32', cpu: 'x64' },
 ];
 
-/** 'glibc' or 'musl' on Linux (null elsewhere), from Node's own report: no child process. */
+let hostLibc;
+
+/**
+ * 'glibc' or 'musl' on Linux (null elsewhere), with no child process: the ldd script names its
+ * libc, and Node's report has `glibcVersionRuntime` only under glibc (napi-rs's loader does both).
+ */
 function detectLibc(platform = process.platform) {
   if (platform !== 'linux') return null;
-  const report = typeof process.report?.getReport === 'function' ? process.report.getReport() : null;
-  return report && report.header && report.header.glibcVersionRuntime ? 'glibc' : 'musl';
+  // Asked about Linux from another OS (a test passing platform: 'linux'): the common case.
+  if (process.platform !== 'linux') return 'glibc';
+  if (hostLibc) return hostLibc;
+  let libc = null;
+  try {
+    const ldd = fs.readFileSync('/usr/bin/ldd', 'latin1');
+    if (ldd.includes('musl')) libc = 'musl';
+    else if (ldd.includes('GNU C Library')) libc = 'glibc';
+  } catch {
+    // no ldd (distroless images): ask the report
+  }
+  if (!libc && typeof process.report?.getReport === 'function') {
+    // Collecting network interfaces can take seconds on some hosts; the header is all we need.
+    const excluded = process.report.excludeNetwork;
+    process.report.excludeNetwork = true;
+    try {
+      const report = process.report.getReport();
+      libc = report && report.header && report.header.glibcVersionRuntime ? 'glibc' : 'musl';
+    } finally {
+      process.report.excludeNetwork = excluded;
+    }
+  }
+  hostLibc = libc || 'glibc';
+  return hostLibc;
 }
 
 /** napi-rs's platform name: `linux-x64-gnu`, `linux-x64-musl`, `darwin-arm64`, `win32-x64-msvc`, … */
