@@ -1,0 +1,224 @@
+//! What a request did to its session, kept as operations. When a save finds that the stored
+//! record is no longer the one the request loaded (a concurrent request saved in between), the
+//! engine replays these operations on the latest record instead of overwriting it with a stale
+//! copy: last-writer-wins would silently drop the other request's changes.
+//!
+//! Merge rules, per operation, when replayed on a record changed by someone else:
+//! - `put`/`forget` on a dot path: this request's value wins for that path only;
+//! - `increment`/`decrement`: an addition to whatever the record holds then (+1 and +1 give +2);
+//! - `push`: an append to whatever list the record holds then;
+//! - `flush`: empties the record as it is then (the later writer's keys included);
+//! - flash ageing: forgets only the old flash keys this request saw, and moves only the new flash
+//!   keys it saw to old, so a flash written concurrently survives to the next request.
+
+use crate::error::Result;
+use crate::session::Session;
+use serde_json::Value;
+
+/// One change a request made, in the order it made them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// `put(key, value)` (dot-aware).
+    Put(String, Value),
+    /// `forget(key)` / `pull(key)` (dot-aware).
+    Forget(String),
+    /// `increment(key, by)`; `decrement` adds a negative number.
+    Add(String, f64),
+    /// `push(key, value)`.
+    Push(String, Value),
+    /// `merge(key, value)`: objects merge, arrays concatenate.
+    Merge(String, Value),
+    /// `flush()`.
+    Flush,
+    /// `flash(key, value)`.
+    Flash(String, Value),
+    /// `now(key, value)`.
+    Now(String, Value),
+    /// `reflash()`.
+    Reflash,
+    /// `keep(keys)`.
+    Keep(Vec<String>),
+    /// `flashOnly(keys)`.
+    FlashOnly(Vec<String>),
+    /// `flashExcept(keys)`.
+    FlashExcept(Vec<String>),
+    /// Flash ageing as this request saw the flash lists when it aged them.
+    Age {
+        /// The old flash keys it saw: forgotten, unless flashed again concurrently.
+        old: Vec<String>,
+        /// The new flash keys it saw: moved to old.
+        new: Vec<String>,
+    },
+    /// The token made at `start()` for a record without one: set only if the record still has
+    /// none, so a concurrent request's token is not replaced.
+    TokenIfAbsent(String),
+}
+
+const FLASH_NEW: &str = "_flash.new";
+const FLASH_OLD: &str = "_flash.old";
+
+/// Flash lists as strings, as `Session` keeps them (a JSON object of strings is read as a list,
+/// since Laravel's serialisation can write one).
+fn list(s: &Session, key: &str) -> Vec<String> {
+    match s.get(key) {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        Some(Value::Object(m)) => m
+            .values()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn set_list(s: &mut Session, key: &str, l: Vec<String>) -> Result<()> {
+    s.put(key, Value::Array(l.into_iter().map(Value::String).collect()))
+}
+
+/// Ages flash data as [`Op::Age`] describes, on whatever `s` holds now.
+pub(crate) fn age_seen(s: &mut Session, old: &[String], new: &[String]) -> Result<()> {
+    let cur_new = list(s, FLASH_NEW);
+    // An old key flashed again by someone else is new there now: it must survive.
+    for k in old.iter().filter(|k| !cur_new.contains(k)) {
+        s.forget(k);
+    }
+    let mut cur_old: Vec<String> = list(s, FLASH_OLD)
+        .into_iter()
+        .filter(|k| !old.contains(k))
+        .collect();
+    let rest_new: Vec<String> = cur_new.into_iter().filter(|k| !new.contains(k)).collect();
+    for k in new {
+        if !cur_old.contains(k) {
+            cur_old.push(k.clone());
+        }
+    }
+    set_list(s, FLASH_OLD, cur_old)?;
+    set_list(s, FLASH_NEW, rest_new)
+}
+
+/// Replays `ops` on `s` (a session freshly loaded from the latest record), in order.
+///
+/// # Errors
+/// The same value errors the original calls could give (say, `push` onto what is now a string
+/// because another request stored one there): the caller reports a conflict it cannot merge.
+pub fn replay(s: &mut Session, ops: &[Op]) -> Result<()> {
+    for op in ops {
+        match op {
+            Op::Put(k, v) => s.put(k, v.clone())?,
+            Op::Forget(k) => {
+                s.forget(k);
+            }
+            Op::Add(k, by) => {
+                s.increment(k, *by)?;
+            }
+            Op::Push(k, v) => s.push(k, v.clone())?,
+            Op::Merge(k, v) => s.merge(k, v.clone())?,
+            Op::Flush => s.flush(),
+            Op::Flash(k, v) => s.flash(k, v.clone())?,
+            Op::Now(k, v) => s.now(k, v.clone())?,
+            Op::Reflash => s.reflash(),
+            Op::Keep(keys) => s.keep(keys),
+            Op::FlashOnly(keys) => s.flash_only(keys),
+            Op::FlashExcept(keys) => s.flash_except(keys),
+            Op::Age { old, new } => age_seen(s, old, new)?,
+            Op::TokenIfAbsent(t) => {
+                if s.token().is_none() {
+                    s.put("_token", Value::String(t.clone()))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SessionOptions;
+    use serde_json::json;
+
+    fn loaded(payload: &str) -> Session {
+        let mut s = Session::new("n", None, SessionOptions::default()).unwrap();
+        s.load(payload).unwrap();
+        s
+    }
+
+    #[test]
+    fn additions_and_appends_merge() {
+        let mut latest = loaded(r#"{"_token":"t","visits":5,"cart":["a","b"],"x":1}"#);
+        replay(
+            &mut latest,
+            &[
+                Op::Add("visits".into(), 1.0),
+                Op::Push("cart".into(), json!("c")),
+                Op::Put("y".into(), json!(2)),
+            ],
+        )
+        .unwrap();
+        assert_eq!(latest.get("visits"), Some(&json!(6)));
+        assert_eq!(latest.get("cart"), Some(&json!(["a", "b", "c"])));
+        assert_eq!(latest.get("x"), Some(&json!(1)), "the other writer's key stays");
+        assert_eq!(latest.get("y"), Some(&json!(2)));
+    }
+
+    #[test]
+    fn same_path_put_wins_for_that_path_only() {
+        let mut latest = loaded(r#"{"_token":"t","user":{"name":"B","lang":"fr"}}"#);
+        replay(&mut latest, &[Op::Put("user.name".into(), json!("A"))]).unwrap();
+        assert_eq!(latest.get("user"), Some(&json!({"name":"A","lang":"fr"})));
+    }
+
+    #[test]
+    fn ageing_keeps_a_concurrent_flash() {
+        // This request saw old ["gone"] and new ["mine"]; meanwhile another request flashed "theirs".
+        let mut latest = loaded(
+            r#"{"_token":"t","gone":1,"mine":2,"theirs":3,"_flash":{"old":["gone"],"new":["mine","theirs"]}}"#,
+        );
+        replay(
+            &mut latest,
+            &[Op::Age {
+                old: vec!["gone".into()],
+                new: vec!["mine".into()],
+            }],
+        )
+        .unwrap();
+        assert_eq!(latest.get("gone"), None);
+        assert_eq!(latest.get("theirs"), Some(&json!(3)));
+        assert_eq!(latest.get("_flash.new"), Some(&json!(["theirs"])));
+        assert_eq!(latest.get("_flash.old"), Some(&json!(["mine"])));
+    }
+
+    #[test]
+    fn ageing_keeps_an_old_key_flashed_again_elsewhere() {
+        let mut latest = loaded(r#"{"_token":"t","k":"again","_flash":{"old":[],"new":["k"]}}"#);
+        replay(
+            &mut latest,
+            &[Op::Age {
+                old: vec!["k".into()],
+                new: vec![],
+            }],
+        )
+        .unwrap();
+        assert_eq!(latest.get("k"), Some(&json!("again")));
+        assert_eq!(latest.get("_flash.new"), Some(&json!(["k"])));
+    }
+
+    #[test]
+    fn a_token_is_never_replaced_by_replay() {
+        let mut latest = loaded(r#"{"_token":"theirs"}"#);
+        replay(&mut latest, &[Op::TokenIfAbsent("mine".into())]).unwrap();
+        assert_eq!(latest.token(), Some("theirs"));
+        let mut none = loaded(r#"{"a":1}"#);
+        none.forget("_token");
+        replay(&mut none, &[Op::TokenIfAbsent("mine".into())]).unwrap();
+        assert_eq!(none.token(), Some("mine"));
+    }
+
+    #[test]
+    fn an_unmergeable_replay_is_an_error_not_a_silent_loss() {
+        let mut latest = loaded(r#"{"_token":"t","cart":"now a string"}"#);
+        assert!(replay(&mut latest, &[Op::Push("cart".into(), json!(1))]).is_err());
+    }
+}
