@@ -6,27 +6,31 @@
 // still runs on a fresh app.
 const path = require('node:path');
 const native = require('./native');
-const { Store } = require('./store');
+const { Store, kState, freezeClass } = require('./store');
 const { sessionError } = require('./errors');
 const { ArraySessionHandler, FileSessionHandler, NativeSessionHandler } = require('./handlers');
 const bridge = require('./handler-bridge');
 const { CookieSessionHandler, CookieRequestHandler } = require('./drivers/cookie');
 const cookies = require('./cookies');
 
-const kTokenRead = Symbol('ostro.session.tokenRead');
-
-/** The per-request Store the manager hands out: a `Store` that remembers whether `token()` was read. */
+/**
+ * The per-request Store the manager hands out: a `Store` that remembers whether `token()` was
+ * read. Like every Store it refuses property writes (`ERR_SESSION_PROPERTY`), so a subclass
+ * given as `storeClass` keeps no fields of its own either.
+ */
 class HttpStore extends Store {
   /** The CSRF token; reading it makes a new session worth saving (the client may echo it back). */
-  token() {
-    this[kTokenRead] = true;
-    return super.token();
+  token(cb) {
+    const t = super.token(cb);
+    this[kState].tokenRead = true;
+    return t;
   }
 }
+freezeClass(HttpStore);
 
 /** Whether `token()` was read on a Store since it was created. */
 function tokenWasRead(store) {
-  return store[kTokenRead] === true;
+  return store[kState].tokenRead === true;
 }
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;

@@ -3,7 +3,7 @@
 // (variadic keys, lazy defaults, JSON for containers) and dispatches I/O; the semantics live in
 // crates/session-core.
 const native = require('./native');
-const { sessionError, rethrow } = require('./errors');
+const { sessionError, propertyError, callbackError, rethrow } = require('./errors');
 const { keyOf, keysOf, isContainer, scalar, json, unwrap } = require('./value');
 const { NativeSessionHandler } = require('./handlers');
 const bridge = require('./handler-bridge');
@@ -43,6 +43,28 @@ function checkedOptions(options) {
   return c;
 }
 
+// Every property write, definition or deletion on a Store throws, in strict and sloppy code
+// alike (connect-flash's `req.session.flash = req.session.flash || {}` is sloppy): a write to a
+// method's name would share data between every session, any other name would never be saved.
+// There is no get or has trap, so reading a Store (and calling its methods) stays trap-free.
+const GUARD = Object.freeze({
+  __proto__: null,
+  set(target, key) { throw propertyError(key, 'set'); },
+  defineProperty(target, key) { throw propertyError(key, 'define'); },
+  deleteProperty(target, key) { throw propertyError(key, 'delete'); },
+  setPrototypeOf() { throw propertyError(null, 'setPrototypeOf'); },
+});
+
+// A Store's mutable internals (request metadata, whether the token was read) live in one plain
+// object under this key, so internal code never writes through the guard.
+const kState = Symbol('ostro.session.state');
+
+// Laravel's methods take a boolean or nothing and never call back; express-session code passes a
+// callback and waits for it forever (passport's login). Such a call throws at once instead.
+function noCallback(method, a, b, async) {
+  if (typeof a === 'function' || typeof b === 'function') throw callbackError(method, async);
+}
+
 function fallback(def) {
   if (def === undefined) return null;
   return typeof def === 'function' ? def() : def;
@@ -61,18 +83,24 @@ class Store {
     const opts = checkedOptions(options);
     const isNative = handler instanceof NativeSessionHandler;
     if (!isNative) bridge.checkHandler(handler);
-    // Plain fields: Object.defineProperties here cost more than the native session itself.
+    // Plain fields, set before the guard exists and never written again: Object.defineProperties
+    // here cost more than the native session itself.
     this._handler = handler;
     this._nativeHandler = isNative ? handler._native : null;
     this._timeoutMs = opts.timeoutMs;
     this._s = new native.NativeSession(name, typeof id === 'string' ? id : null, opts.native);
-    this._meta = undefined;
+    this[kState] = { meta: undefined, tokenRead: false };
+    // A subclass's constructor runs on the guarded object: it must not add fields either.
+    return new Proxy(this, GUARD);
   }
 
   // ----- id and name ------------------------------------------------------------------------
 
   /** The session id: 40 characters of [A-Za-z0-9]. */
-  getId() { return this._s.getId(); }
+  getId(cb) {
+    noCallback('getId', cb);
+    return this._s.getId();
+  }
   /** The session id. */
   get id() { return this._s.getId(); }
   /** Sets the id; an invalid id is replaced by a fresh one. */
@@ -80,18 +108,25 @@ class Store {
   /** Whether `id` is 40 characters of [A-Za-z0-9]; never throws. */
   isValidId(id) { return typeof id === 'string' && native.isValidId(id); }
   /** The cookie name. */
-  getName() { return this._s.getName(); }
+  getName(cb) {
+    noCallback('getName', cb);
+    return this._s.getName();
+  }
   /** Sets the cookie name. */
   setName(name) { this._s.setName(String(name)); }
   /** The handler this Store reads and writes through. */
-  getHandler() { return this._handler; }
+  getHandler(cb) {
+    noCallback('getHandler', cb);
+    return this._handler;
+  }
   /** Request metadata (`ip`, `userAgent`, `userId`) passed to the handler's `write`. */
-  setRequestMeta(meta) { this._meta = meta || undefined; }
+  setRequestMeta(meta) { this[kState].meta = meta || undefined; }
 
   // ----- lifecycle --------------------------------------------------------------------------
 
   /** Loads the session. Resolves to `true`; a corrupt or missing payload gives an empty session. */
-  start() {
+  start(cb) {
+    noCallback('start', cb, arguments[1], true);
     if (this._nativeHandler) {
       this._tick();
       return this._s.startNative(this._nativeHandler).catch(rethrow);
@@ -101,12 +136,14 @@ class Store {
 
   /** Ages flash data, then writes the session if it changed, or refreshes its expiry if not. */
   save(options) {
+    noCallback('save', options, arguments[1], true);
     const resave = !!(options && options.resave);
+    const meta = this[kState].meta;
     if (this._nativeHandler) {
       this._tick();
-      return this._s.saveNative(this._nativeHandler, resave, this._meta).catch(rethrow);
+      return this._s.saveNative(this._nativeHandler, resave, meta).catch(rethrow);
     }
-    return bridge.save(this, this._handler, this._s, this._timeoutMs, resave, this._meta);
+    return bridge.save(this, this._handler, this._s, this._timeoutMs, resave, meta);
   }
 
   _tick() {
@@ -122,34 +159,50 @@ class Store {
   }
 
   /** True between `start()` and `save()`. */
-  isStarted() { return this._s.isStarted(); }
+  isStarted(cb) {
+    noCallback('isStarted', cb);
+    return this._s.isStarted();
+  }
   /** Whether anything changed since `start()` (the initial token does not count). */
-  isDirty() { return this._s.isDirty(); }
+  isDirty(cb) {
+    noCallback('isDirty', cb);
+    return this._s.isDirty();
+  }
+
+  // Not `async`: a callback must throw at the call, not become a rejection nobody awaits.
 
   /** A new id, data kept; the old record is destroyed when `destroy` is true. */
-  async migrate(destroy = false) {
-    const old = this._s.migrateId(false);
-    if (destroy) await this._destroy(old);
-    return true;
+  migrate(destroy = false) {
+    noCallback('migrate', destroy, arguments[1], true);
+    return this._moveId(false, destroy);
   }
 
   /** `migrate(destroy)` plus a new CSRF token. */
-  async regenerate(destroy = false) {
-    const old = this._s.migrateId(true);
-    if (destroy) await this._destroy(old);
-    return true;
+  regenerate(destroy = false) {
+    noCallback('regenerate', destroy, arguments[1], true);
+    return this._moveId(true, destroy);
   }
 
   /** Empties the session and moves it to a new id, destroying the old record. */
-  async invalidate() {
+  invalidate(cb) {
+    noCallback('invalidate', cb, arguments[1], true);
     this._s.flush();
-    return this.migrate(true);
+    return this._moveId(false, true);
+  }
+
+  async _moveId(newToken, destroy) {
+    const old = this._s.migrateId(newToken);
+    if (destroy) await this._destroy(old);
+    return true;
   }
 
   // ----- reading ----------------------------------------------------------------------------
 
   /** Every attribute (a copy), internal keys included. */
-  all() { return JSON.parse(this._s.all()); }
+  all(cb) {
+    noCallback('all', cb);
+    return JSON.parse(this._s.all());
+  }
   /** The listed top-level keys that exist (no dot notation). */
   only(...keys) { return JSON.parse(this._s.only(keysOf(keys))); }
   /** A copy without the listed keys (dot-aware). */
@@ -239,7 +292,10 @@ class Store {
   /** Removes the keys (dot-aware). */
   forget(...keys) { this._s.forget(keysOf(keys)); }
   /** Empties the session, the token included. */
-  flush() { this._s.flush(); }
+  flush(cb) {
+    noCallback('flush', cb);
+    this._s.flush();
+  }
 
   // ----- flash ------------------------------------------------------------------------------
 
@@ -264,7 +320,10 @@ class Store {
   }
 
   /** Keeps all flash data for one more request. */
-  reflash() { this._s.reflash(); }
+  reflash(cb) {
+    noCallback('reflash', cb);
+    this._s.reflash();
+  }
   /** Keeps the listed keys for one more request. */
   keep(...keys) { this._s.keep(keysOf(keys)); }
   /** Of this request's new flash data, keeps only the listed keys. */
@@ -281,16 +340,28 @@ class Store {
     return v === undefined ? fallback(def) : unwrap(v);
   }
   /** Forgets old flash data and makes new flash data old (`save()` does this). */
-  ageFlashData() { this._s.ageFlashData(); }
+  ageFlashData(cb) {
+    noCallback('ageFlashData', cb);
+    this._s.ageFlashData();
+  }
 
   // ----- token and previous URL -------------------------------------------------------------
 
   /** The CSRF token, or null before `start()`. */
-  token() { return this._s.token() ?? null; }
+  token(cb) {
+    noCallback('token', cb);
+    return this._s.token() ?? null;
+  }
   /** Replaces the CSRF token and returns it. */
-  regenerateToken() { return this._s.regenerateToken(); }
+  regenerateToken(cb) {
+    noCallback('regenerateToken', cb);
+    return this._s.regenerateToken();
+  }
   /** The previous URL, or null. */
-  previousUrl() { return this._s.previousUrl() ?? null; }
+  previousUrl(cb) {
+    noCallback('previousUrl', cb);
+    return this._s.previousUrl() ?? null;
+  }
   /** Sets the previous URL. */
   setPreviousUrl(url) {
     if (typeof url !== 'string') throw sessionError('ERR_SESSION_VALUE', 'setPreviousUrl() takes a string');
@@ -298,4 +369,19 @@ class Store {
   }
 }
 
-module.exports = { Store };
+/**
+ * Freezes a class's prototype and every function on it (methods, accessors, the constructor),
+ * so no write can hang data on an object that every session shares.
+ */
+function freezeClass(Class) {
+  const proto = Class.prototype;
+  for (const key of Reflect.ownKeys(proto)) {
+    const d = Object.getOwnPropertyDescriptor(proto, key);
+    for (const f of [d.value, d.get, d.set]) if (typeof f === 'function') Object.freeze(f);
+  }
+  Object.freeze(proto);
+}
+
+freezeClass(Store);
+
+module.exports = { Store, kState, freezeClass };
