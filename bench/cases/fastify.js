@@ -1,7 +1,8 @@
 'use strict';
 // Case "fastify": the HTTP case of bench/cases/http.js on Fastify 5 instead of node:http.
 // @ostro/session/fastify (array and redis drivers) against @fastify/session with its own memory
-// store and with connect-redis, plus Fastify without sessions as the baseline; one worker process
+// store, with express-session's MemoryStore (JSON, for reference) and with connect-redis, plus
+// Fastify without sessions as the baseline; one worker process
 // per server, rounds interleaved, every connection keeping its cookie and checking that its
 // counter grows by one on each response.
 //
@@ -105,6 +106,9 @@ const CONTENDERS = [
   { id: 'fastify-baseline', label: 'Fastify, no session (baseline)', verify: false, make: () => fastifyServer(async (app) => { app.get('/', (request, reply) => send(reply, 0)); }) },
   { id: 'fastify-ours-array', label: '@ostro/session/fastify + array', make: () => ours({ driver: 'array' }) },
   { id: 'fastify-peer-memory', label: '@fastify/session + its MemoryStore', make: () => peer(null) },
+  // Its own MemoryStore keeps the session object itself (no serialization, no copy), as the 1.x
+  // memory adapter did; express-session's MemoryStore stores JSON, as every real store does.
+  { id: 'fastify-peer-memory-json', label: '@fastify/session + express-session MemoryStore', make: () => peer(new (kit.need('express-session').MemoryStore)()) },
   { id: 'fastify-ours-redis', label: '@ostro/session/fastify + redis', needs: ['redis'], make: (ctx) => ours({ driver: 'redis', connection: ctx.redisUrl, prefix: 'fos:' }) },
   {
     id: 'fastify-peer-redis', label: '@fastify/session + connect-redis', needs: ['redis'],
