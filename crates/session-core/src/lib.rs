@@ -36,6 +36,8 @@ pub mod token;
 pub use error::{Result, SessionError};
 pub use handler::{SessionHandler, WriteMeta};
 pub use handlers::ArraySessionHandler;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub use handlers::DatabaseSessionHandler;
 #[cfg(feature = "file")]
 pub use handlers::FileSessionHandler;
 #[cfg(feature = "memcached")]

@@ -2,10 +2,16 @@
 
 pub mod array;
 pub mod cookie;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub mod database;
 #[cfg(feature = "file")]
 pub mod file;
 #[cfg(feature = "memcached")]
 pub mod memcached;
+#[cfg(feature = "mysql")]
+mod mysql;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
 #[cfg(feature = "sqlite")]
@@ -13,6 +19,8 @@ pub mod sqlite;
 
 pub use array::ArraySessionHandler;
 pub use cookie::{CookieCodec, CookieSessionHandler};
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub use database::DatabaseSessionHandler;
 #[cfg(feature = "file")]
 pub use file::FileSessionHandler;
 #[cfg(feature = "memcached")]

@@ -1,0 +1,438 @@
+//! `DatabaseSessionHandler`: sessions as rows of a PostgreSQL or MySQL/MariaDB table, the
+//! central store that several processes or machines share.
+//!
+//! The table and its rules are the sqlite driver's (see [`crate::handlers::sqlite`]): the columns
+//! of OstroJS's `session:table` migration (`sid`, `user_id`, `ip_address`, `user_agent`,
+//! `payload`, `last_activity`), `last_activity` in unix seconds from the handler's clock, a row
+//! alive while `now - last_activity <= lifetime`, a `NULL` `last_activity` counting as fresh.
+//! So an app can switch between this driver and the OstroJS query-builder handler
+//! (`lib/ostro/databaseHandler.js`) on the same table. The table (and its `last_activity`
+//! index) is created on first use when missing; a migration's table is adopted.
+//!
+//! Each backend keeps a small pool of connections (`pool`, default 4), connected on first use,
+//! with its statements prepared once per connection. Every operation, connecting included, is
+//! bounded by `command_timeout`: while the server is down, unreachable or frozen it rejects with
+//! [`SessionError::Unavailable`] naming `host:port`, and the connections it used are dropped so
+//! that the next operation connects afresh (recovery needs no restart). Such an operation has an
+//! unknown outcome: a frozen server that resumes may still apply a write it had received.
+//!
+//! No TLS: connect over loopback, a private network or a tunnel.
+
+use crate::clock::{self, SharedClock};
+use crate::error::{Result, SessionError};
+use crate::handler::{SessionHandler, WriteMeta};
+use crate::id;
+use async_trait::async_trait;
+use std::time::Duration;
+
+/// The table name used when none is configured (the `session:table` migration's).
+pub const DEFAULT_TABLE: &str = "sessions";
+/// Connections per handler when none is configured.
+pub const DEFAULT_POOL: usize = 4;
+/// The default time allowed to open a connection, in ms.
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 2000;
+/// The default time allowed for one operation (connecting included), in ms.
+pub const DEFAULT_COMMAND_TIMEOUT_MS: u64 = 2000;
+/// Largest pool accepted: sessions need few connections, and servers limit them (100 by default).
+pub const MAX_POOL: usize = 64;
+/// Longest timeout accepted (10 minutes): anything longer is a typo, not a wish.
+const MAX_TIMEOUT_MS: u64 = 600_000;
+/// Longest accepted table name (MySQL's limit; Postgres allows 63 bytes, checked too).
+const MAX_TABLE_LEN: usize = 64;
+/// `ip_address` is `varchar(45)` in the migration: the longest textual IPv6 address.
+pub(crate) const MAX_IP_CHARS: usize = 45;
+/// Laravel truncates user agents to 500 characters; the header is client-controlled.
+pub(crate) const MAX_USER_AGENT_CHARS: usize = 500;
+
+/// Options of a [`DatabaseSessionHandler`].
+#[derive(Debug, Clone)]
+pub struct DatabaseOptions {
+    /// Table name, a plain SQL identifier.
+    pub table: String,
+    /// Session lifetime in (possibly fractional) minutes after the last write or touch.
+    pub minutes: f64,
+    /// Connections kept open at most (1 to [`MAX_POOL`]).
+    pub pool: usize,
+    /// Time allowed to open a connection, in ms.
+    pub connect_timeout_ms: u64,
+    /// Time allowed for one operation (connecting included), in ms.
+    pub command_timeout_ms: u64,
+}
+
+impl Default for DatabaseOptions {
+    fn default() -> Self {
+        Self {
+            table: DEFAULT_TABLE.into(),
+            minutes: 120.0,
+            pool: DEFAULT_POOL,
+            connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
+            command_timeout_ms: DEFAULT_COMMAND_TIMEOUT_MS,
+        }
+    }
+}
+
+/// What a backend needs, built once from the validated options.
+#[derive(Clone)]
+pub(crate) struct Settings {
+    pub table: String,
+    /// `host:port` for messages (never the user or password).
+    pub addr: String,
+    pub lifetime_secs: i64,
+    pub pool: usize,
+    pub connect_timeout: Duration,
+    pub command_timeout: Duration,
+    pub clock: SharedClock,
+}
+
+impl Settings {
+    pub fn now_secs(&self) -> i64 {
+        self.clock.now_ms().div_euclid(1000)
+    }
+
+    /// The `last_activity` a live row has at least.
+    pub fn cutoff(&self) -> i64 {
+        self.now_secs() - self.lifetime_secs
+    }
+
+    /// The error of an operation that did not finish within the command timeout.
+    pub fn timed_out(&self, backend: &str, op: &str) -> SessionError {
+        SessionError::Unavailable(format!(
+            "{backend} session {op} on {} did not complete within {} ms",
+            self.addr,
+            self.command_timeout.as_millis()
+        ))
+    }
+}
+
+/// One write, as the backends bind it.
+pub(crate) struct Row<'a> {
+    pub id: &'a str,
+    pub payload: &'a str,
+    pub now: i64,
+    pub ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    pub user_id: Option<&'a str>,
+    /// Whether the write was made for a request: only then does `user_id` follow it (a logout
+    /// clears it), as in the sqlite driver.
+    pub for_request: bool,
+}
+
+enum Backend {
+    #[cfg(feature = "postgres")]
+    Postgres(Box<super::postgres::Postgres>),
+    #[cfg(feature = "mysql")]
+    Mysql(Box<super::mysql::Mysql>),
+}
+
+/// Sessions in a PostgreSQL or MySQL/MariaDB table.
+pub struct DatabaseSessionHandler {
+    backend: Backend,
+    settings: Settings,
+}
+
+fn invalid(msg: impl Into<String>) -> SessionError {
+    SessionError::InvalidOption(msg.into())
+}
+
+fn check_timeout(name: &str, ms: u64) -> Result<Duration> {
+    if ms == 0 || ms > MAX_TIMEOUT_MS {
+        return Err(invalid(format!(
+            "{name} must be between 1 and {MAX_TIMEOUT_MS} ms, got {ms}"
+        )));
+    }
+    Ok(Duration::from_millis(ms))
+}
+
+/// A table name must be a plain identifier, so that config can never inject SQL.
+fn check_table_name(table: &str) -> Result<()> {
+    let mut bytes = table.bytes();
+    let plain = matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && table.len() <= MAX_TABLE_LEN;
+    if !plain {
+        return Err(invalid(format!(
+            "the database table name must be a plain SQL identifier ([A-Za-z_][A-Za-z0-9_]*, at \
+             most {MAX_TABLE_LEN} characters), got {:?}",
+            crate::error::redact(table)
+        )));
+    }
+    Ok(())
+}
+
+#[allow(dead_code)] // Used only when one backend is left out.
+fn not_compiled(feature: &str) -> SessionError {
+    invalid(format!(
+        "the {feature} backend of the database driver was not compiled in (core feature \"{feature}\")"
+    ))
+}
+
+/// The URL's scheme, lower-cased, and the rest.
+fn scheme_of(url: &str) -> Option<(String, &str)> {
+    let (scheme, rest) = url.split_once("://")?;
+    Some((scheme.to_ascii_lowercase(), rest))
+}
+
+/// `host:port` of a `scheme://[user[:pass]@]host[:port][/db][?…]` URL, for messages only.
+pub(crate) fn address_of(rest: &str, default_port: u16) -> String {
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    // The password may contain '@' only percent-encoded, so the last '@' ends the user info.
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let has_port = match host_port.rfind(']') {
+        Some(i) => host_port[i..].contains(':'),
+        None => host_port.contains(':'),
+    };
+    let host_port = if host_port.is_empty() {
+        "localhost"
+    } else {
+        host_port
+    };
+    if has_port {
+        host_port.to_owned()
+    } else {
+        format!("{host_port}:{default_port}")
+    }
+}
+
+impl DatabaseSessionHandler {
+    /// A handler for the database at `url`: `postgres://` or `postgresql://` for PostgreSQL,
+    /// `mysql://` or `mariadb://` for MySQL/MariaDB, as `scheme://user[:password]@host[:port]/db`.
+    ///
+    /// Nothing is connected here: the first operation connects and creates or adopts the
+    /// table, so a server that is down is reported by that operation.
+    ///
+    /// # Errors
+    /// [`SessionError::InvalidOption`] for an unknown scheme, a URL the client rejects, a table
+    /// name that is not a plain identifier, a pool outside 1..=64 or a timeout outside
+    /// 1..=600000 ms. Messages never include the URL (it may hold a password).
+    pub fn new(url: &str, opts: DatabaseOptions, clock: Option<SharedClock>) -> Result<Self> {
+        check_table_name(&opts.table)?;
+        let lifetime_ms = clock::lifetime_ms(opts.minutes)?;
+        if opts.pool == 0 || opts.pool > MAX_POOL {
+            return Err(invalid(format!(
+                "pool must be a whole number from 1 to {MAX_POOL}, got {}",
+                opts.pool
+            )));
+        }
+        let connect_timeout = check_timeout("connectTimeoutMs", opts.connect_timeout_ms)?;
+        let command_timeout = check_timeout("commandTimeoutMs", opts.command_timeout_ms)?;
+        let Some((scheme, rest)) = scheme_of(url) else {
+            return Err(invalid(
+                "the database connection must be a postgres://, postgresql://, mysql:// or \
+                 mariadb:// URL",
+            ));
+        };
+        let mut settings = Settings {
+            table: opts.table,
+            addr: String::new(),
+            // `last_activity` holds whole seconds; a row is readable while
+            // now - last_activity <= lifetime, which for integers means <= floor(lifetime).
+            lifetime_secs: lifetime_ms.div_euclid(1000),
+            pool: opts.pool,
+            connect_timeout,
+            command_timeout,
+            clock: clock.unwrap_or_else(clock::system),
+        };
+        let backend = match scheme.as_str() {
+            #[cfg(feature = "postgres")]
+            "postgres" | "postgresql" => {
+                settings.addr = address_of(rest, 5432);
+                Backend::Postgres(Box::new(super::postgres::Postgres::new(url, &settings)?))
+            }
+            #[cfg(feature = "mysql")]
+            "mysql" | "mariadb" => {
+                settings.addr = address_of(rest, 3306);
+                // mysql_async knows only the mysql:// scheme; the rest of the URL is the same.
+                let url = format!("mysql://{rest}");
+                Backend::Mysql(Box::new(super::mysql::Mysql::new(&url, &settings)?))
+            }
+            #[cfg(not(feature = "postgres"))]
+            "postgres" | "postgresql" => return Err(not_compiled("postgres")),
+            #[cfg(not(feature = "mysql"))]
+            "mysql" | "mariadb" => return Err(not_compiled("mysql")),
+            _ => {
+                return Err(invalid(format!(
+                    "the database connection must be a postgres://, postgresql://, mysql:// or \
+                     mariadb:// URL, got a {scheme}:// URL"
+                )))
+            }
+        };
+        Ok(Self { backend, settings })
+    }
+
+    /// `"postgres"` or `"mysql"`.
+    pub fn backend(&self) -> &'static str {
+        match &self.backend {
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(_) => "postgres",
+            #[cfg(feature = "mysql")]
+            Backend::Mysql(_) => "mysql",
+        }
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.settings.table
+    }
+
+    /// `host:port` of the server, as error messages name it.
+    pub fn address(&self) -> &str {
+        &self.settings.addr
+    }
+}
+
+/// Truncates `s` to at most `max` characters.
+fn clip(s: Option<&str>, max: usize) -> Option<&str> {
+    s.map(|s| match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    })
+}
+
+/// Calls the same method on whichever backend this is.
+macro_rules! dispatch {
+    ($self:ident, $b:ident => $e:expr) => {
+        match &$self.backend {
+            #[cfg(feature = "postgres")]
+            Backend::Postgres($b) => $e,
+            #[cfg(feature = "mysql")]
+            Backend::Mysql($b) => $e,
+        }
+    };
+}
+
+#[async_trait]
+impl SessionHandler for DatabaseSessionHandler {
+    /// Connects one connection (creating or adopting the table) now rather than at the first read.
+    async fn open(&self) -> Result<()> {
+        dispatch!(self, b => b.open().await)
+    }
+
+    /// Closes every connection; a later operation connects again.
+    async fn close(&self) -> Result<()> {
+        dispatch!(self, b => b.close().await)
+    }
+
+    async fn read(&self, id: &str) -> Result<String> {
+        id::check_storage_id(id)?;
+        let cutoff = self.settings.cutoff();
+        dispatch!(self, b => b.read(id, cutoff).await)
+    }
+
+    async fn write(&self, id: &str, data: &str, meta: &WriteMeta) -> Result<()> {
+        id::check_storage_id(id)?;
+        let row = Row {
+            id,
+            payload: data,
+            now: self.settings.now_secs(),
+            ip: clip(meta.ip.as_deref(), MAX_IP_CHARS),
+            user_agent: clip(meta.user_agent.as_deref(), MAX_USER_AGENT_CHARS),
+            user_id: meta.user_id.as_deref(),
+            for_request: *meta != WriteMeta::default(),
+        };
+        dispatch!(self, b => b.write(&row).await)
+    }
+
+    async fn destroy(&self, id: &str) -> Result<()> {
+        id::check_storage_id(id)?;
+        dispatch!(self, b => b.destroy(id).await)
+    }
+
+    async fn gc(&self, max_lifetime_secs: u64) -> Result<u64> {
+        let secs = i64::try_from(max_lifetime_secs).unwrap_or(i64::MAX);
+        let cutoff = self.settings.now_secs().saturating_sub(secs);
+        dispatch!(self, b => b.gc(cutoff).await)
+    }
+
+    async fn touch(&self, id: &str) -> Result<bool> {
+        id::check_storage_id(id)?;
+        let now = self.settings.now_secs();
+        dispatch!(self, b => b.touch(id, now - self.settings.lifetime_secs, now).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names() {
+        for ok in ["sessions", "_s", "Sessions_2", "t"] {
+            assert!(check_table_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "1sessions",
+            "sessions; DROP TABLE users",
+            "s\"x",
+            "s`x",
+            "public.sessions",
+            "séssions",
+            &"a".repeat(65),
+        ] {
+            assert!(
+                matches!(check_table_name(bad), Err(SessionError::InvalidOption(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn addresses_never_name_the_user_or_password() {
+        assert_eq!(address_of("u:p@db.example:6543/x", 5432), "db.example:6543");
+        assert_eq!(
+            address_of("u:p%40x@127.0.0.1/test?a=b", 3306),
+            "127.0.0.1:3306"
+        );
+        assert_eq!(address_of("[::1]:5433/db", 5432), "[::1]:5433");
+        assert_eq!(address_of("[::1]/db", 5432), "[::1]:5432");
+        assert_eq!(address_of("/db", 5432), "localhost:5432");
+    }
+
+    #[test]
+    fn options_are_checked() {
+        let bad = |o: DatabaseOptions, url: &str| {
+            matches!(
+                DatabaseSessionHandler::new(url, o, None),
+                Err(SessionError::InvalidOption(_))
+            )
+        };
+        let pg = "postgres://postgres@127.0.0.1/test";
+        let d = DatabaseOptions::default;
+        assert!(bad(DatabaseOptions { pool: 0, ..d() }, pg));
+        assert!(bad(
+            DatabaseOptions {
+                pool: MAX_POOL + 1,
+                ..d()
+            },
+            pg
+        ));
+        assert!(bad(
+            DatabaseOptions {
+                command_timeout_ms: 0,
+                ..d()
+            },
+            pg
+        ));
+        assert!(bad(
+            DatabaseOptions {
+                minutes: -1.0,
+                ..d()
+            },
+            pg
+        ));
+        assert!(bad(
+            DatabaseOptions {
+                table: "x;y".into(),
+                ..d()
+            },
+            pg
+        ));
+        assert!(bad(d(), "redis://127.0.0.1"));
+        assert!(bad(d(), "127.0.0.1:5432"));
+        let e = DatabaseSessionHandler::new("sqlserver://sa:hunter2@h/db", d(), None)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+}

@@ -1,0 +1,446 @@
+//! The MySQL/MariaDB backend of [`crate::handlers::database`], on `mysql_async` and its pool.
+//!
+//! The pool holds at most `pool` connections. Statements are prepared by each connection on
+//! first use and kept in its statement cache; connections are not reset when they go back to
+//! the pool (that would drop the cache and cost a round trip per operation), which is safe here
+//! because no operation changes session state. After a failure that means the server is gone,
+//! the whole pool is replaced, so that no dead connection is handed out again.
+//!
+//! The table is created `utf8mb4` with a binary collation: session ids differ by case only, and
+//! payloads may hold any character. `payload` is `LONGTEXT` (a migration's `TEXT` holds 64 KB;
+//! a longer payload is then refused with [`SessionError::TooLarge`]).
+
+use super::database::{Row, Settings};
+use crate::error::{Result, SessionError};
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts};
+use std::future::Future;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+/// The statements, built once from the validated table name.
+struct Sql {
+    read: String,
+    write: String,
+    touch: String,
+    destroy: String,
+    gc: String,
+}
+
+impl Sql {
+    fn for_table(table: &str) -> Self {
+        // `table` is a checked identifier; quoting lets keywords be names.
+        let t = format!("`{table}`");
+        Self {
+            read: format!(
+                "SELECT payload FROM {t} WHERE sid = ? \
+                 AND (last_activity >= ? OR last_activity IS NULL)"
+            ),
+            // VALUES() rather than MySQL 8's row alias, which MariaDB does not have.
+            write: format!(
+                "INSERT INTO {t} (sid, payload, last_activity, ip_address, user_agent, user_id) \
+                 VALUES (?, ?, ?, ?, ?, ?) \
+                 ON DUPLICATE KEY UPDATE payload = VALUES(payload), \
+                 last_activity = VALUES(last_activity), \
+                 ip_address = COALESCE(VALUES(ip_address), ip_address), \
+                 user_agent = COALESCE(VALUES(user_agent), user_agent), \
+                 user_id = IF(?, VALUES(user_id), user_id)"
+            ),
+            touch: format!(
+                "UPDATE {t} SET last_activity = ? WHERE sid = ? \
+                 AND (last_activity >= ? OR last_activity IS NULL)"
+            ),
+            destroy: format!("DELETE FROM {t} WHERE sid = ?"),
+            gc: format!("DELETE FROM {t} WHERE last_activity < ?"),
+        }
+    }
+}
+
+pub(crate) struct Mysql {
+    opts: Opts,
+    s: Settings,
+    sql: Sql,
+    // Created on first use (inside a runtime), replaced after the server went away.
+    pool: Mutex<Option<Pool>>,
+    // Whether the table has been created or adopted by this handler.
+    ready: tokio::sync::Mutex<bool>,
+}
+
+fn invalid(msg: impl Into<String>) -> SessionError {
+    SessionError::InvalidOption(msg.into())
+}
+
+/// Disconnects `pool` in the background, giving up after `limit` (a frozen server never answers).
+fn retire(pool: Pool, limit: Duration) {
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(async move {
+            let _ = tokio::time::timeout(limit, pool.disconnect()).await;
+        });
+    }
+}
+
+impl Mysql {
+    pub fn new(url: &str, s: &Settings) -> Result<Self> {
+        // The URL error names the bad part (a parameter, the scheme), not the password.
+        let base = Opts::from_url(url)
+            .map_err(|e| invalid(format!("the mysql URL cannot be used: {e}")))?;
+        let constraints = PoolConstraints::new(0, s.pool)
+            .ok_or_else(|| invalid(format!("pool must be from 1, got {}", s.pool)))?;
+        let opts = OptsBuilder::from_opts(base)
+            .pool_opts(
+                PoolOpts::default()
+                    .with_constraints(constraints)
+                    .with_reset_connection(false),
+            )
+            // touch must count a row whose last_activity it sets to the value it had.
+            .client_found_rows(true)
+            // Payloads may hold any character; the default connection charset may be 3-byte utf8.
+            .init(vec!["SET NAMES utf8mb4 COLLATE utf8mb4_bin"])
+            .prefer_socket(false)
+            .stmt_cache_size(16);
+        Ok(Self {
+            opts: Opts::from(opts),
+            sql: Sql::for_table(&s.table),
+            pool: Mutex::new(None),
+            ready: tokio::sync::Mutex::new(false),
+            s: s.clone(),
+        })
+    }
+
+    fn pool(&self) -> Pool {
+        let mut slot = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
+        match slot.as_ref() {
+            Some(p) => p.clone(),
+            None => {
+                let p = Pool::new(self.opts.clone());
+                *slot = Some(p.clone());
+                p
+            }
+        }
+    }
+
+    /// Replaces the pool if it is still `p` (another operation may have replaced it already).
+    fn discard(&self, p: &Pool) {
+        let mut slot = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
+        // Pools share their metrics `Arc`: the same pointer is the same pool.
+        let same = slot
+            .as_ref()
+            .is_some_and(|now| std::sync::Arc::ptr_eq(&now.metrics(), &p.metrics()));
+        if same {
+            if let Some(old) = slot.take() {
+                retire(old, self.s.connect_timeout);
+            }
+        }
+    }
+
+    fn unavailable(&self, op: &str, e: &mysql_async::Error) -> SessionError {
+        SessionError::Unavailable(format!(
+            "mysql session {op} failed: the server at {} is unavailable ({e})",
+            self.s.addr
+        ))
+    }
+
+    /// Maps a failed operation. Messages name the server and its error code, never a session
+    /// id (statements carry values as parameters, so server messages do not quote them).
+    fn map_error(&self, op: &str, e: &mysql_async::Error) -> SessionError {
+        if is_unavailable(e) {
+            return self.unavailable(op, e);
+        }
+        match e {
+            // 1406: data too long for a column; 1153: packet larger than max_allowed_packet.
+            mysql_async::Error::Server(se) if se.code == 1406 || se.code == 1153 => {
+                SessionError::TooLarge(format!(
+                    "mysql session {op} failed: the payload is too large for the server or the \
+                     table (ERROR {}: {})",
+                    se.code, se.message
+                ))
+            }
+            e => SessionError::Io(format!("mysql session {op} on {} failed: {e}", self.s.addr)),
+        }
+    }
+
+    /// A connection from the pool, within the connect timeout; the table is created or adopted
+    /// by the first one.
+    async fn conn(&self, pool: &Pool, op: &str) -> Result<Conn> {
+        let mut conn = match tokio::time::timeout(self.s.connect_timeout, pool.get_conn()).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Err(self.map_error(op, &e)),
+            Err(_) => {
+                return Err(SessionError::Unavailable(format!(
+                    "mysql session {op} failed: no connection to {} within {} ms",
+                    self.s.addr,
+                    self.s.connect_timeout.as_millis()
+                )))
+            }
+        };
+        let mut ready = self.ready.lock().await;
+        if !*ready {
+            self.prepare_table(&mut conn).await.map_err(|e| match e {
+                Prep::My(e) => self.map_error(op, &e),
+                Prep::Bad(msg) => SessionError::Io(msg),
+            })?;
+            *ready = true;
+        }
+        Ok(conn)
+    }
+
+    /// Runs `f` on a pooled connection, once more on a fresh pool when the first try failed
+    /// because the server went away (every statement here is idempotent), all within the
+    /// command timeout.
+    async fn run<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T>
+    where
+        F: Fn(Conn) -> Fut + Send + Sync,
+        Fut: Future<Output = std::result::Result<T, mysql_async::Error>> + Send,
+        T: Send,
+    {
+        let mut used = None;
+        let attempt = async {
+            let mut retried = false;
+            loop {
+                let pool = self.pool();
+                used = Some(pool.clone());
+                let conn = match self.conn(&pool, op).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        if matches!(e, SessionError::Unavailable(_)) {
+                            self.discard(&pool);
+                        }
+                        return Err(e);
+                    }
+                };
+                match f(conn).await {
+                    Ok(v) => return Ok(v),
+                    Err(e) if is_unavailable(&e) => {
+                        self.discard(&pool);
+                        if retried {
+                            return Err(self.map_error(op, &e));
+                        }
+                        retried = true;
+                    }
+                    Err(e) => return Err(self.map_error(op, &e)),
+                }
+            }
+        };
+        let r = tokio::time::timeout(self.s.command_timeout, attempt).await;
+        match r {
+            Ok(r) => r,
+            Err(_) => {
+                // The server may be frozen with our requests on the wire: start over next time.
+                if let Some(p) = used {
+                    self.discard(&p);
+                }
+                Err(self.s.timed_out("mysql", op))
+            }
+        }
+    }
+
+    /// Creates the table, or adopts one made by the `session:table` migration, under a named
+    /// lock so that processes starting together do not race.
+    async fn prepare_table(&self, conn: &mut Conn) -> std::result::Result<(), Prep> {
+        let lock = format!("ostro_session:{}", self.s.table);
+        let wait = self.s.command_timeout.as_secs().max(1);
+        let got: Option<Option<i64>> = conn
+            .exec_first("SELECT GET_LOCK(?, ?)", (&lock, wait))
+            .await?;
+        if got.flatten() != Some(1) {
+            return Err(Prep::Bad(format!(
+                "the mysql session table `{}` is being prepared by another process (lock not \
+                 granted within {wait} s)",
+                self.s.table
+            )));
+        }
+        let r = self.prepare_locked(conn).await;
+        let _ = conn.exec_drop("SELECT RELEASE_LOCK(?)", (&lock,)).await;
+        r
+    }
+
+    async fn prepare_locked(&self, conn: &mut Conn) -> std::result::Result<(), Prep> {
+        let table = &self.s.table;
+        let t = format!("`{table}`");
+        let columns: Vec<String> = conn
+            .exec(
+                "SELECT LOWER(column_name) FROM information_schema.columns \
+                 WHERE table_schema = DATABASE() AND table_name = ?",
+                (table,),
+            )
+            .await?;
+        if columns.is_empty() {
+            conn.query_drop(format!(
+                "CREATE TABLE {t} (\
+                   sid VARCHAR(255) NOT NULL, \
+                   user_id VARCHAR(255) NULL, \
+                   ip_address VARCHAR(45) NULL, \
+                   user_agent TEXT NULL, \
+                   payload LONGTEXT NULL, \
+                   last_activity BIGINT NOT NULL, \
+                   PRIMARY KEY (sid), \
+                   INDEX `{table}_user_id_index` (user_id), \
+                   INDEX `{table}_last_activity_index` (last_activity)\
+                 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+            ))
+            .await?;
+            return Ok(());
+        }
+        let has = |c: &str| columns.iter().any(|x| x == c);
+        for required in ["sid", "payload", "last_activity"] {
+            if !has(required) {
+                return Err(Prep::Bad(format!(
+                    "the mysql session table {t} exists but has no {required} column; it is not \
+                     a session table (see the session:table migration)"
+                )));
+            }
+        }
+        // A unique index of sid alone: without it ON DUPLICATE KEY would insert duplicates.
+        let sid_unique: Option<i64> = conn
+            .exec_first(
+                "SELECT COUNT(*) FROM information_schema.statistics s \
+                 WHERE s.table_schema = DATABASE() AND s.table_name = ? AND s.non_unique = 0 \
+                 AND LOWER(s.column_name) = 'sid' AND s.seq_in_index = 1 \
+                 AND (SELECT COUNT(*) FROM information_schema.statistics s2 \
+                      WHERE s2.table_schema = s.table_schema AND s2.table_name = s.table_name \
+                      AND s2.index_name = s.index_name) = 1",
+                (table,),
+            )
+            .await?;
+        if sid_unique.unwrap_or(0) == 0 {
+            return Err(Prep::Bad(format!(
+                "the mysql session table {t} has no PRIMARY KEY or UNIQUE index on sid"
+            )));
+        }
+        // The migration of 1.x had no user_id; hand-made tables may lack more.
+        for (col, ty) in [
+            ("user_id", "VARCHAR(255)"),
+            ("ip_address", "VARCHAR(45)"),
+            ("user_agent", "TEXT"),
+        ] {
+            if !has(col) {
+                conn.query_drop(format!("ALTER TABLE {t} ADD COLUMN {col} {ty} NULL"))
+                    .await?;
+            }
+        }
+        // gc deletes by last_activity: make sure an index leads with it.
+        let indexed: Option<i64> = conn
+            .exec_first(
+                "SELECT COUNT(*) FROM information_schema.statistics \
+                 WHERE table_schema = DATABASE() AND table_name = ? \
+                 AND LOWER(column_name) = 'last_activity' AND seq_in_index = 1",
+                (table,),
+            )
+            .await?;
+        if indexed.unwrap_or(0) == 0 {
+            conn.query_drop(format!(
+                "CREATE INDEX `{table}_last_activity_index` ON {t} (last_activity)"
+            ))
+            .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn open(&self) -> Result<()> {
+        self.run("open", |_| async { Ok(()) }).await
+    }
+
+    pub async fn close(&self) -> Result<()> {
+        let old = self
+            .pool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(p) = old {
+            let _ = tokio::time::timeout(self.s.command_timeout, p.disconnect()).await;
+        }
+        Ok(())
+    }
+
+    pub async fn read(&self, id: &str, cutoff: i64) -> Result<String> {
+        let sql = &self.sql.read;
+        let row: Option<(Option<Vec<u8>>,)> = self
+            .run("read", |mut c| async move {
+                c.exec_first(sql.as_str(), (id, cutoff)).await
+            })
+            .await?;
+        // A NULL or non-UTF-8 payload reads as no session, as a corrupt one does.
+        Ok(row
+            .and_then(|(p,)| p)
+            .and_then(|b| String::from_utf8(b).ok())
+            .unwrap_or_default())
+    }
+
+    pub async fn write(&self, row: &Row<'_>) -> Result<()> {
+        let sql = &self.sql.write;
+        self.run("write", |mut c| async move {
+            c.exec_drop(
+                sql.as_str(),
+                (
+                    row.id,
+                    row.payload,
+                    row.now,
+                    row.ip,
+                    row.user_agent,
+                    row.user_id,
+                    row.for_request,
+                ),
+            )
+            .await
+        })
+        .await
+    }
+
+    pub async fn destroy(&self, id: &str) -> Result<()> {
+        let sql = &self.sql.destroy;
+        self.run("destroy", |mut c| async move {
+            c.exec_drop(sql.as_str(), (id,)).await
+        })
+        .await
+    }
+
+    pub async fn gc(&self, cutoff: i64) -> Result<u64> {
+        let sql = &self.sql.gc;
+        self.run("gc", |mut c| async move {
+            c.exec_drop(sql.as_str(), (cutoff,)).await?;
+            Ok(c.affected_rows())
+        })
+        .await
+    }
+
+    pub async fn touch(&self, id: &str, cutoff: i64, now: i64) -> Result<bool> {
+        let sql = &self.sql.touch;
+        let n = self
+            .run("touch", |mut c| async move {
+                c.exec_drop(sql.as_str(), (now, id, cutoff)).await?;
+                Ok(c.affected_rows())
+            })
+            .await?;
+        Ok(n > 0)
+    }
+}
+
+enum Prep {
+    My(mysql_async::Error),
+    Bad(String),
+}
+
+impl From<mysql_async::Error> for Prep {
+    fn from(e: mysql_async::Error) -> Self {
+        Self::My(e)
+    }
+}
+
+/// Whether `e` means the server or the connection is gone, refusing, or not ready.
+fn is_unavailable(e: &mysql_async::Error) -> bool {
+    use mysql_async::{DriverError as D, Error as E};
+    match e {
+        E::Io(_) => true,
+        E::Driver(d) => matches!(
+            d,
+            D::ConnectionClosed | D::PoolDisconnected | D::PacketOutOfOrder
+        ),
+        // 1040 too many connections, 1044/1045 access denied, 1049 unknown database,
+        // 1053 server shutdown, 1129/1130 host blocked or not allowed, 2006/2013 server gone.
+        E::Server(se) => matches!(
+            se.code,
+            1040 | 1044 | 1045 | 1049 | 1053 | 1129 | 1130 | 2006 | 2013
+        ),
+        _ => false,
+    }
+}

@@ -1,0 +1,516 @@
+//! The PostgreSQL backend of [`crate::handlers::database`], on `tokio-postgres`.
+//!
+//! `pool` clients, each connected on first use and shared: operations take the next client in
+//! turn and pipeline on it (a `tokio_postgres::Client` sends requests while earlier ones are in
+//! flight), so 64 concurrent requests need no 64 connections and never wait for a checkout.
+//! Each client's statements are prepared once, right after it connects.
+//!
+//! Postgres `text` cannot hold U+0000. Session payloads are JSON, which escapes it, so real
+//! payloads never carry one; a payload that does (or that starts with [`ESCAPE`]) is stored as
+//! [`ESCAPE`] + base64 and decoded on read, so the driver still round-trips any string.
+
+use super::database::{Row, Settings};
+use crate::error::{Result, SessionError};
+use base64::Engine as _;
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio::sync::Mutex;
+use tokio::task::AbortHandle;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, Config, NoTls, Statement};
+
+/// Marks a payload stored base64-encoded (U+FFFF is a Unicode noncharacter: no JSON text starts
+/// with it).
+const ESCAPE: &str = "\u{FFFF}ostro-b64:";
+
+/// The statements, built once from the validated table name.
+struct Sql {
+    read: String,
+    write: String,
+    touch: String,
+    destroy: String,
+    gc: String,
+}
+
+impl Sql {
+    fn for_table(table: &str) -> Self {
+        // `table` is a checked identifier; quoting keeps its case and lets keywords be names.
+        // Times are cast to bigint: a migration's `integer` column takes them by assignment,
+        // and the comparisons still use the `last_activity` index.
+        let t = format!("\"{table}\"");
+        Self {
+            read: format!(
+                "SELECT payload FROM {t} WHERE sid = $1 \
+                 AND (last_activity >= $2::bigint OR last_activity IS NULL)"
+            ),
+            write: format!(
+                "INSERT INTO {t} AS s (sid, payload, last_activity, ip_address, user_agent, user_id) \
+                 VALUES ($1, $2, $3::bigint, $4, $5, $6) \
+                 ON CONFLICT (sid) DO UPDATE SET payload = EXCLUDED.payload, \
+                 last_activity = EXCLUDED.last_activity, \
+                 ip_address = COALESCE(EXCLUDED.ip_address, s.ip_address), \
+                 user_agent = COALESCE(EXCLUDED.user_agent, s.user_agent), \
+                 user_id = CASE WHEN $7::boolean THEN EXCLUDED.user_id ELSE s.user_id END"
+            ),
+            touch: format!(
+                "UPDATE {t} SET last_activity = $3::bigint WHERE sid = $1 \
+                 AND (last_activity >= $2::bigint OR last_activity IS NULL)"
+            ),
+            destroy: format!("DELETE FROM {t} WHERE sid = $1"),
+            gc: format!("DELETE FROM {t} WHERE last_activity < $1::bigint"),
+        }
+    }
+}
+
+struct Prepared {
+    read: Statement,
+    write: Statement,
+    touch: Statement,
+    destroy: Statement,
+    gc: Statement,
+}
+
+/// Aborts the task driving a connection when the last user of its client is gone: against a
+/// frozen server that task would otherwise wait forever.
+struct Driver(AbortHandle);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[derive(Clone)]
+struct Conn {
+    client: Arc<Client>,
+    st: Arc<Prepared>,
+    _driver: Arc<Driver>,
+}
+
+pub(crate) struct Postgres {
+    config: Config,
+    s: Settings,
+    sql: Sql,
+    slots: Vec<Mutex<Option<Conn>>>,
+    next: AtomicUsize,
+    // Whether the table has been created or adopted by this handler.
+    ready: Mutex<bool>,
+}
+
+fn invalid(msg: impl Into<String>) -> SessionError {
+    SessionError::InvalidOption(msg.into())
+}
+
+impl Postgres {
+    pub fn new(url: &str, s: &Settings) -> Result<Self> {
+        // The parser's messages name the bad option, never the URL or its password.
+        let mut config = Config::from_str(url)
+            .map_err(|e| invalid(format!("the postgres URL cannot be used: {e}")))?;
+        if config.get_hosts().is_empty() {
+            return Err(invalid("the postgres URL needs a host"));
+        }
+        config.connect_timeout(s.connect_timeout);
+        if config.get_application_name().is_none() {
+            config.application_name("ostro-session");
+        }
+        Ok(Self {
+            config,
+            sql: Sql::for_table(&s.table),
+            slots: (0..s.pool).map(|_| Mutex::new(None)).collect(),
+            next: AtomicUsize::new(0),
+            ready: Mutex::new(false),
+            s: s.clone(),
+        })
+    }
+
+    fn unavailable(&self, op: &str, e: &tokio_postgres::Error) -> SessionError {
+        SessionError::Unavailable(format!(
+            "postgres session {op} failed: the server at {} is unavailable ({})",
+            self.s.addr,
+            describe(e)
+        ))
+    }
+
+    /// Maps a failed operation. Messages name the server and the SQLSTATE, never the session id
+    /// or the URL.
+    fn map_error(&self, op: &str, e: &tokio_postgres::Error) -> SessionError {
+        if is_unavailable(e) {
+            return self.unavailable(op, e);
+        }
+        match e.code() {
+            Some(c) if *c == SqlState::STRING_DATA_RIGHT_TRUNCATION => SessionError::TooLarge(
+                format!("postgres session {op} failed: a value is longer than its column allows"),
+            ),
+            _ => SessionError::Io(format!(
+                "postgres session {op} on {} failed: {}",
+                self.s.addr,
+                describe(e)
+            )),
+        }
+    }
+
+    /// The client of slot `i`, connecting it (and preparing the table and statements) when it
+    /// has none or its connection has closed.
+    async fn conn(&self, i: usize, op: &str) -> Result<Conn> {
+        let mut slot = self.slots[i].lock().await;
+        if let Some(c) = slot.as_ref() {
+            if !c.client.is_closed() {
+                return Ok(c.clone());
+            }
+        }
+        *slot = None;
+        let (client, connection) = self
+            .config
+            .connect(NoTls)
+            .await
+            .map_err(|e| self.unavailable(op, &e))?;
+        let driver = Arc::new(Driver(tokio::spawn(connection).abort_handle()));
+        self.ensure_table(&client, op).await?;
+        let prepare = |sql: &str| {
+            let client = &client;
+            let sql = sql.to_owned();
+            async move { client.prepare(&sql).await }
+        };
+        let st = async {
+            Ok::<_, tokio_postgres::Error>(Prepared {
+                read: prepare(&self.sql.read).await?,
+                write: prepare(&self.sql.write).await?,
+                touch: prepare(&self.sql.touch).await?,
+                destroy: prepare(&self.sql.destroy).await?,
+                gc: prepare(&self.sql.gc).await?,
+            })
+        }
+        .await
+        .map_err(|e| self.map_error(op, &e))?;
+        let c = Conn {
+            client: Arc::new(client),
+            st: Arc::new(st),
+            _driver: driver,
+        };
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Drops slot `i`'s client if it is still `c` (another operation may have replaced it).
+    async fn discard(&self, i: usize, c: Option<&Conn>) {
+        let mut slot = self.slots[i].lock().await;
+        let same = match (slot.as_ref(), c) {
+            (Some(now), Some(c)) => Arc::ptr_eq(&now.client, &c.client),
+            (_, None) => true,
+            (None, _) => false,
+        };
+        if same {
+            *slot = None;
+        }
+    }
+
+    /// Runs `f` on the next client, once more on a fresh connection when the first failed on a
+    /// broken one (every statement here is idempotent), all within the command timeout.
+    async fn run<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T>
+    where
+        F: Fn(Conn) -> Fut + Send + Sync,
+        Fut: Future<Output = std::result::Result<T, tokio_postgres::Error>> + Send,
+        T: Send,
+    {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        let attempt = async {
+            let mut retried = false;
+            loop {
+                let c = self.conn(i, op).await?;
+                match f(c.clone()).await {
+                    Ok(v) => return Ok(v),
+                    Err(e) if is_unavailable(&e) => {
+                        self.discard(i, Some(&c)).await;
+                        if retried {
+                            return Err(self.map_error(op, &e));
+                        }
+                        retried = true;
+                    }
+                    Err(e) => return Err(self.map_error(op, &e)),
+                }
+            }
+        };
+        match tokio::time::timeout(self.s.command_timeout, attempt).await {
+            Ok(r) => r,
+            Err(_) => {
+                // The server may be frozen with our requests on the wire: start over next time.
+                // The slot lock may be held by a connect that is stuck too, so do not wait on it.
+                if let Ok(mut slot) = self.slots[i].try_lock() {
+                    *slot = None;
+                }
+                Err(self.s.timed_out("postgres", op))
+            }
+        }
+    }
+
+    /// Creates the table, or adopts one made by the `session:table` migration, under an
+    /// advisory lock so that processes starting together do not race.
+    async fn ensure_table(&self, client: &Client, op: &str) -> Result<()> {
+        let mut ready = self.ready.lock().await;
+        if *ready {
+            return Ok(());
+        }
+        self.prepare_table(client).await.map_err(|e| match e {
+            Prep::Pg(e) => self.map_error(op, &e),
+            Prep::Bad(msg) => SessionError::Io(msg),
+        })?;
+        *ready = true;
+        Ok(())
+    }
+
+    async fn prepare_table(&self, client: &Client) -> std::result::Result<(), Prep> {
+        let table = &self.s.table;
+        let t = format!("\"{table}\"");
+        client.batch_execute("BEGIN").await?;
+        let r = async {
+            client
+                .execute(
+                    "SELECT pg_advisory_xact_lock(hashtext($1))",
+                    &[&format!("ostro_session:{table}")],
+                )
+                .await?;
+            let columns: Vec<String> = client
+                .query(
+                    "SELECT lower(column_name::text) FROM information_schema.columns \
+                     WHERE table_schema = current_schema() AND table_name = $1",
+                    &[table],
+                )
+                .await?
+                .iter()
+                .filter_map(|r| r.try_get::<_, String>(0).ok())
+                .collect();
+            if columns.is_empty() {
+                client
+                    .batch_execute(&format!(
+                        "CREATE TABLE {t} (\
+                           sid varchar(255) NOT NULL PRIMARY KEY, \
+                           user_id varchar(255) NULL, \
+                           ip_address varchar(45) NULL, \
+                           user_agent text NULL, \
+                           payload text NULL, \
+                           last_activity bigint NOT NULL); \
+                         CREATE INDEX \"{table}_user_id_index\" ON {t} (user_id)"
+                    ))
+                    .await?;
+            } else {
+                let has = |c: &str| columns.iter().any(|x| x == c);
+                for required in ["sid", "payload", "last_activity"] {
+                    if !has(required) {
+                        return Err(Prep::Bad(format!(
+                            "the postgres session table {t} exists but has no {required} column; \
+                             it is not a session table (see the session:table migration)"
+                        )));
+                    }
+                }
+                let sid_unique: bool = client
+                    .query_one(
+                        "SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a \
+                         ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
+                         WHERE i.indrelid = to_regclass($1) AND i.indisunique \
+                         AND i.indnkeyatts = 1 AND a.attname = 'sid')",
+                        &[&t],
+                    )
+                    .await?
+                    .try_get(0)?;
+                if !sid_unique {
+                    return Err(Prep::Bad(format!(
+                        "the postgres session table {t} has no PRIMARY KEY or UNIQUE constraint \
+                         on sid"
+                    )));
+                }
+                // The migration of 1.x had no user_id; hand-made tables may lack more.
+                for (col, ty) in [
+                    ("user_id", "varchar(255)"),
+                    ("ip_address", "varchar(45)"),
+                    ("user_agent", "text"),
+                ] {
+                    if !has(col) {
+                        client
+                            .batch_execute(&format!("ALTER TABLE {t} ADD COLUMN {col} {ty} NULL"))
+                            .await?;
+                    }
+                }
+            }
+            // gc deletes by last_activity: make sure an index leads with it (the migration
+            // made one, under whatever name its schema builder chose).
+            let indexed: bool = client
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a \
+                     ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
+                     WHERE i.indrelid = to_regclass($1) AND a.attname = 'last_activity')",
+                    &[&t],
+                )
+                .await?
+                .try_get(0)?;
+            if !indexed {
+                client
+                    .batch_execute(&format!(
+                        "CREATE INDEX \"{table}_last_activity_index\" ON {t} (last_activity)"
+                    ))
+                    .await?;
+            }
+            Ok(())
+        }
+        .await;
+        match r {
+            Ok(()) => {
+                client.batch_execute("COMMIT").await?;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = client.batch_execute("ROLLBACK").await;
+                Err(e)
+            }
+        }
+    }
+
+    pub async fn open(&self) -> Result<()> {
+        self.run("open", |_| async { Ok(()) }).await
+    }
+
+    pub async fn close(&self) -> Result<()> {
+        for slot in &self.slots {
+            slot.lock().await.take();
+        }
+        Ok(())
+    }
+
+    pub async fn read(&self, id: &str, cutoff: i64) -> Result<String> {
+        let row = self
+            .run("read", |c| async move {
+                c.client.query_opt(&c.st.read, &[&id, &cutoff]).await
+            })
+            .await?;
+        // A NULL or non-text payload reads as no session, as a corrupt one does.
+        let payload = row
+            .and_then(|r| r.try_get::<_, Option<String>>(0).ok().flatten())
+            .unwrap_or_default();
+        Ok(decode(payload))
+    }
+
+    pub async fn write(&self, row: &Row<'_>) -> Result<()> {
+        let payload = encode(row.payload);
+        let payload: &str = &payload;
+        self.run("write", |c| async move {
+            c.client
+                .execute(
+                    &c.st.write,
+                    &[
+                        &row.id,
+                        &payload,
+                        &row.now,
+                        &row.ip,
+                        &row.user_agent,
+                        &row.user_id,
+                        &row.for_request,
+                    ],
+                )
+                .await
+        })
+        .await?;
+        Ok(())
+    }
+
+    pub async fn destroy(&self, id: &str) -> Result<()> {
+        self.run("destroy", |c| async move {
+            c.client.execute(&c.st.destroy, &[&id]).await
+        })
+        .await?;
+        Ok(())
+    }
+
+    pub async fn gc(&self, cutoff: i64) -> Result<u64> {
+        self.run("gc", |c| async move {
+            c.client.execute(&c.st.gc, &[&cutoff]).await
+        })
+        .await
+    }
+
+    pub async fn touch(&self, id: &str, cutoff: i64, now: i64) -> Result<bool> {
+        let n = self
+            .run("touch", |c| async move {
+                c.client.execute(&c.st.touch, &[&id, &cutoff, &now]).await
+            })
+            .await?;
+        Ok(n > 0)
+    }
+}
+
+enum Prep {
+    Pg(tokio_postgres::Error),
+    Bad(String),
+}
+
+impl From<tokio_postgres::Error> for Prep {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Self::Pg(e)
+    }
+}
+
+/// Whether `e` means the server or the connection is gone, refusing, or not ready.
+fn is_unavailable(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    match e.code() {
+        Some(c) => {
+            let class = c.code().get(..2);
+            // 08: connection exception; 57P0x: shutdown, crash shutdown, cannot connect now;
+            // 53300: too many connections; 28: authentication (the server refuses us).
+            matches!(class, Some("08" | "28"))
+                || *c == SqlState::ADMIN_SHUTDOWN
+                || *c == SqlState::CRASH_SHUTDOWN
+                || *c == SqlState::CANNOT_CONNECT_NOW
+                || *c == SqlState::TOO_MANY_CONNECTIONS
+        }
+        // No SQLSTATE: an I/O error, a timeout or a protocol failure on the socket.
+        None => std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()),
+    }
+}
+
+/// The server's message and SQLSTATE, or the client's description; never a parameter value.
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => match std::error::Error::source(e) {
+            Some(s) => format!("{e}: {s}"),
+            None => e.to_string(),
+        },
+    }
+}
+
+fn encode(payload: &str) -> std::borrow::Cow<'_, str> {
+    if payload.contains('\0') || payload.starts_with(ESCAPE) {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(payload);
+        std::borrow::Cow::Owned(format!("{ESCAPE}{b64}"))
+    } else {
+        std::borrow::Cow::Borrowed(payload)
+    }
+}
+
+fn decode(stored: String) -> String {
+    match stored.strip_prefix(ESCAPE) {
+        Some(b64) => base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .unwrap_or_default(),
+        None => stored,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_escape_round_trips() {
+        for s in ["", "{}", "a\0b", "\0", ESCAPE, &format!("{ESCAPE}x")] {
+            assert_eq!(decode(encode(s).into_owned()), s);
+        }
+        assert!(!encode("a\0b").contains('\0'));
+        assert_eq!(encode("{\"a\":1}"), "{\"a\":1}");
+    }
+}
