@@ -80,7 +80,7 @@ test('each @ts-expect-error line fails on its own once the directive is removed,
 
 test('every subpath export has a types condition, next to its JS, used by a consumer file', () => {
   const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
-  const consumers = fs.readdirSync(DIR).filter((f) => f.endsWith('.ts')).map((f) => fs.readFileSync(path.join(DIR, f), 'utf8')).join('\n');
+  const consumers = fs.readdirSync(DIR).filter((f) => /\.m?ts$/.test(f)).map((f) => fs.readFileSync(path.join(DIR, f), 'utf8')).join('\n');
   for (const [sub, target] of Object.entries(pkg.exports)) {
     if (sub === './package.json') continue;
     assert.equal(typeof target, 'object', `${sub} has conditions`);
