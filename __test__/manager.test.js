@@ -31,7 +31,7 @@ function invalidOption(key) {
 }
 
 test('defaults are those of OstroJS config/session.js', () => {
-  const c = new SessionManager().config;
+  const c = new SessionManager({ key: KEY, key: KEY }).config;
   assert.equal(c.driver, 'file');
   assert.equal(c.lifetime, 120);
   assert.equal(c.expire_on_close, false);
@@ -85,42 +85,51 @@ test('every key is type-checked at construction, and the error names the key', (
     assert.throws(() => new SessionManager({ [key]: value }), invalidOption(key), key);
   }
   for (const lottery of [[1, 0], ['a', 2], [-1, 100], [1, 2, 3], 'x']) {
-    assert.throws(() => new SessionManager({ lottery }), invalidOption('lottery'));
+    assert.throws(() => new SessionManager({ key: KEY, lottery }), invalidOption('lottery'));
   }
   for (const lifetime of [0, -5, Infinity, '']) {
-    assert.throws(() => new SessionManager({ lifetime }), invalidOption('lifetime'));
+    assert.throws(() => new SessionManager({ key: KEY, lifetime }), invalidOption('lifetime'));
   }
   assert.throws(() => new SessionManager({ previous_keys: [1] }), invalidOption('previous_keys'));
   assert.throws(() => new SessionManager('file'), /config object/);
 });
 
-test("numeric strings and env()'s 'true'/'false' are accepted; unknown keys are ignored", () => {
-  const c = new SessionManager({ lifetime: '90', secure: 'true', http_only: 'false', lottery: ['1', '50'], whatever: { x: 1 }, serialization: 'json' }).config;
+test("numeric strings and env()'s 'true'/'false' are accepted", () => {
+  const c = new SessionManager({ key: KEY, lifetime: '90', secure: 'true', http_only: 'false', lottery: ['1', '50'] }).config;
   assert.equal(c.lifetime, 90);
   assert.equal(c.secure, true);
   assert.equal(c.http_only, false);
   assert.deepEqual(c.lottery, [1, 50]);
-  assert.equal(c.whatever, undefined);
-  assert.equal(new SessionManager({ same_site: 'STRICT' }).config.same_site, 'strict');
-  assert.equal(new SessionManager({ same_site: null }).config.same_site, null);
-  assert.equal(new SessionManager({ lifetime: 0.5 }).config.lifetime, 0.5);
-  const env = new SessionManager({ encrypt: '1', secure: '', http_only: '0', resave: 'FALSE' }).config;
+  assert.equal(new SessionManager({ key: KEY, same_site: 'STRICT' }).config.same_site, 'strict');
+  assert.equal(new SessionManager({ key: KEY, same_site: null }).config.same_site, null);
+  assert.equal(new SessionManager({ key: KEY, lifetime: 0.5 }).config.lifetime, 0.5);
+  const env = new SessionManager({ key: KEY, encrypt: '1', secure: '', http_only: '0', resave: 'FALSE' }).config;
   assert.deepEqual([env.encrypt, env.secure, env.http_only, env.resave], [true, false, false, false]);
   // OstroJS names the cookie after APP_NAME: 'My Shop' gives 'my shop_session', which 1.x sent.
-  assert.equal(new SessionManager({ cookie: 'my shop_session' }).config.cookie, 'my shop_session');
+  assert.equal(new SessionManager({ key: KEY, cookie: 'my shop_session' }).config.cookie, 'my shop_session');
   for (const cookie of ['a;b', 'a=b', ' lead', 'trail ', 'tab\there', 'é']) {
-    assert.throws(() => new SessionManager({ cookie }), invalidOption('cookie'), cookie);
+    assert.throws(() => new SessionManager({ key: KEY, cookie }), invalidOption('cookie'), cookie);
   }
 });
 
 test('signed: false is refused with an explanation', () => {
-  assert.throws(() => new SessionManager({ signed: false }), (e) => e.code === 'ERR_SESSION_INVALID_OPTION' && /always signed/.test(e.message) && /fixation/.test(e.message));
-  assert.equal(new SessionManager({ signed: true }).config.signed, true);
+  assert.throws(() => new SessionManager({ key: KEY, signed: false }), (e) => e.code === 'ERR_SESSION_INVALID_OPTION' && /always signed/.test(e.message) && /fixation/.test(e.message));
+  assert.equal(new SessionManager({ key: KEY, signed: true }).config.signed, true);
 });
 
-test('drivers resolve lazily: an unknown driver fails only when used, and extend() in boot() works', () => {
-  const m = new SessionManager({ driver: 'mongo' });
-  assert.throws(() => m.driver(), (e) => e.message === 'Driver [mongo] is not supported.' && e.code === 'ERR_SESSION_INVALID_OPTION');
+test('drivers resolve lazily: an unknown driver fails when first used (at the latest middleware()), and extend() after construction works', () => {
+  const m = new SessionManager({ key: KEY, driver: 'mongo' });
+  const unknown = (e) => {
+    assert.equal(e.code, 'ERR_SESSION_INVALID_OPTION');
+    assert.match(e.message, /^Driver \[mongo\] is not supported\./);
+    // The message lists what exists and how to add a driver.
+    for (const d of ['file', 'array', 'memory', 'sqlite', 'redis', 'memcached', 'cookie', 'cache']) assert.match(e.message, new RegExp(`\\b${d}\\b`));
+    assert.match(e.message, /extend\('mongo', factory\)/);
+    return true;
+  };
+  assert.throws(() => m.driver(), unknown);
+  // Mounting the middleware resolves the driver: the mistake shows at start-up, not on a request.
+  assert.throws(() => m.middleware(), unknown);
   const calls = [];
   const handler = { read: () => '', write() {}, destroy() {} };
   m.extend('mongo', (...args) => {
@@ -135,7 +144,7 @@ test('drivers resolve lazily: an unknown driver fails only when used, and extend
   assert.equal(name, 'mongo');
   assert.equal(config.driver, 'mongo');
   const app2 = { marker: 1 };
-  const m2 = new SessionManager({ driver: 'mongo' }, { app: app2 });
+  const m2 = new SessionManager({ key: KEY, driver: 'mongo' }, { app: app2 });
   let seen;
   m2.extend('mongo', (a) => {
     seen = a;
@@ -146,7 +155,7 @@ test('drivers resolve lazily: an unknown driver fails only when used, and extend
 });
 
 test('extend() refuses bad arguments and factories that return bad handlers', () => {
-  const m = new SessionManager();
+  const m = new SessionManager({ key: KEY, key: KEY });
   assert.throws(() => m.extend('', () => ({})), /driver name/);
   assert.throws(() => m.extend('x', 'nope'), /factory/);
   m.extend('half', () => ({ read() {} }));
@@ -171,15 +180,15 @@ test('built-in driver names: file, array, memory, cookie, sqlite, cache with a s
   assert.ok(m.driver('cache') instanceof ArraySessionHandler, 'the default cache store');
   assert.throws(() => m.driver('cache.nope'), /cache store \[nope\] is not in the cache config/);
   assert.throws(() => m.driver('cache.dyn'), /driver \[dynamodb\], which sessions cannot use/);
-  const withStore = new SessionManager({ driver: 'cache', store: 'files' }, { cache: { stores: { files: { driver: 'file', path: path.join(dir, 'c2') } } } });
+  const withStore = new SessionManager({ key: KEY, driver: 'cache', store: 'files' }, { cache: { stores: { files: { driver: 'file', path: path.join(dir, 'c2') } } } });
   assert.ok(withStore.driver() instanceof FileSessionHandler);
-  assert.throws(() => new SessionManager({ driver: 'cache' }).driver(), /needs a store/);
-  assert.throws(() => new SessionManager({ driver: 'database' }).driver(), /database driver uses the OstroJS app/);
+  assert.throws(() => new SessionManager({ key: KEY, driver: 'cache' }).driver(), /needs a store/);
+  assert.throws(() => new SessionManager({ key: KEY, driver: 'database' }).driver(), /database driver uses the OstroJS app/);
 });
 
 test('the sqlite driver stores sessions in the configured file and table', async (t) => {
   const db = path.join(tmpDir(), 'sessions.sqlite');
-  const m = new SessionManager({ driver: 'sqlite', connection: db, table: 'web_sessions', lifetime: 5 });
+  const m = new SessionManager({ key: KEY, driver: 'sqlite', connection: db, table: 'web_sessions', lifetime: 5 });
   t.after(() => m.close());
   const { SqliteSessionHandler } = require('../lib/drivers/sqlite');
   assert.ok(m.driver() instanceof SqliteSessionHandler);
@@ -198,7 +207,7 @@ test('the file driver resolves a relative files path against the working directo
   const dir = tmpDir();
   process.chdir(dir);
   try {
-    const m = new SessionManager({ driver: 'file' });
+    const m = new SessionManager({ key: KEY, driver: 'file' });
     const s = m.createStore();
     await s.start();
     s.put('a', 1);
@@ -210,7 +219,7 @@ test('the file driver resolves a relative files path against the working directo
 });
 
 test('createStore(): a new, unstarted Store per call, with the cookie name; usable outside HTTP', async () => {
-  const m = new SessionManager({ driver: 'array', cookie: 'shop_session' });
+  const m = new SessionManager({ key: KEY, driver: 'array', cookie: 'shop_session' });
   const a = m.createStore();
   const b = m.createStore();
   assert.notEqual(a, b);
@@ -229,7 +238,7 @@ test('createStore(): a new, unstarted Store per call, with the cookie name; usab
 });
 
 test("tokens: 40 alphanumerics by default, the csrf package's format with csrf: 'ostro' or under OstroJS", async () => {
-  const plain = new SessionManager({ driver: 'array' }).createStore();
+  const plain = new SessionManager({ key: KEY, driver: 'array' }).createStore();
   await plain.start();
   assert.match(plain.token(), /^[A-Za-z0-9]{40}$/);
 
@@ -251,17 +260,54 @@ test("tokens: 40 alphanumerics by default, the csrf package's format with csrf: 
   assert.match(laravel.token(), /^[A-Za-z0-9]{40}$/);
 });
 
-test('the key is checked lazily: missing is one clear error, short is refused outside OstroJS', async () => {
-  const noKey = new SessionManager({ driver: 'array', csrf: 'ostro' });
+test('outside OstroJS the key is checked at construction: missing is one clear error, short is refused', () => {
+  const missing = (e) => e.code === 'ERR_SESSION_INVALID_OPTION' && e instanceof TypeError && /app key is missing/.test(e.message) && /key:generate/.test(e.message);
+  for (const driver of ['array', 'file', 'cookie', 'redis', 'mongo']) {
+    assert.throws(() => new SessionManager({ driver }), missing, driver);
+    assert.throws(() => new SessionManager({ driver, key: '' }), missing, driver);
+    assert.throws(() => new SessionManager({ driver, key: null }), missing, driver);
+  }
+  assert.throws(() => new SessionManager({ driver: 'array', key: 'too-short-key' }), /too short \(13 characters\)/);
+  assert.throws(() => new SessionManager({ driver: 'array', key: 'x'.repeat(31) }), /too short \(31 characters\)/);
+  assert.equal(new SessionManager({ driver: 'array', key: 'x'.repeat(32) }).driver().constructor.name, 'ArraySessionHandler');
+});
+
+test('under OstroJS the key stays lazy (key:generate runs on a fresh app): missing fails when first needed', async () => {
+  const app = {};
+  const noKey = new SessionManager({ driver: 'array', csrf: 'ostro' }, { app });
   assert.throws(() => noKey.createStore(), (e) => e.code === 'ERR_SESSION_INVALID_OPTION' && /app key is missing/.test(e.message) && /key:generate/.test(e.message));
-  const lazy = new SessionManager({ driver: 'array' });
+  const lazy = new SessionManager({ driver: 'array', csrf: 'laravel' }, { app });
   await lazy.createStore().start();
   assert.throws(() => lazy._signedValue('x'.repeat(40)), /app key is missing/);
-  const short = new SessionManager({ driver: 'array', key: 'too-short-key' });
-  assert.throws(() => short._signedValue('x'.repeat(40)), /too short \(13 characters\)/);
-  const encrypting = new SessionManager({ driver: 'array', encrypt: true, key: '' });
+  // OstroJS apps' keys are theirs to choose: a short one is not refused there.
+  assert.equal(typeof new SessionManager({ driver: 'array', key: 'short' }, { app })._signedValue('x'.repeat(40)), 'string');
+  const encrypting = new SessionManager({ driver: 'array', encrypt: true, key: '' }, { app });
   assert.throws(() => encrypting.createStore(), /app key is missing/);
-  assert.throws(() => new SessionManager({ driver: 'cookie' }).driver(), /app key is missing/);
+  assert.throws(() => new SessionManager({ driver: 'cookie' }, { app }).driver(), /app key is missing/);
+});
+
+test('unknown config keys and options are refused, naming the key; every key of OstroJS config/session.js is accepted', () => {
+  for (const key of ['lifeTime', 'conection', 'whatever', 'serialization', 'partitioned', 'query_builder', 'cluster']) {
+    assert.throws(() => new SessionManager({ key: KEY, driver: 'array', [key]: 1 }), (e) => {
+      assert.equal(e.code, 'ERR_SESSION_INVALID_OPTION');
+      assert.ok(e instanceof TypeError);
+      assert.match(e.message, new RegExp(`unknown option "${key}"`));
+      assert.match(e.message, /session config/);
+      return true;
+    }, key);
+  }
+  for (const key of ['logger ', 'store', 'apps', 'timeout']) {
+    assert.throws(() => new SessionManager({ key: KEY }, { [key]: 1 }), (e) => e.code === 'ERR_SESSION_INVALID_OPTION' && e.message.includes(`unknown option "${key}"`) && /SessionManager options/.test(e.message), key);
+  }
+  // The skeleton's config/session.js, as env() hands it over (strings, nulls), plus the keys
+  // this package adds.
+  const skeleton = {
+    driver: 'file', lifetime: '120', expire_on_close: false, encrypt: false, signed: true, files: tmpDir(),
+    connection: null, table: 'sessions', store: null, lottery: [2, 100], cookie: 'ostro_session', path: '/',
+    domain: null, secure: false, http_only: true, same_site: 'lax', resave: false, saveUninitialized: true,
+    key: KEY, previous_keys: '', encrypt_migrate: false, prefix: null, previous_url: true, trust_proxy: false, csrf: null,
+  };
+  assert.equal(new SessionManager(skeleton, { app: null, logger: console, storeClass: HttpStore, cache: null, timeoutMs: 1000 }).config.driver, 'file');
 });
 
 test('encrypt: createStore() seals what the driver stores', async () => {
@@ -364,7 +410,7 @@ test('close() closes every driver the manager created, once', async () => {
     destroy() {}
     close() { closed++; }
   }
-  const m = new SessionManager({ driver: 'c', files: tmpDir() });
+  const m = new SessionManager({ key: KEY, driver: 'c', files: tmpDir() });
   m.extend('c', () => new Closable());
   m.driver();
   m.driver('array');
@@ -374,7 +420,7 @@ test('close() closes every driver the manager created, once', async () => {
   await m.close();
   assert.equal(closed, 1, 'nothing left to close');
   // A failing close is reported after the others were closed.
-  const m2 = new SessionManager({ driver: 'bad' });
+  const m2 = new SessionManager({ key: KEY, driver: 'bad' });
   m2.extend('bad', () => ({ read() {}, write() {}, destroy() {}, close: () => Promise.reject(new Error('close failed')) }));
   m2.extend('good', () => new Closable());
   m2.driver();
@@ -384,12 +430,12 @@ test('close() closes every driver the manager created, once', async () => {
 });
 
 test('setDefaultDriver() switches the driver of later Stores; storeClass must extend HttpStore', () => {
-  const m = new SessionManager({ driver: 'array', files: tmpDir() });
+  const m = new SessionManager({ key: KEY, driver: 'array', files: tmpDir() });
   assert.ok(m.createStore().getHandler() instanceof ArraySessionHandler);
   m.setDefaultDriver('file');
   assert.equal(m.getDefaultDriver(), 'file');
   assert.ok(m.createStore().getHandler() instanceof FileSessionHandler);
   class Mine extends HttpStore {}
-  assert.ok(new SessionManager({ driver: 'array' }, { storeClass: Mine }).createStore() instanceof Mine);
-  assert.throws(() => new SessionManager({}, { storeClass: class {} }), /must extend HttpStore/);
+  assert.ok(new SessionManager({ key: KEY, driver: 'array' }, { storeClass: Mine }).createStore() instanceof Mine);
+  assert.throws(() => new SessionManager({ key: KEY }, { storeClass: class {} }), /must extend HttpStore/);
 });

@@ -643,8 +643,10 @@ for (const kind of ['node', 'node-await', 'express']) {
   }
 }
 
-test('a missing app key is one clear error, never a hang; construction does not need it', async (t) => {
-  const manager = new SessionManager({ driver: 'array', lottery: [0, 100] });
+test('a missing app key is one clear error, never a hang: at construction outside OstroJS, on the request under OstroJS', async (t) => {
+  assert.throws(() => new SessionManager({ driver: 'array', lottery: [0, 100] }), (e) => e.code === 'ERR_SESSION_INVALID_OPTION' && /app key is missing/.test(e.message));
+  // Under OstroJS construction does not need it (key:generate runs on a fresh app).
+  const manager = new SessionManager({ driver: 'array', lottery: [0, 100], csrf: 'laravel' }, { app: {} });
   for (const kind of ['node', 'express']) {
     const server = await serve(kind, manager, sessionApp());
     try {

@@ -58,7 +58,7 @@ describe('package exports', () => {
       const Cmd = require('@ostro/session/console/sessionTableCommand');
       const M = require('@ostro/session/sessionManager');
       const { SessionManager } = require('@ostro/session');
-      if (!(new M({ driver: 'array' }) instanceof SessionManager)) throw new Error('not a SessionManager');
+      if (!(new M({ driver: 'array', key: 'k'.repeat(32) }) instanceof SessionManager)) throw new Error('not a SessionManager');
       new SS(); new Cmd(undefined); new SP({});
       process.stdout.write('ok');`;
     const out = execFileSync(process.execPath, ['-e', script], { cwd });

@@ -8,6 +8,7 @@ const path = require('node:path');
 const native = require('./native');
 const { Store, kState, freezeClass } = require('./store');
 const { sessionError } = require('./errors');
+const { rejectUnknown } = require('./options');
 const { ArraySessionHandler, FileSessionHandler, NativeSessionHandler } = require('./handlers');
 const bridge = require('./handler-bridge');
 const { CookieSessionHandler, CookieRequestHandler } = require('./drivers/cookie');
@@ -124,11 +125,29 @@ function connectionOf(cfg) {
   throw invalid('connection', 'must be null, a URL or path string, a list of "host:port" strings or a connection object', typeof v === 'object' ? '(invalid list)' : v);
 }
 
-/** Checks and fills in a config; unknown keys are ignored. */
+// Every key the manager reads: OstroJS's config/session.js (the skeleton's keys, `signed`
+// included), plus the app key and previous keys, and this package's own additions.
+const CONFIG_KEYS = new Set([
+  'driver', 'lifetime', 'expire_on_close', 'encrypt', 'encrypt_migrate', 'files', 'connection',
+  'table', 'store', 'prefix', 'lottery', 'cookie', 'path', 'domain', 'secure', 'http_only',
+  'same_site', 'resave', 'saveUninitialized', 'signed', 'previous_url', 'trust_proxy', 'csrf',
+  'key', 'previous_keys',
+]);
+
+const OPTION_KEYS = new Set(['app', 'logger', 'storeClass', 'cache', 'timeoutMs']);
+
+// The drivers _resolve() knows by name (before any extend()).
+const BUILT_IN = ['file', 'array', 'memory', 'sqlite', 'database', 'redis', 'memcached', 'cookie', 'cache'];
+
+/**
+ * Checks and fills in a config. An unknown key is refused: a mistyped one (`lifeTime`,
+ * `conection`) would otherwise fall back to a default nobody chose.
+ */
 function normalize(config) {
   if (config === undefined || config === null) config = {};
   if (typeof config !== 'object' || Array.isArray(config)) throw sessionError('ERR_SESSION_INVALID_OPTION', 'SessionManager takes a config object');
   const c = config;
+  rejectUnknown(c, CONFIG_KEYS, 'session config');
   if (c.signed !== undefined && c.signed !== true && c.signed !== 'true') {
     throw sessionError('ERR_SESSION_INVALID_OPTION', 'session config "signed" cannot be turned off: the session cookie is always signed, because an unsigned id would let a client choose any id (session fixation) and 1.x cookies are signed too. Remove the "signed" key.');
   }
@@ -178,10 +197,13 @@ class SessionManager {
    *   outside OstroJS), passed to `extend()` factories; `logger` receives gc errors (console by
    *   default); `storeClass` replaces the per-request Store class (it must extend HttpStore);
    *   `cache` is a cache config (`{ default, stores }`) for the `cache` driver outside OstroJS
+   * @throws {TypeError} `ERR_SESSION_INVALID_OPTION` for an unknown or invalid config key or
+   *   option, and, outside OstroJS, for a missing app key or one shorter than 32 characters
    */
   constructor(config, options) {
     const o = options || {};
     if (typeof o !== 'object') throw sessionError('ERR_SESSION_INVALID_OPTION', 'SessionManager options must be an object');
+    rejectUnknown(o, OPTION_KEYS, 'SessionManager options');
     const storeClass = o.storeClass || HttpStore;
     if (storeClass !== HttpStore && !(storeClass.prototype instanceof HttpStore)) {
       throw sessionError('ERR_SESSION_INVALID_OPTION', 'options.storeClass must extend HttpStore');
@@ -202,6 +224,10 @@ class SessionManager {
       _middleware: { value: null, writable: true },
       _cookieAttrs: { value: null, writable: true },
     });
+    // Outside OstroJS a missing or short key is a set-up mistake: say so now, not on the first
+    // request. Inside OstroJS it stays lazy, so that `node assistant key:generate` runs on a
+    // fresh app (whose APP_KEY is still empty).
+    if (this._app === null) this._key();
   }
 
   /** The checked config (frozen). */
@@ -270,7 +296,7 @@ class SessionManager {
       case 'memcached': return this.createMemcachedDriver(this._config.connection);
       case 'cookie': return this.createCookieDriver();
       case 'cache': return this.createCacheDriver(sub || this._config.store);
-      default: throw sessionError('ERR_SESSION_INVALID_OPTION', `Driver [${name}] is not supported.`);
+      default: throw unknownDriver(name, [...this._customCreators.keys()]);
     }
   }
 
@@ -536,7 +562,14 @@ class SessionManager {
    * answering 500 itself).
    */
   middleware() {
-    if (this._middleware === null) this._middleware = require('./middleware').createMiddleware(this);
+    if (this._middleware === null) {
+      // Outside OstroJS the app mounts the middleware at start-up, after any extend(): an unknown
+      // driver name fails here, before the first request. (The constructor cannot decide it,
+      // since extend() may register the name after construction.) Under OstroJS the driver stays
+      // lazy, as the framework builds its middleware before providers boot.
+      if (this._app === null) this.driver();
+      this._middleware = require('./middleware').createMiddleware(this);
+    }
     return this._middleware;
   }
 
@@ -548,6 +581,13 @@ class SessionManager {
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
   }
+}
+
+/** `ERR_SESSION_INVALID_OPTION` for a driver name nobody knows, listing the ones that exist. */
+function unknownDriver(name, custom) {
+  const known = BUILT_IN.map((d) => (d === 'cache' ? 'cache (or cache.<store>)' : d)).join(', ');
+  const registered = custom.length > 0 ? `; registered with extend(): ${custom.join(', ')}` : '';
+  return sessionError('ERR_SESSION_INVALID_OPTION', `Driver [${name}] is not supported. Built-in drivers: ${known}${registered}. A custom driver must be registered with manager.extend('${name}', factory) before the manager is used (before middleware()).`);
 }
 
 /** The client IP (from `X-Forwarded-For` when the proxy is trusted) and user agent of a request. */

@@ -94,9 +94,13 @@ class OstroSessionManager extends SessionManager {
       config = configFromApp(appOrConfig);
       opts = { ...opts, app: appOrConfig };
     }
+    // The generic manager refuses keys it does not know; the OstroJS-only ones are read here.
+    let queryBuilder;
+    if (config !== null && typeof config === 'object' && !Array.isArray(config) && 'query_builder' in config) {
+      ({ query_builder: queryBuilder, ...config } = config);
+    }
     super(config, opts);
-    // The generic manager keeps only the keys it knows; the OstroJS-only ones are read here.
-    Object.defineProperty(this, '_ostroConfig', { value: { query_builder: truthy(config && config.query_builder) } });
+    Object.defineProperty(this, '_ostroConfig', { value: { query_builder: truthy(queryBuilder) } });
     if (this.app !== null) linkSessionContract();
   }
 
