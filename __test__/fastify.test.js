@@ -404,6 +404,8 @@ test('options are checked when the plugin registers, with coded errors', async (
     [{ driver: 'nope', key: KEY }, /Driver \[nope\] is not supported/],
     [{ driver: 'cookie' }, /app key is missing/],
     [{ driver: 'array', lifetime: -1 }, /"lifetime" must be a positive number/],
+    // A mistyped key is refused, not ignored (the manager owns the list of keys).
+    [{ driver: 'array', key: KEY, cookei: 'typo' }, /unknown option "cookei"/],
   ];
   for (const [opts, message] of cases) {
     const app = Fastify();
