@@ -25,11 +25,15 @@ function readCookie(header, name) {
   let found = null;
   let start = 0;
   const len = header.length;
+  // The next '=' at or after `start`, found once and reused while the pairs before it have none:
+  // searching from each pair anew made a header of many '='-less pairs quadratic.
+  let eq = header.indexOf('=');
   while (start < len) {
     let end = header.indexOf(';', start);
     if (end === -1) end = len;
-    const eq = header.indexOf('=', start);
-    if (eq !== -1 && eq < end && header.slice(start, eq).trim() === name) {
+    if (eq !== -1 && eq < start) eq = header.indexOf('=', start);
+    if (eq === -1) break; // no pair after this point has a value
+    if (eq < end && header.slice(start, eq).trim() === name) {
       if (found !== null) return null;
       found = header.slice(eq + 1, end).trim();
     }
