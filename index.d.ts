@@ -17,6 +17,8 @@ export interface SessionError extends Error {
     | 'ERR_SESSION_INVALID_ID'
     | 'ERR_SESSION_INVALID_OPTION'
     | 'ERR_SESSION_VALUE'
+    | 'ERR_SESSION_PROPERTY'
+    | 'ERR_SESSION_CALLBACK'
     | 'ERR_SESSION_TOO_LARGE'
     | 'ERR_SESSION_UNAVAILABLE'
     | 'ERR_SESSION_BUSY'
@@ -176,7 +178,12 @@ export interface StoreOptions {
   maxPayloadBytes?: number;
 }
 
-/** A session with Laravel's Store API. Keys are dot-aware unless noted. */
+/**
+ * A session with Laravel's Store API. Keys are dot-aware unless noted. Data lives only behind the
+ * methods: setting, defining or deleting any property of a Store throws a `TypeError` with code
+ * `ERR_SESSION_PROPERTY` (sloppy-mode code included), and a function passed to a method that
+ * takes a boolean or nothing (`regenerate(cb)`, `save(cb)`) throws `ERR_SESSION_CALLBACK`.
+ */
 export class Store {
   constructor(name: string, handler: NativeSessionHandler | CustomSessionHandler, id?: string, options?: StoreOptions);
   /** The id: 40 characters of [A-Za-z0-9]. */
@@ -350,7 +357,11 @@ export class SessionManager {
   extend(name: string, factory: (app: unknown, name: string, config: Readonly<SessionConfig>) => CustomSessionHandler | NativeSessionHandler): this;
   /** The (shared) handler of a driver, the default one when `name` is omitted. */
   driver(name?: string): CustomSessionHandler | NativeSessionHandler;
-  /** A new, not started Store on the default driver; `cookie` is the cookie driver's request value. */
+  /**
+   * A new, not started Store on the default driver; `cookie` is the cookie driver's request value.
+   * Trusted input only: `id` is adopted even when no session has it, and `save()` writes under it.
+   * For an id that came from a client use `loadStore(cookieHeader)` or `loadSession(req)`.
+   */
   createStore(id?: string | null, options?: { cookie?: string | null }): HttpStore;
   /** Loads a request's session as the middleware does, without touching a response. */
   loadSession(req: any): Promise<{ store: HttpStore; existed: boolean }>;
@@ -372,3 +383,13 @@ export class CookieSessionHandler extends SessionHandlerInterface {
   write(): Promise<never>;
   destroy(): void;
 }
+  /**
+   * The session of a client's `Cookie` header (a WebSocket upgrade), with the middleware's
+   * checks: the signature is verified, and an unknown, unsigned or tampered id gets a fresh id
+   * (`existed: false`). The Store is started; `save()` it when done.
+   */
+  loadStore(cookieHeader: string | string[] | null | undefined): Promise<{ store: HttpStore; existed: boolean }>;
+  /**
+   * The middleware. Outside OstroJS it resolves the driver now, so an unknown driver name fails
+   * at start-up: register custom drivers with `extend()` before calling it.
+   */

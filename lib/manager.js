@@ -445,7 +445,13 @@ class SessionManager {
   /**
    * A new, not yet started Store on the default driver, with the manager's cookie name, token
    * format and encryption. Every request gets its own.
-   * @param {string|null} [id] an existing id; an invalid one is replaced by a fresh one
+   *
+   * **Trusted input only**: `id` is adopted as is, even when no session has it, and `save()` then
+   * writes under it. An id that came from a client (a cookie, a query string, a WebSocket message)
+   * must go through `loadStore(cookieHeader)` or `loadSession(req)` instead, which verify the
+   * signature and give unknown ids a fresh one (session fixation).
+   * @param {string|null} [id] an id the application itself chose or already verified; an
+   *   invalid one is replaced by a fresh one
    * @param {{ cookie?: string|null }} [options] for the cookie driver: the request's session
    *   cookie value (URL-decoded); the Store then loads the session sealed in it
    * @returns {HttpStore}
@@ -470,8 +476,30 @@ class SessionManager {
    *   session the store knew
    */
   async loadSession(req) {
+    return this._load(req.headers && req.headers.cookie, requestMeta(req, this._config.trust_proxy));
+  }
+
+  /**
+   * The strict way to a Store from a client's `Cookie` header outside the HTTP middleware (a
+   * WebSocket upgrade, a job that received the header): the same checks as `loadSession(req)`.
+   * The signed cookie is verified (key, then previous keys); an id the store does not know, or a
+   * missing, unsigned or tampered cookie, gives a fresh id (`existed: false`); a 1.x id is loaded
+   * then moved to a fresh id. The Store is started; `save()` it when done. No cookie is sent: a
+   * fresh id reaches the client only if the application sends it.
+   * @param {string|string[]|null|undefined} cookieHeader the request's `Cookie` header
+   * @returns {Promise<{ store: HttpStore, existed: boolean }>}
+   */
+  async loadStore(cookieHeader) {
+    if (cookieHeader !== undefined && cookieHeader !== null && typeof cookieHeader !== 'string' && !Array.isArray(cookieHeader)) {
+      throw sessionError('ERR_SESSION_INVALID_OPTION', 'loadStore() takes the Cookie header (a string, e.g. req.headers.cookie); for a request object use loadSession(req)');
+    }
+    return this._load(cookieHeader, undefined);
+  }
+
+  /** loadSession/loadStore: verify the cookie, refuse unknown ids, start the Store. */
+  async _load(cookieHeader, meta) {
     const cfg = this._config;
-    const value = cookies.readCookie(req.headers && req.headers.cookie, cfg.cookie);
+    const value = cookies.readCookie(cookieHeader, cfg.cookie);
     const handler = this.driver();
     let store;
     let claimed = null;
@@ -494,7 +522,7 @@ class SessionManager {
       // 1.x ids (base64url) are a storage key for this one read only.
       if (legacy) store._s.setLegacyId(claimed);
     }
-    store.setRequestMeta(requestMeta(req, cfg.trust_proxy));
+    if (meta !== undefined) store.setRequestMeta(meta);
     // A fresh random id has no record: starting it empty saves a driver round trip per new visitor.
     if (claimed === null) store._s.load('');
     else await store.start();
