@@ -107,6 +107,34 @@ export class SqliteSessionHandler extends NativeSessionHandler {
   constructor(path: string, options?: SqliteSessionHandlerOptions);
 }
 
+/** Options of the native database driver. */
+export interface DatabaseSessionHandlerOptions {
+  /** Table name, a plain SQL identifier (default 'sessions'); created when missing. */
+  table?: string;
+  /** Lifetime in minutes after the last write or touch (default 120). */
+  minutes?: number;
+  /** Connections kept open at most, 1 to 64 (default 4). */
+  pool?: number;
+  /** Time allowed to connect, in ms (default 2000). */
+  connectTimeoutMs?: number;
+  /** Time allowed for one operation, connecting included, in ms (default 2000). */
+  commandTimeoutMs?: number;
+  /** Replaces the clock: milliseconds since the epoch (tests). */
+  now?: () => number;
+  /** Replaces the clock (tests); same as `now`. */
+  clock?: { now(): number };
+}
+
+/**
+ * Sessions as rows of a PostgreSQL or MySQL/MariaDB table (the `session:table` migration's),
+ * through a small pool of Rust connections; no npm database package needed. A server that goes
+ * away rejects with `ERR_SESSION_UNAVAILABLE` within `commandTimeoutMs` (+0.5 s). No TLS.
+ */
+export class DatabaseSessionHandler extends NativeSessionHandler {
+  /** @param url `postgres://…`, `postgresql://…`, `mysql://…` or `mariadb://…` */
+  constructor(url: string, options?: DatabaseSessionHandlerOptions);
+}
+
 /** A Redis address as an object; `redis://` URL fields, one by one. */
 export interface RedisConnectionOptions {
   /** Host name or IP address (default '127.0.0.1'). */

@@ -4,6 +4,7 @@ const { Store } = require('./lib/store');
 const { SessionHandlerInterface } = require('./lib/handler-interface');
 const { ArraySessionHandler, FileSessionHandler } = require('./lib/handlers');
 const { SqliteSessionHandler } = require('./lib/drivers/sqlite');
+const { DatabaseSessionHandler } = require('./lib/drivers/database');
 const { RedisSessionHandler } = require('./lib/drivers/redis');
 const { MemcachedSessionHandler } = require('./lib/drivers/memcached');
 const { SessionManager, HttpStore } = require('./lib/manager');
@@ -15,6 +16,7 @@ module.exports = {
   ArraySessionHandler,
   FileSessionHandler,
   SqliteSessionHandler,
+  DatabaseSessionHandler,
   RedisSessionHandler,
   MemcachedSessionHandler,
   SessionManager,

@@ -4,6 +4,7 @@
 
 pub mod crypto;
 pub mod driver_cookie;
+pub mod driver_database;
 pub mod driver_memcached;
 pub mod driver_redis;
 pub mod driver_sqlite;

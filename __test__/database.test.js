@@ -1,0 +1,219 @@
+'use strict';
+// The native database driver from JS, on the machine's PostgreSQL and MariaDB servers: the
+// conformance kit, options, the Store cycle, servers that are not there or never answer, and two
+// Node processes writing the same table. Each suite works in its own table and drops it after.
+// A server that is not running fails the suite, naming it (never a skip).
+// OSTRO_TEST_POSTGRES_URL / OSTRO_TEST_MYSQL_URL override the servers' URLs.
+const test = require('node:test');
+const { describe, before, after } = test;
+const assert = require('node:assert/strict');
+const net = require('node:net');
+const path = require('node:path');
+const { spawn, execFileSync } = require('node:child_process');
+const sessionHandlerConformance = require('../lib/testing');
+const { Store, DatabaseSessionHandler } = require('..');
+
+const SLACK = 500;
+const BACKENDS = [
+  {
+    name: 'PostgreSQL',
+    url: process.env.OSTRO_TEST_POSTGRES_URL || 'postgres://postgres@127.0.0.1:5432/test',
+    scheme: 'postgres',
+    sql(url, query) {
+      return execFileSync('psql', [url, '-X', '-q', '-t', '-A', '-v', 'ON_ERROR_STOP=1', '-c', query], { encoding: 'utf8' }).trim();
+    },
+    quote: (t) => `"${t}"`,
+  },
+  {
+    name: 'MariaDB',
+    url: process.env.OSTRO_TEST_MYSQL_URL || 'mysql://root@127.0.0.1:3306/test',
+    scheme: 'mysql',
+    sql(url, query) {
+      const u = new URL(url);
+      return execFileSync('mariadb', ['-h', u.hostname, '-P', u.port || '3306', '-u', decodeURIComponent(u.username), '-N', '-B', '-D', u.pathname.slice(1), '-e', query], { encoding: 'utf8' }).trim();
+    },
+    quote: (t) => `\`${t}\``,
+  },
+];
+
+let seq = 0;
+const tableName = () => `ostro_js${process.pid}_${seq++}_${Date.now() % 100000}`;
+const idOf = (p, i) => p + String(i).padStart(39, '0');
+
+/** Rejects naming the server when nothing accepts connections at `url`. */
+function requireServer(b) {
+  const u = new URL(b.url);
+  const port = Number(u.port) || (b.scheme === 'postgres' ? 5432 : 3306);
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: u.hostname, port, timeout: 2000 });
+    s.once('connect', () => { s.destroy(); resolve(); });
+    const fail = (e) => { s.destroy(); reject(new Error(`the ${b.name} server at ${u.hostname}:${port} is not reachable (${e ? e.message : 'timeout'}): these tests need it running (see .ci/run)`)); };
+    s.once('error', fail);
+    s.once('timeout', () => fail());
+  });
+}
+
+function dropTable(b, table) {
+  try { b.sql(b.url, `DROP TABLE IF EXISTS ${b.quote(table)}`); } catch { /* reported by the test that failed */ }
+}
+
+function waitForLine(child, line, ms = 15_000) {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => done(new Error(`no "${line}" within ${ms} ms; got ${JSON.stringify(out)}`)), ms);
+    const onData = (d) => { out += d; if (out.split('\n').includes(line)) done(); };
+    const onExit = (code) => done(new Error(`exited (${code}) before "${line}"; got ${JSON.stringify(out)}`));
+    function done(err) {
+      clearTimeout(timer);
+      child.stdout.off('data', onData);
+      child.off('exit', onExit);
+      if (err) reject(err); else resolve();
+    }
+    child.stdout.on('data', onData);
+    child.on('exit', onExit);
+  });
+}
+
+function exitOf(child, ms = 15_000) {
+  if (child.exitCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { process.kill(child.pid, 'SIGKILL'); reject(new Error(`pid ${child.pid} did not exit within ${ms} ms`)); }, ms);
+    child.once('exit', (code) => { clearTimeout(timer); resolve(code); });
+  });
+}
+
+async function rejectsUnavailable(promise, boundMs, addr) {
+  const t = Date.now();
+  await assert.rejects(promise, (e) => {
+    assert.equal(e.code, 'ERR_SESSION_UNAVAILABLE', e.message);
+    assert.ok(e.message.includes(addr), `the message must name ${addr}: ${e.message}`);
+    return true;
+  });
+  const took = Date.now() - t;
+  assert.ok(took <= boundMs + SLACK, `took ${took} ms (bound ${boundMs} + ${SLACK})`);
+}
+
+for (const b of BACKENDS) {
+  // A table per handler, as the file driver gets a directory per handler: the kit's gc test
+  // counts what gc removes, so other tests' expired records must not share its table.
+  const conformanceTables = [];
+  sessionHandlerConformance(({ minutes }) => {
+    const table = tableName();
+    conformanceTables.push(table);
+    return new DatabaseSessionHandler(b.url, { table, minutes });
+  }, {
+    name: `DatabaseSessionHandler (Rust) on ${b.name}`,
+    before: () => requireServer(b),
+    after: () => conformanceTables.forEach((t) => dropTable(b, t)),
+  });
+
+  describe(`DatabaseSessionHandler on ${b.name}`, () => {
+    const table = tableName();
+    before(() => requireServer(b));
+    after(() => dropTable(b, table));
+
+    test('unknown options, bad URLs, tables and pools are refused in the constructor', () => {
+      const bad = (fn, what) => assert.throws(fn, (e) => {
+        assert.equal(e.code, 'ERR_SESSION_INVALID_OPTION');
+        if (what) assert.match(e.message, what);
+        return true;
+      });
+      bad(() => new DatabaseSessionHandler(b.url, { tabel: 'x' }), /unknown option "tabel"/);
+      bad(() => new DatabaseSessionHandler(b.url, { table: 'x; DROP TABLE y' }), /table/);
+      bad(() => new DatabaseSessionHandler(b.url, { pool: 0 }), /pool/);
+      bad(() => new DatabaseSessionHandler(b.url, { pool: 65 }), /pool/);
+      bad(() => new DatabaseSessionHandler(b.url, { commandTimeoutMs: 0 }), /commandTimeoutMs/);
+      bad(() => new DatabaseSessionHandler(b.url, { minutes: -1 }));
+      bad(() => new DatabaseSessionHandler('redis://127.0.0.1:6379'), /postgres/);
+      bad(() => new DatabaseSessionHandler(42));
+      bad(() => new DatabaseSessionHandler(b.url, 'sessions'));
+    });
+
+    test('a Store cycle: start, put, save, start again; metadata lands in the columns', async () => {
+      const h = new DatabaseSessionHandler(b.url, { table });
+      const s = new Store('ostro_session', h);
+      await s.start();
+      s.put('user.name', 'Ada 👩‍💻');
+      s.setRequestMeta({ ip: '::1', userAgent: 'node-test', userId: '42' });
+      await s.save();
+      const again = new Store('ostro_session', h, s.getId());
+      await again.start();
+      assert.equal(again.get('user.name'), 'Ada 👩‍💻');
+      assert.equal(b.sql(b.url, `SELECT concat(ip_address, '|', user_agent, '|', user_id) FROM ${b.quote(table)} WHERE sid = '${s.getId()}'`), '::1|node-test|42');
+      await h.close();
+    });
+
+    test('gc removes what is idle past the lifetime, through the last_activity index', async () => {
+      let now = 1_700_000_000_000;
+      const h = new DatabaseSessionHandler(b.url, { table, minutes: 2, now: () => now });
+      for (let i = 0; i < 50; i++) await h.write(idOf('G', i), '{}');
+      now += 121_000;
+      await h.write(idOf('H', 0), '{}');
+      assert.equal(await h.gc(120), 50);
+      assert.equal(await h.read(idOf('H', 0)), '{}');
+      const indexes = b.scheme === 'postgres'
+        ? b.sql(b.url, `SELECT count(*) FROM pg_indexes WHERE tablename = '${table}' AND indexdef LIKE '%(last_activity)'`)
+        : b.sql(b.url, `SELECT COUNT(*) FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = '${table}' AND column_name = 'last_activity' AND seq_in_index = 1`);
+      assert.equal(indexes, '1');
+      await h.close();
+    });
+
+    test('a port where nothing listens: ERR_SESSION_UNAVAILABLE naming host:port, within the timeout', async () => {
+      const srv = net.createServer();
+      await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+      const { port } = srv.address();
+      await new Promise((r) => srv.close(r));
+      const u = new URL(b.url);
+      u.port = String(port);
+      const h = new DatabaseSessionHandler(u.href, { table, connectTimeoutMs: 800, commandTimeoutMs: 800 });
+      await rejectsUnavailable(h.read(idOf('D', 1)), 800, `127.0.0.1:${port}`);
+      await rejectsUnavailable(h.write(idOf('D', 1), '{}'), 800, `127.0.0.1:${port}`);
+    });
+
+    test('a server that accepts and never answers: ERR_SESSION_UNAVAILABLE within the command timeout', async () => {
+      const sockets = [];
+      const srv = net.createServer((s) => sockets.push(s));
+      await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+      const { port } = srv.address();
+      try {
+        const u = new URL(b.url);
+        u.port = String(port);
+        const h = new DatabaseSessionHandler(u.href, { table, connectTimeoutMs: 5000, commandTimeoutMs: 700 });
+        await rejectsUnavailable(h.read(idOf('F', 1)), 700, `127.0.0.1:${port}`);
+        await rejectsUnavailable(h.touch(idOf('F', 1)), 700, `127.0.0.1:${port}`);
+        assert.ok(sockets.length >= 1);
+      } finally {
+        sockets.forEach((s) => s.destroy());
+        await new Promise((r) => srv.close(r));
+      }
+    });
+
+    test('two Node processes: their own sessions all kept, shared sessions whole (last writer wins)', async () => {
+      const t2 = tableName();
+      const writer = path.join(__dirname, 'support', 'database-writer.js');
+      const children = ['A', 'B'].map((p) => spawn(process.execPath, [writer, b.url, t2, p, '300', '40'], { stdio: ['pipe', 'pipe', 'inherit'] }));
+      try {
+        await Promise.all(children.map((c) => waitForLine(c, 'ready')));
+        for (const c of children) c.stdin.write('go\n');
+        await Promise.all(children.map((c) => waitForLine(c, 'done', 60_000)));
+        // Neither closes its handler; both must exit by themselves.
+        assert.deepEqual(await Promise.all(children.map((c) => exitOf(c))), [0, 0]);
+        const h = new DatabaseSessionHandler(b.url, { table: t2 });
+        for (const p of ['A', 'B']) {
+          for (let i = 0; i < 300; i++) assert.deepEqual(JSON.parse(await h.read(idOf(p, i))), { by: p, i });
+        }
+        for (let i = 0; i < 40; i++) {
+          const got = JSON.parse(await h.read(idOf('S', i)));
+          assert.ok(got.by === 'A' || got.by === 'B');
+          assert.equal(got.i, i);
+          assert.equal(got.pad, got.by.repeat(2000), 'a payload is one writer\'s, whole');
+        }
+        assert.equal(b.sql(b.url, `SELECT count(*) FROM ${b.quote(t2)}`), '640');
+        await h.close();
+      } finally {
+        children.forEach((c) => { if (c.exitCode === null) process.kill(c.pid, 'SIGKILL'); });
+        dropTable(b, t2);
+      }
+    });
+  });
+}
