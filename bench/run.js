@@ -5,7 +5,8 @@
 // and the raw-client limits, in one run on this machine with the rounds interleaved. Installs the
 // bench dependencies when missing, starts its own redis-server and memcached on free loopback
 // ports (stopped by pid at the end, also on failure), prints the tables and writes them with the
-// machine, versions and date to bench/results/latest.md.
+// machine, versions and date to bench/results/latest.md (a full run only: --quick and --only
+// runs write to the OS temp directory, see outputTarget).
 
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -91,6 +92,22 @@ function machine(services) {
     `servers: ${Object.values(services).map((s) => (s.error ? `${s.kind}: ${s.error}` : `${s.kind === 'redis' ? 'redis-server' : 'memcached'} ${s.version} on 127.0.0.1:${s.port}`)).join(', ')}`,
   ];
   return lines;
+}
+
+// ----- output -------------------------------------------------------------------------------
+
+/**
+ * Where a run writes its report: `{ dir, base }` (files `<base>.md` and `<base>.json`). Only a
+ * full run of every case is the result of record, bench/results/latest.*; a --quick or --only
+ * run goes to the OS temp directory, so it can never replace the tracked results.
+ * @param {{ quick: boolean, only: string[], wanted: string[], benchDir?: string, tmpDir?: string }} o
+ */
+function outputTarget({ quick: isQuick, only: onlyCases, wanted: cases, benchDir = BENCH, tmpDir = os.tmpdir() }) {
+  if (!isQuick && onlyCases.length === 0) return { dir: path.join(benchDir, 'results'), base: 'latest' };
+  const parts = ['ostro-bench'];
+  if (isQuick) parts.push('quick');
+  if (onlyCases.length) parts.push(...cases);
+  return { dir: tmpDir, base: parts.join('-') };
 }
 
 // ----- report -------------------------------------------------------------------------------
@@ -190,10 +207,7 @@ async function main() {
     if (addonStamp() !== stampAtStart) header.push('WARNING: the addon file changed during this run (rebuilt?); rows may come from different builds. Run again.');
     const { text, md } = render(sections, header, targets, floors, elapsed);
     console.log(text);
-    // A full or --quick run of every case is the result of record (bench/results/latest.md);
-    // a partial run (--only) goes to the OS temp directory so it never replaces it.
-    const outDir = only.length ? os.tmpdir() : path.join(BENCH, 'results');
-    const base = only.length ? `ostro-bench-${wanted.join('-')}` : 'latest';
+    const { dir: outDir, base } = outputTarget({ quick, only, wanted });
     fs.mkdirSync(outDir, { recursive: true });
     const write = (name, content) => {
       const tmp = path.join(outDir, `${name}.${process.pid}.tmp`);
@@ -211,7 +225,11 @@ async function main() {
   }
 }
 
-main().catch((err) => {
-  console.error(err && err.stack ? err.stack : err);
-  process.exitCode = 1;
-});
+if (require.main === module) {
+  main().catch((err) => {
+    console.error(err && err.stack ? err.stack : err);
+    process.exitCode = 1;
+  });
+}
+
+module.exports = { outputTarget };
