@@ -1,8 +1,10 @@
 'use strict';
 // SessionManager: OstroJS's `config/session.js` keys -> drivers, Stores and the HTTP middleware.
-// Drivers resolve lazily (on the first `driver()` call or request) so that `extend()` in a
-// service provider's `boot()` works; the app key is checked lazily too, when something first
-// needs it (signing a cookie, OstroJS tokens, encryption), so that `node assistant key:generate`
+// Unknown config keys and options are refused at construction. Outside OstroJS the app key is
+// checked at construction too, and `middleware()` resolves the driver, so set-up mistakes show at
+// start-up (the constructor cannot judge a driver name: `extend()` may register it afterwards).
+// Under OstroJS both stay lazy: drivers resolve on first use so that `extend()` in a provider's
+// `boot()` works, and the key is checked when first needed so that `node assistant key:generate`
 // still runs on a fresh app.
 const path = require('node:path');
 const native = require('./native');
