@@ -74,7 +74,10 @@ fn list(s: &Session, key: &str) -> Vec<String> {
 }
 
 fn set_list(s: &mut Session, key: &str, l: Vec<String>) -> Result<()> {
-    s.put(key, Value::Array(l.into_iter().map(Value::String).collect()))
+    s.put(
+        key,
+        Value::Array(l.into_iter().map(Value::String).collect()),
+    )
 }
 
 /// Ages flash data as [`Op::Age`] describes, on whatever `s` holds now.
@@ -122,12 +125,13 @@ pub fn replay(s: &mut Session, ops: &[Op]) -> Result<()> {
             Op::Keep(keys) => s.keep(keys),
             Op::FlashOnly(keys) => s.flash_only(keys),
             Op::FlashExcept(keys) => s.flash_except(keys),
-            Op::Age { old, new } => age_seen(s, old, new)?,
-            Op::TokenIfAbsent(t) => {
+            Op::Age { old, new } => s.logged(op.clone(), |s| age_seen(s, old, new))?,
+            Op::TokenIfAbsent(t) => s.logged(op.clone(), |s| {
                 if s.token().is_none() {
                     s.put("_token", Value::String(t.clone()))?;
                 }
-            }
+                Ok(())
+            })?,
         }
     }
     Ok(())
@@ -159,7 +163,11 @@ mod tests {
         .unwrap();
         assert_eq!(latest.get("visits"), Some(&json!(6)));
         assert_eq!(latest.get("cart"), Some(&json!(["a", "b", "c"])));
-        assert_eq!(latest.get("x"), Some(&json!(1)), "the other writer's key stays");
+        assert_eq!(
+            latest.get("x"),
+            Some(&json!(1)),
+            "the other writer's key stays"
+        );
         assert_eq!(latest.get("y"), Some(&json!(2)));
     }
 
@@ -214,6 +222,77 @@ mod tests {
         none.forget("_token");
         replay(&mut none, &[Op::TokenIfAbsent("mine".into())]).unwrap();
         assert_eq!(none.token(), Some("mine"));
+    }
+
+    // Two requests load the same record; A saves first, then B finds A's record and rebases.
+    #[test]
+    fn a_rebased_session_keeps_both_requests_changes() {
+        let stored = r#"{"_token":"t","visits":1,"cart":["a"],"_flash":{"old":[],"new":["note"]},"note":"hi"}"#;
+        let mut a = loaded(stored);
+        let mut b = loaded(stored);
+        a.increment("visits", 1.0).unwrap();
+        a.push("cart", json!("from-a")).unwrap();
+        a.put("only_a", json!(true)).unwrap();
+        a.flash("status", json!("saved by a")).unwrap();
+        let _ = a.prepare_save(false).unwrap();
+        let a_payload = a.payload().unwrap();
+
+        b.increment("visits", 1.0).unwrap();
+        b.push("cart", json!("from-b")).unwrap();
+        b.put("only_b", json!(true)).unwrap();
+        let _ = b.prepare_save(false).unwrap();
+        assert!(b.rebase(&a_payload).unwrap());
+        assert_eq!(b.get("visits"), Some(&json!(3)));
+        assert_eq!(b.get("cart"), Some(&json!(["a", "from-a", "from-b"])));
+        assert_eq!(b.get("only_a"), Some(&json!(true)));
+        assert_eq!(b.get("only_b"), Some(&json!(true)));
+        // A's flash sits in A's record as old (A aged it, for the next request to read); B
+        // never saw it, so B's ageing must not forget it: the next request still sees it.
+        assert_eq!(b.get("status"), Some(&json!("saved by a")));
+        assert_eq!(b.get("_flash.old"), Some(&json!(["note", "status"])));
+        assert_eq!(b.get("_flash.new"), Some(&json!([])));
+
+        // A second conflict replays the same log, not its expansion.
+        let log = b.ops().to_vec();
+        assert!(b.rebase(&a_payload).unwrap());
+        assert_eq!(b.ops(), &log[..]);
+        assert_eq!(b.get("visits"), Some(&json!(3)));
+    }
+
+    #[test]
+    fn a_record_that_is_gone_is_not_rebased_onto() {
+        let mut s = loaded(r#"{"_token":"t","a":1}"#);
+        s.put("b", json!(2)).unwrap();
+        assert!(!s.rebase("").unwrap());
+        assert_eq!(s.get("a"), Some(&json!(1)), "nothing changed");
+    }
+
+    #[test]
+    fn a_failed_rebase_leaves_the_session_as_it_was() {
+        let mut s = loaded(r#"{"_token":"t","cart":[1]}"#);
+        s.push("cart", json!(2)).unwrap();
+        assert!(s.rebase(r#"{"_token":"t","cart":"text"}"#).is_err());
+        assert_eq!(s.get("cart"), Some(&json!([1, 2])));
+        assert_eq!(s.ops().len(), 1);
+    }
+
+    #[test]
+    fn composite_operations_log_once() {
+        let mut s = loaded(r#"{"_token":"t"}"#);
+        s.flash("k", json!(1)).unwrap();
+        s.merge("m", json!({"a": 1})).unwrap();
+        s.age_flash_data();
+        assert_eq!(
+            s.ops(),
+            &[
+                Op::Flash("k".into(), json!(1)),
+                Op::Merge("m".into(), json!({"a": 1})),
+                Op::Age {
+                    old: vec![],
+                    new: vec!["k".into()]
+                },
+            ]
+        );
     }
 
     #[test]

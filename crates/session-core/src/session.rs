@@ -9,6 +9,7 @@ use crate::error::{Result, SessionError};
 use crate::handler::{SessionHandler, WriteMeta};
 use crate::id;
 use crate::lazy::TopMap;
+use crate::ops::{self, Op};
 use crate::payload::{self, Decoded};
 use crate::token::TokenFormat;
 use serde_json::{Map, Number, Value};
@@ -96,6 +97,10 @@ pub struct Session {
     record_missing: bool,
     // `prepare_save(resave = true)` on an unchanged session: rewrite after the touch, if found.
     resave_pending: bool,
+    // What this request did since the last save, for replay on a record changed meanwhile.
+    ops: Vec<Op>,
+    // Set while a composite operation runs its parts, so only the composite is logged.
+    muted: bool,
     options: SessionOptions,
 }
 
@@ -114,6 +119,8 @@ impl Session {
             dirty: false,
             record_missing: true,
             resave_pending: false,
+            ops: Vec::new(),
+            muted: false,
             options,
         };
         s.set_id(id.unwrap_or(""))?;
@@ -200,6 +207,7 @@ impl Session {
         let had_extra_before_start = self.dirty;
         if !self.has_one("_token") {
             let t = self.options.token.generate()?;
+            self.log(|| Op::TokenIfAbsent(t.clone()));
             self.attributes
                 .insert("_token".to_owned(), Value::String(t));
         }
@@ -281,6 +289,58 @@ impl Session {
     pub fn saved(&mut self) {
         self.dirty = false;
         self.record_missing = false;
+        self.ops.clear();
+    }
+
+    /// What this request did since it started (or last saved), in order.
+    pub fn ops(&self) -> &[Op] {
+        &self.ops
+    }
+
+    /// Moves this session onto `current`, the record as another request left it, and replays
+    /// this request's operations on it (see [`crate::ops`] for the merge rules). Returns
+    /// `false`, changing nothing, when `current` holds no session (destroyed, expired or
+    /// unreadable): a save must then be dropped, never recreate the record.
+    ///
+    /// # Errors
+    /// An operation that no longer applies (a `push` onto what is now a string): the caller
+    /// reports a conflict it cannot merge.
+    pub fn rebase(&mut self, current: &str) -> Result<bool> {
+        let decoded = self.reader().decode(current);
+        if decoded.missing {
+            return Ok(false);
+        }
+        let before = std::mem::replace(&mut self.attributes, decoded.attributes);
+        let log = std::mem::take(&mut self.ops);
+        if let Err(e) = ops::replay(self, &log) {
+            self.attributes = before;
+            self.ops = log;
+            return Err(e);
+        }
+        self.dirty = true;
+        Ok(true)
+    }
+
+    // Logs an operation unless a composite operation is running its parts.
+    fn log(&mut self, op: impl FnOnce() -> Op) {
+        if !self.muted {
+            self.ops.push(op());
+        }
+    }
+
+    /// Runs `f` with its parts unlogged, then logs `op` when it succeeded.
+    pub(crate) fn logged<T>(
+        &mut self,
+        op: Op,
+        f: impl FnOnce(&mut Self) -> Result<T>,
+    ) -> Result<T> {
+        let prev = std::mem::replace(&mut self.muted, true);
+        let r = f(self);
+        self.muted = prev;
+        if r.is_ok() {
+            self.log(|| op);
+        }
+        r
     }
 
     /// The payload to store, size-checked, and sealed when a cipher is set (a sealing failure
@@ -459,6 +519,7 @@ impl Session {
     /// treat such a payload as corrupt and lose the whole session. Nothing is stored then.
     pub fn put(&mut self, key: &str, value: Value) -> Result<()> {
         check_depth(key, &value, 0)?;
+        self.log(|| Op::Put(key.to_owned(), value.clone()));
         self.set(key, value);
         Ok(())
     }
@@ -487,6 +548,7 @@ impl Session {
             check_depth(k, v, 0)?;
         }
         for (k, v) in values {
+            self.log(|| Op::Put(k.clone(), v.clone()));
             self.set(&k, v);
         }
         Ok(())
@@ -497,6 +559,7 @@ impl Session {
         let v = self.attributes.forget(key);
         if v.is_some() {
             self.dirty = true;
+            self.log(|| Op::Forget(key.to_owned()));
         }
         v
     }
@@ -511,6 +574,7 @@ impl Session {
         if !self.attributes.is_empty() {
             self.dirty = true;
         }
+        self.log(|| Op::Flush);
         self.attributes.clear();
     }
 
@@ -521,13 +585,19 @@ impl Session {
     pub fn push(&mut self, key: &str, value: Value) -> Result<()> {
         // One level more than `key`: the element sits inside the array.
         check_depth(key, &value, 1)?;
+        if !self.muted && matches!(self.get(key), None | Some(Value::Null | Value::Array(_))) {
+            self.ops.push(Op::Push(key.to_owned(), value.clone()));
+        }
         match self.attributes.get_mut(key) {
             Some(Value::Array(a)) => {
                 a.push(value);
                 self.dirty = true;
                 Ok(())
             }
-            None | Some(Value::Null) => self.put(key, Value::Array(vec![value])),
+            None | Some(Value::Null) => {
+                self.set(key, Value::Array(vec![value]));
+                Ok(())
+            }
             Some(other) => Err(SessionError::Value(format!(
                 "cannot push onto session key \"{key}\": it holds {}, not an array",
                 kind(other)
@@ -559,6 +629,7 @@ impl Session {
                 "cannot increment session key \"{key}\" by {by}: the result is not a finite number"
             ))
         })?;
+        self.log(|| Op::Add(key.to_owned(), by));
         self.set(key, next.clone());
         Ok(next)
     }
@@ -569,9 +640,10 @@ impl Session {
     /// As [`Session::put`], for the merged value.
     pub fn merge(&mut self, key: &str, value: Value) -> Result<()> {
         check_depth(key, &value, 0)?;
+        let op = Op::Merge(key.to_owned(), value.clone());
         let mut target = self.get(key).cloned().unwrap_or(Value::Null);
         attributes::merge_values(&mut target, value);
-        self.put(key, target)
+        self.logged(op, |s| s.put(key, target))
     }
 
     // ----- flash -----------------------------------------------------------------------------
@@ -603,6 +675,11 @@ impl Session {
     /// # Errors
     /// As [`Session::put`]; nothing is stored or marked then.
     pub fn flash(&mut self, key: &str, value: Value) -> Result<()> {
+        let op = Op::Flash(key.to_owned(), value.clone());
+        self.logged(op, |s| s.flash_parts(key, value))
+    }
+
+    fn flash_parts(&mut self, key: &str, value: Value) -> Result<()> {
         self.put(key, value)?;
         let mut new = self.list(FLASH_NEW);
         new.push(key.to_owned());
@@ -621,6 +698,11 @@ impl Session {
     /// # Errors
     /// As [`Session::put`].
     pub fn now(&mut self, key: &str, value: Value) -> Result<()> {
+        let op = Op::Now(key.to_owned(), value.clone());
+        self.logged(op, |s| s.now_parts(key, value))
+    }
+
+    fn now_parts(&mut self, key: &str, value: Value) -> Result<()> {
         self.put(key, value)?;
         let mut old = self.list(FLASH_OLD);
         old.push(key.to_owned());
@@ -630,6 +712,7 @@ impl Session {
 
     /// Keeps every flashed value for one more request.
     pub fn reflash(&mut self) {
+        self.log(|| Op::Reflash);
         let new = unique(self.list(FLASH_NEW).into_iter().chain(self.list(FLASH_OLD)));
         self.set_list(FLASH_NEW, new);
         self.set_list(FLASH_OLD, Vec::new());
@@ -638,6 +721,7 @@ impl Session {
     /// Keeps the listed keys for one more request (a plain key becomes flash data).
     pub fn keep<S: AsRef<str>>(&mut self, keys: &[S]) {
         let keys: Vec<String> = keys.iter().map(|k| k.as_ref().to_owned()).collect();
+        self.log(|| Op::Keep(keys.clone()));
         let new = unique(self.list(FLASH_NEW).into_iter().chain(keys.iter().cloned()));
         self.set_list(FLASH_NEW, new);
         let old: Vec<String> = self
@@ -650,11 +734,13 @@ impl Session {
 
     /// Of this request's new flash data, keeps only the listed keys; the rest are forgotten.
     pub fn flash_only<S: AsRef<str>>(&mut self, keys: &[S]) {
+        self.log(|| Op::FlashOnly(keys.iter().map(|k| k.as_ref().to_owned()).collect()));
         self.filter_new_flash(|k| keys.iter().any(|x| x.as_ref() == k));
     }
 
     /// Of this request's new flash data, forgets the listed keys.
     pub fn flash_except<S: AsRef<str>>(&mut self, keys: &[S]) {
+        self.log(|| Op::FlashExcept(keys.iter().map(|k| k.as_ref().to_owned()).collect()));
         self.filter_new_flash(|k| !keys.iter().any(|x| x.as_ref() == k));
     }
 
@@ -664,9 +750,12 @@ impl Session {
         if dropped.is_empty() {
             return;
         }
+        // Parts of the flash operation already logged.
+        let muted = std::mem::replace(&mut self.muted, true);
         for k in &dropped {
             self.forget(k);
         }
+        self.muted = muted;
         self.set_list(FLASH_NEW, kept);
     }
 
@@ -701,13 +790,23 @@ impl Session {
     }
 
     /// Forgets the old flash data, makes the new flash data old.
+    ///
+    /// Logged as what this request saw, so that a replay on a record another request changed
+    /// ages only those keys (see [`crate::ops`]).
     pub fn age_flash_data(&mut self) {
-        for k in self.list(FLASH_OLD) {
-            self.forget(&k);
-        }
+        let old = self.list(FLASH_OLD);
         let new = self.list(FLASH_NEW);
+        self.log(|| Op::Age {
+            old: old.clone(),
+            new: new.clone(),
+        });
+        let muted = std::mem::replace(&mut self.muted, true);
+        for k in &old {
+            self.forget(k);
+        }
         self.set_list(FLASH_OLD, new);
         self.set_list(FLASH_NEW, Vec::new());
+        self.muted = muted;
     }
 
     // ----- token and previous URL ------------------------------------------------------------
@@ -720,6 +819,7 @@ impl Session {
     /// Replaces the CSRF token and returns it.
     pub fn regenerate_token(&mut self) -> Result<String> {
         let t = self.options.token.generate()?;
+        self.log(|| Op::Put("_token".to_owned(), Value::String(t.clone())));
         self.set("_token", Value::String(t.clone()));
         Ok(t)
     }
@@ -731,6 +831,10 @@ impl Session {
 
     /// Sets `_previous.url`; the session only changes when the URL differs.
     pub fn set_previous_url(&mut self, url: &str) {
+        if self.previous_url() == Some(url) {
+            return;
+        }
+        self.log(|| Op::Put("_previous.url".to_owned(), Value::String(url.to_owned())));
         self.set("_previous.url", Value::String(url.to_owned()));
     }
 }
