@@ -4,6 +4,10 @@
 const native = require('./native');
 const { SessionHandlerInterface } = require('./handler-interface');
 const { sessionError, rethrow } = require('./errors');
+const { rejectUnknown } = require('./options');
+
+const CLOCK_KEYS = ['now', 'clock'];
+const FILE_KEYS = [...CLOCK_KEYS, 'timeoutMs', 'durable', 'maxFileBytes'];
 
 /** Validates a lifetime in minutes (fractions allowed); `undefined` gives `fallback`. */
 function minutesOf(minutes, fallback = 120) {
@@ -13,6 +17,15 @@ function minutesOf(minutes, fallback = 120) {
     throw sessionError('ERR_SESSION_INVALID_OPTION', `minutes must be a positive number, got ${JSON.stringify(minutes)}`);
   }
   return n;
+}
+
+/** A whole number from 1 to `max`, or undefined when not given. */
+function wholeOf(name, v, max) {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) {
+    throw sessionError('ERR_SESSION_INVALID_OPTION', `${name} must be a whole number from 1 to ${max}, got ${JSON.stringify(v)}`);
+  }
+  return v;
 }
 
 /** The optional test clock: a `now()` function returning ms since the epoch. */
@@ -85,6 +98,7 @@ class ArraySessionHandler extends NativeSessionHandler {
    * @param {{ now?: () => number }} [options] `now` replaces the clock (tests)
    */
   constructor(minutes, options) {
+    rejectUnknown(options, CLOCK_KEYS, 'ArraySessionHandler options');
     const now = clockOf(options);
     super(native.createArrayHandler(minutesOf(minutes), now !== null), now);
   }
@@ -93,14 +107,33 @@ class ArraySessionHandler extends NativeSessionHandler {
 /** Sessions as files, one per id, written atomically; the default driver. */
 class FileSessionHandler extends NativeSessionHandler {
   /**
-   * @param {string} path directory, created with mode 0700 when missing
+   * @param {string} path directory, created with mode 0700 when missing (and again if it
+   *   disappears); refused when another user owns it or group/others can write to it
    * @param {number} [minutes=120] lifetime after the last write or touch
-   * @param {{ now?: () => number }} [options] `now` replaces the clock (tests)
+   * @param {{ timeoutMs?: number, durable?: boolean, maxFileBytes?: number, now?: () => number }} [options]
+   *   `timeoutMs` deadline of one file operation (default 30000) after which it rejects with
+   *   ERR_SESSION_TIMEOUT; `durable` fsyncs the file and the directory on every write and
+   *   destroy (power-loss safety, at a cost per write); `maxFileBytes` largest session file read
+   *   (default 4 MiB; a larger one reads as no session without being read); `now` replaces the
+   *   clock (tests)
    */
   constructor(path, minutes, options) {
     if (typeof path !== 'string' || path === '') throw sessionError('ERR_SESSION_INVALID_OPTION', 'FileSessionHandler needs a directory path string');
-    const now = clockOf(options);
-    super(native.createFileHandler(path, minutesOf(minutes), now !== null), now);
+    if (options !== undefined && options !== null && typeof options !== 'object') {
+      throw sessionError('ERR_SESSION_INVALID_OPTION', 'FileSessionHandler options must be an object');
+    }
+    rejectUnknown(options, FILE_KEYS, 'FileSessionHandler options');
+    const o = options || {};
+    const now = clockOf(o);
+    if (o.durable !== undefined && typeof o.durable !== 'boolean') {
+      throw sessionError('ERR_SESSION_INVALID_OPTION', `durable must be true or false, got ${JSON.stringify(o.durable)}`);
+    }
+    const handle = native.createFileHandler(path, minutesOf(minutes), now !== null, {
+      timeoutMs: wholeOf('timeoutMs', o.timeoutMs, 600000),
+      durable: o.durable,
+      maxFileBytes: wholeOf('maxFileBytes', o.maxFileBytes, Number.MAX_SAFE_INTEGER),
+    });
+    super(handle, now);
   }
 }
 

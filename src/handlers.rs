@@ -7,7 +7,10 @@ use crate::runtime::promise;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use ostro_session_core::clock::{ManualClock, SharedClock};
-use ostro_session_core::{ArraySessionHandler, FileSessionHandler, SessionHandler, WriteMeta};
+use ostro_session_core::handlers::file::{FileOptions, MAX_TIMEOUT_MS};
+use ostro_session_core::{
+    ArraySessionHandler, FileSessionHandler, SessionError, SessionHandler, WriteMeta,
+};
 use std::sync::Arc;
 
 /// Request metadata passed to `write`.
@@ -139,6 +142,46 @@ pub fn create_array_handler(
     Ok(NativeHandler::new(Arc::new(h), clock))
 }
 
+/// Options of `createFileHandler`.
+#[napi(object)]
+#[derive(Default)]
+pub struct FileHandlerOptions {
+    /// Deadline of one operation in ms (default 30 000); past it the operation rejects with
+    /// `ERR_SESSION_TIMEOUT`.
+    pub timeout_ms: Option<f64>,
+    /// fsync the session file and the directory on every write and destroy.
+    pub durable: Option<bool>,
+    /// Largest session file read, in bytes (default 4 MiB); a larger one reads as no session.
+    pub max_file_bytes: Option<f64>,
+}
+
+fn file_options(o: FileHandlerOptions) -> std::result::Result<FileOptions, SessionError> {
+    let d = FileOptions::default();
+    let whole = |name: &str, v: f64, max: f64| {
+        if v.is_finite() && v >= 1.0 && v <= max && v.fract() == 0.0 {
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            Ok(v as u64)
+        } else {
+            Err(SessionError::InvalidOption(format!(
+                "{name} must be a whole number from 1 to {max}, got {v}"
+            )))
+        }
+    };
+    #[allow(clippy::cast_precision_loss)]
+    let max_timeout = MAX_TIMEOUT_MS as f64;
+    Ok(FileOptions {
+        timeout_ms: match o.timeout_ms {
+            Some(ms) => whole("timeoutMs", ms, max_timeout)?,
+            None => d.timeout_ms,
+        },
+        durable: o.durable.unwrap_or(d.durable),
+        max_file_bytes: match o.max_file_bytes {
+            Some(n) => whole("maxFileBytes", n, 9_007_199_254_740_991.0)?,
+            None => d.max_file_bytes,
+        },
+    })
+}
+
 /// A file handler storing sessions in `path`.
 #[napi]
 pub fn create_file_handler(
@@ -146,8 +189,11 @@ pub fn create_file_handler(
     path: String,
     minutes: f64,
     test_clock_on: Option<bool>,
+    options: Option<FileHandlerOptions>,
 ) -> Result<NativeHandler> {
     let clock = test_clock(test_clock_on);
-    let h = FileSessionHandler::new(path, minutes, shared(&clock)).or_throw(&env)?;
+    let h = file_options(options.unwrap_or_default())
+        .and_then(|o| FileSessionHandler::with_options(path, minutes, shared(&clock), o))
+        .or_throw(&env)?;
     Ok(NativeHandler::new(Arc::new(h), clock))
 }

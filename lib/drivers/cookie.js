@@ -11,6 +11,9 @@ const native = require('../native');
 const { NativeSessionHandler, minutesOf, clockOf } = require('../handlers');
 const { SessionHandlerInterface } = require('../handler-interface');
 const { sessionError } = require('../errors');
+const { rejectUnknown } = require('../options');
+
+const OPTION_KEYS = ['name', 'keys', 'minutes', 'maxBytes', 'now', 'clock'];
 
 /** The cookie driver for one request; its Store reads and writes the sealed cookie value. */
 class CookieRequestHandler extends NativeSessionHandler {
@@ -48,6 +51,7 @@ class CookieSessionHandler extends SessionHandlerInterface {
    */
   constructor(options) {
     super();
+    rejectUnknown(options, OPTION_KEYS, 'CookieSessionHandler options');
     const o = options || {};
     if (typeof o.name !== 'string' || o.name === '') throw sessionError('ERR_SESSION_INVALID_OPTION', 'the cookie driver needs the cookie name');
     if (!Array.isArray(o.keys) || o.keys.length === 0 || o.keys.some((k) => typeof k !== 'string' || k === '')) {

@@ -5,6 +5,9 @@
 const native = require('../native');
 const { NativeSessionHandler, minutesOf } = require('../handlers');
 const { sessionError } = require('../errors');
+const { rejectUnknown } = require('../options');
+
+const OPTION_KEYS = ['prefix', 'minutes', 'timeoutMs'];
 
 const invalid = (message) => sessionError('ERR_SESSION_INVALID_OPTION', message);
 
@@ -38,6 +41,7 @@ class MemcachedSessionHandler extends NativeSessionHandler {
         throw invalid(`memcached credentials (SASL) are not supported over the text protocol; remove the ${key} option, or secure the server by network instead`);
       }
     }
+    rejectUnknown(o, OPTION_KEYS, 'MemcachedSessionHandler options');
     if (o.prefix !== undefined && typeof o.prefix !== 'string') throw invalid('prefix must be a string');
     const t = o.timeoutMs;
     if (t !== undefined && t !== null && (typeof t !== 'number' || !Number.isFinite(t) || t < 1 || t > 600000)) {

@@ -5,6 +5,13 @@
 const native = require('../native');
 const { NativeSessionHandler, minutesOf } = require('../handlers');
 const { sessionError } = require('../errors');
+const { rejectUnknown } = require('../options');
+
+const CONNECTION_KEYS = ['host', 'port', 'username', 'password', 'db', 'database', 'tls'];
+const OPTION_KEYS = ['prefix', 'minutes', 'connectTimeoutMs', 'commandTimeoutMs', 'tls'];
+// Known to Redis users but not to this driver yet: refused with their own message, so that a
+// cluster or sentinel config never quietly becomes one plain connection to 127.0.0.1:6379.
+const NOT_YET = ['cluster', 'sentinel', 'sentinels'];
 
 const invalid = (message) => sessionError('ERR_SESSION_INVALID_OPTION', message);
 
@@ -40,6 +47,7 @@ function msOf(name, v) {
 function caFileOf(tls) {
   if (tls === undefined || tls === null || typeof tls === 'boolean') return undefined;
   if (!isObject(tls)) throw invalid('the tls option must be true or an object like { caFile }');
+  rejectUnknown(tls, ['caFile'], 'RedisSessionHandler tls');
   return stringOf('tls.caFile', tls.caFile);
 }
 
@@ -52,6 +60,12 @@ function connectionOf(conn) {
   if (!isObject(conn)) {
     throw invalid('RedisSessionHandler needs a URL string or an object { host, port, username, password, db, tls }');
   }
+  for (const key of NOT_YET) {
+    if (Object.hasOwn(conn, key)) {
+      throw invalid(`RedisSessionHandler connection: "${key}" is not supported yet (Redis Cluster and Sentinel are not implemented); connect to one server with a URL or { host, port }`);
+    }
+  }
+  rejectUnknown(conn, CONNECTION_KEYS, 'RedisSessionHandler connection');
   const tls = conn.tls;
   if (tls !== undefined && tls !== null && typeof tls !== 'boolean' && !isObject(tls)) {
     throw invalid('the tls field must be true, false or an object like { caFile }');
@@ -88,6 +102,7 @@ class RedisSessionHandler extends NativeSessionHandler {
     if (options !== undefined && options !== null && !isObject(options)) {
       throw invalid('RedisSessionHandler options must be an object');
     }
+    rejectUnknown(options, OPTION_KEYS, 'RedisSessionHandler options');
     const o = options || {};
     const c = connectionOf(connection);
     const caFile = caFileOf(o.tls) || c.caFile;

@@ -5,6 +5,9 @@
 const native = require('../native');
 const { NativeSessionHandler, minutesOf, clockOf } = require('../handlers');
 const { sessionError } = require('../errors');
+const { rejectUnknown } = require('../options');
+
+const OPTION_KEYS = ['table', 'minutes', 'busyTimeoutMs', 'now', 'clock'];
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -41,6 +44,7 @@ class SqliteSessionHandler extends NativeSessionHandler {
     if (options !== undefined && options !== null && typeof options !== 'object') {
       throw sessionError('ERR_SESSION_INVALID_OPTION', 'SqliteSessionHandler options must be an object');
     }
+    rejectUnknown(options, OPTION_KEYS, 'SqliteSessionHandler options');
     const o = options || {};
     const now = clockOf(o);
     const handle = native.createSqliteHandler(

@@ -367,16 +367,22 @@ async fn a_file_that_is_not_a_database_fails_clearly_at_the_first_operation() {
 }
 
 #[tokio::test]
-async fn an_unopenable_path_fails_at_the_first_operation_without_naming_it() {
+async fn an_unopenable_path_fails_at_the_first_operation_naming_the_missing_directory() {
+    // Issue 10 changed this test: the message used to hide the path behind "(the database
+    // path)", which left the user guessing; it now names the directory to create.
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("missing-dir").join("db.sqlite");
+    let missing = dir.path().join("missing-dir");
+    let db = missing.join("db.sqlite");
     let h = SqliteSessionHandler::new(path_str(&db), "sessions", 1.0, 100, None).unwrap();
     match h
         .write(&sid(1), "{}", &WriteMeta::default())
         .await
         .unwrap_err()
     {
-        SessionError::Io(m) => assert!(!m.contains("missing-dir"), "{m}"),
+        SessionError::Io(m) => {
+            assert!(m.contains(&missing.display().to_string()), "{m}");
+            assert!(m.contains("does not exist"), "{m}");
+        }
         e => panic!("{e:?}"),
     }
     // Once the directory exists, the same handler works: a failed open is retried.

@@ -4,6 +4,17 @@
 //! over the session file, so a reader sees the old or the new payload, never a torn one. Files
 //! are opened with `O_NOFOLLOW` and gc uses `lstat`, so a planted symlink is never followed.
 //! All work runs in one `spawn_blocking` hop per operation: the JS thread never waits on disk.
+//!
+//! Hostile or odd directory contents cannot wedge the driver: session files are opened with
+//! `O_NONBLOCK` (opening a FIFO for reading would otherwise block until a writer appears) and
+//! only regular files count, so a FIFO, socket, device or directory at a session path reads as
+//! no session. The size is checked with `fstat` before anything is read, so a huge file costs no
+//! memory. Every operation has a deadline (`timeout_ms`) and fails with `ERR_SESSION_TIMEOUT`
+//! past it, holding its in-flight slot until the blocked thread really returns.
+//!
+//! The directory is checked before every operation (an `lstat`): recreated with mode 0700 when
+//! it disappeared (tmp reapers, deploys), refused when another user owns it or it became group-
+//! or world-writable.
 
 use crate::clock::{self, SharedClock};
 use crate::error::{Result, SessionError};
@@ -21,8 +32,42 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// File operations of one handler running at once.
 const MAX_IN_FLIGHT: usize = 8;
 
-/// Orphaned temp files (from a crash mid-write) older than this are removed by gc.
-const TEMP_MAX_AGE_MS: i64 = 3_600_000;
+/// Temp files (`.<id>.<pid>.<rand>.tmp`) are ours: a write creates one and renames it within
+/// milliseconds. One older than this is left by a crash (`kill -9` mid-write) and is removed on
+/// first use and by every gc; a write still running after a minute has failed its caller long
+/// ago (default deadline 30 s) and only loses its rename.
+const TEMP_MAX_AGE_MS: i64 = 60_000;
+
+/// A temp file whose writer pid is not running on this host is removed once it is this old:
+/// the age covers a writer on another host sharing the directory (NFS), whose pid means
+/// nothing here and whose write takes far less.
+const TEMP_DEAD_WRITER_AGE_MS: i64 = 5_000;
+
+/// The largest deadline accepted for one operation (10 minutes).
+pub const MAX_TIMEOUT_MS: u64 = 600_000;
+
+/// Options of a [`FileSessionHandler`].
+#[derive(Debug, Clone)]
+pub struct FileOptions {
+    /// Deadline of one operation, in ms (default 30 000, as the Store's `timeoutMs`).
+    pub timeout_ms: u64,
+    /// fsync the session file before the rename and the directory after it (and after a
+    /// destroy), so a power loss cannot lose or tear an acknowledged write.
+    pub durable: bool,
+    /// Largest session file read, in bytes; a larger file reads as no session without being
+    /// read (default 4 MiB: the Store's 1 MiB default payload, sealed, fits with room).
+    pub max_file_bytes: u64,
+}
+
+impl Default for FileOptions {
+    fn default() -> Self {
+        Self {
+            timeout_ms: 30_000,
+            durable: false,
+            max_file_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
 
 struct Inner {
     dir: PathBuf,
@@ -30,10 +75,14 @@ struct Inner {
     clock: SharedClock,
     // With the system clock the OS stamps mtimes itself; a test clock needs explicit stamps.
     stamp_mtime: bool,
-    ready: AtomicBool,
+    // Whether orphaned temp files were swept since the directory was (re)found.
+    swept: AtomicBool,
     // Creates and renames in one directory serialise on its lock: past a few blocking threads,
     // more in flight only adds contention (a cap of 8 measured 10-35 % more cycles/s at 64).
-    in_flight: tokio::sync::Semaphore,
+    in_flight: Arc<tokio::sync::Semaphore>,
+    timeout: Duration,
+    durable: bool,
+    max_file_bytes: u64,
 }
 
 /// Sessions as files named by their id.
@@ -44,19 +93,42 @@ impl FileSessionHandler {
     /// A handler storing sessions in `dir`, which is created (mode 0700) on first use.
     /// Sessions live `minutes` after their last write or touch.
     pub fn new(dir: impl Into<PathBuf>, minutes: f64, clock: Option<SharedClock>) -> Result<Self> {
+        Self::with_options(dir, minutes, clock, FileOptions::default())
+    }
+
+    /// [`FileSessionHandler::new`] with [`FileOptions`].
+    ///
+    /// # Errors
+    /// [`SessionError::InvalidOption`] for an empty path, a bad lifetime or a deadline outside
+    /// 1..=[`MAX_TIMEOUT_MS`].
+    pub fn with_options(
+        dir: impl Into<PathBuf>,
+        minutes: f64,
+        clock: Option<SharedClock>,
+        opts: FileOptions,
+    ) -> Result<Self> {
         let dir = dir.into();
         if dir.as_os_str().is_empty() {
             return Err(SessionError::InvalidOption(
                 "the session file path must be a non-empty string".into(),
             ));
         }
+        if !(1..=MAX_TIMEOUT_MS).contains(&opts.timeout_ms) {
+            return Err(SessionError::InvalidOption(format!(
+                "timeoutMs must be a number of milliseconds from 1 to {MAX_TIMEOUT_MS}, got {}",
+                opts.timeout_ms
+            )));
+        }
         Ok(Self(Arc::new(Inner {
             dir,
             lifetime_ms: clock::lifetime_ms(minutes)?,
             stamp_mtime: clock.is_some(),
             clock: clock.unwrap_or_else(clock::system),
-            ready: AtomicBool::new(false),
-            in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
+            swept: AtomicBool::new(false),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
+            timeout: Duration::from_millis(opts.timeout_ms),
+            durable: opts.durable,
+            max_file_bytes: opts.max_file_bytes,
         })))
     }
 
@@ -67,21 +139,38 @@ impl FileSessionHandler {
 
     async fn run<T: Send + 'static>(
         &self,
+        op: &'static str,
         f: impl FnOnce(&Inner) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let _permit = self
-            .0
-            .in_flight
-            .acquire()
-            .await
-            .map_err(|e| SessionError::Io(format!("session file task failed: {e}")))?;
+        if !self.0.swept.swap(true, Ordering::AcqRel) {
+            // Off the operation's path: a directory of a million sessions takes a while to list.
+            let inner = Arc::clone(&self.0);
+            drop(tokio::task::spawn_blocking(move || inner.sweep_temps()));
+        }
         let inner = Arc::clone(&self.0);
-        tokio::task::spawn_blocking(move || {
-            inner.ensure_dir()?;
-            f(&inner)
-        })
-        .await
-        .map_err(|e| SessionError::Io(format!("session file task failed: {e}")))?
+        let work = async move {
+            // The permit moves into the blocking task: a thread stuck past the deadline keeps
+            // its slot, so stuck operations cannot pile up threads beyond the cap.
+            let permit = Arc::clone(&inner.in_flight)
+                .acquire_owned()
+                .await
+                .map_err(|e| SessionError::Io(format!("session file task failed: {e}")))?;
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                inner.ensure_dir()?;
+                f(&inner)
+            })
+            .await
+            .map_err(|e| SessionError::Io(format!("session file task failed: {e}")))?
+        };
+        match tokio::time::timeout(self.0.timeout, work).await {
+            Ok(r) => r,
+            Err(_) => Err(SessionError::Timeout(format!(
+                "session file {op} did not complete within {} ms (directory {})",
+                self.0.timeout.as_millis(),
+                self.0.dir.display()
+            ))),
+        }
     }
 }
 
@@ -90,6 +179,10 @@ fn ms_of(t: SystemTime) -> i64 {
         Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
         Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
     }
+}
+
+fn mtime_ms(meta: &fs::Metadata) -> i64 {
+    meta.mtime().saturating_mul(1000) + meta.mtime_nsec() / 1_000_000
 }
 
 fn time_of(ms: i64) -> SystemTime {
@@ -101,40 +194,68 @@ fn time_of(ms: i64) -> SystemTime {
     }
 }
 
-fn is_temp_name(name: &str) -> bool {
-    // `.<id>.<12 alnum>.tmp`
-    name.strip_prefix('.')
-        .and_then(|r| r.strip_suffix(".tmp"))
-        .and_then(|r| r.rsplit_once('.'))
-        .is_some_and(|(id_part, rand)| {
-            id::is_legacy_id(id_part)
-                && rand.len() == 12
-                && rand.bytes().all(|b| b.is_ascii_alphanumeric())
-        })
+/// A temp file of ours: `.<id>.<pid>.<12 alnum>.tmp`, or `.<id>.<12 alnum>.tmp` as written
+/// before the pid was added. `Some(pid)` for the first form, `Some(None)` for the second.
+fn temp_writer(name: &str) -> Option<Option<i32>> {
+    let rest = name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let (head, rand) = rest.rsplit_once('.')?;
+    if rand.len() != 12 || !rand.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return None;
+    }
+    if id::is_legacy_id(head) {
+        return Some(None);
+    }
+    let (id_part, pid) = head.rsplit_once('.')?;
+    let pid = pid.parse::<i32>().ok().filter(|p| *p > 0)?;
+    id::is_legacy_id(id_part).then_some(Some(pid))
+}
+
+/// Whether `pid` names no running process on this host.
+fn pid_is_dead(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists; nothing is sent.
+    let r = unsafe { libc::kill(pid, 0) };
+    r != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+}
+
+/// Whether an I/O error means "no session here": missing, a symlink (`ELOOP`), or a unix
+/// socket (`ENXIO` when opened).
+fn is_no_session(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound
+        || matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENXIO))
 }
 
 impl Inner {
+    /// Checks the directory before every operation: recreates it (mode 0700) when it
+    /// disappeared, and refuses it when it is not a directory, another user owns it, or group or
+    /// others can write to it (they could plant or swap session files). After (re)finding it,
+    /// lets the next operation sweep crash-orphaned temp files again.
     fn ensure_dir(&self) -> Result<()> {
-        if self.ready.load(Ordering::Acquire) {
-            return Ok(());
-        }
+        let dir = self.dir.display();
         let dir_err =
-            |e: io::Error| SessionError::Io(format!("session directory cannot be used: {e}"));
+            |e: io::Error| SessionError::Io(format!("session directory {dir} cannot be used: {e}"));
         match fs::symlink_metadata(&self.dir) {
             Ok(m) if m.is_dir() => {
+                // SAFETY: geteuid has no preconditions and cannot fail.
+                let me = unsafe { libc::geteuid() };
+                if m.uid() != me {
+                    return Err(SessionError::Io(format!(
+                        "session directory {dir} is owned by uid {}, not by this process's user \
+                         (uid {me}); sessions must live in a directory only this user controls",
+                        m.uid()
+                    )));
+                }
                 if m.permissions().mode() & 0o022 != 0 {
                     return Err(SessionError::Io(format!(
-                        "session directory is writable by group or others (mode {:o}); \
+                        "session directory {dir} is writable by group or others (mode {:o}); \
                          run chmod 700 on it, sessions must not be readable or plantable by other users",
                         m.permissions().mode() & 0o777
                     )));
                 }
             }
             Ok(_) => {
-                return Err(SessionError::Io(
-                    "session directory cannot be used: the path exists and is not a directory"
-                        .into(),
-                ))
+                return Err(SessionError::Io(format!(
+                    "session directory {dir} cannot be used: the path exists and is not a directory"
+                )))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 fs::DirBuilder::new()
@@ -142,11 +263,55 @@ impl Inner {
                     .mode(0o700)
                     .create(&self.dir)
                     .map_err(dir_err)?;
+                // A recreated directory: anything found in it later is swept again.
+                self.swept.store(false, Ordering::Release);
             }
             Err(e) => return Err(dir_err(e)),
         }
-        self.ready.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// Removes temp files a crashed writer left: older than [`TEMP_MAX_AGE_MS`], or written by
+    /// a pid that no longer runs here and older than [`TEMP_DEAD_WRITER_AGE_MS`]. Best effort.
+    fn sweep_temps(&self) {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        // Real time, not the session clock: a temp file's age is about crashes, not lifetimes.
+        let now = ms_of(SystemTime::now());
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(writer) = name.to_str().and_then(temp_writer) else {
+                continue;
+            };
+            if self.temp_is_orphaned(&entry.path(), writer, now) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+
+    fn temp_is_orphaned(&self, path: &Path, writer: Option<i32>, now: i64) -> bool {
+        let Ok(meta) = fs::symlink_metadata(path) else {
+            return false;
+        };
+        if !meta.file_type().is_file() {
+            return false;
+        }
+        let age = now - mtime_ms(&meta);
+        age > TEMP_MAX_AGE_MS || (age > TEMP_DEAD_WRITER_AGE_MS && writer.is_some_and(pid_is_dead))
+    }
+
+    /// An I/O error naming the directory (an `EACCES` is then actionable: which directory).
+    fn io_err(&self, op: &str, id: &str, e: io::Error) -> SessionError {
+        SessionError::io(
+            op,
+            id,
+            format!("{e} (session directory {})", self.dir.display()),
+        )
+    }
+
+    fn sync_dir(&self) -> io::Result<()> {
+        File::open(&self.dir)?.sync_all()
     }
 
     fn path(&self, id: &str) -> PathBuf {
@@ -157,24 +322,24 @@ impl Inner {
         now - mtime_ms > self.lifetime_ms
     }
 
-    fn open_nofollow(path: &Path, write: bool) -> io::Result<File> {
+    /// Opens a session file for reading without following a symlink and without blocking: a
+    /// FIFO opens at once (and is then refused by the regular-file check).
+    fn open_session(path: &Path) -> io::Result<File> {
         OpenOptions::new()
             .read(true)
-            .write(write)
-            .custom_flags(libc::O_NOFOLLOW)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(path)
     }
 
     fn read(&self, id: &str) -> Result<String> {
-        let mut f = match Self::open_nofollow(&self.path(id), false) {
+        let f = match Self::open_session(&self.path(id)) {
             Ok(f) => f,
-            // Missing, or a symlink (ELOOP): nothing to read.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(String::new()),
-            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Ok(String::new()),
-            Err(e) => return Err(SessionError::io("read", id, e)),
+            Err(e) if is_no_session(&e) => return Ok(String::new()),
+            Err(e) => return Err(self.io_err("read", id, e)),
         };
-        let meta = f.metadata().map_err(|e| SessionError::io("read", id, e))?;
-        if !meta.is_file() {
+        let meta = f.metadata().map_err(|e| self.io_err("read", id, e))?;
+        // fstat before any read: only a regular file within the size limit is read at all.
+        if !meta.is_file() || meta.len() > self.max_file_bytes {
             return Ok(String::new());
         }
         let mtime = meta.modified().map(ms_of).unwrap_or(0);
@@ -182,15 +347,28 @@ impl Inner {
             return Ok(String::new());
         }
         let mut buf = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-        f.read_to_end(&mut buf)
-            .map_err(|e| SessionError::io("read", id, e))?;
-        // A payload that is not UTF-8 is corrupt: the engine treats it as empty.
-        Ok(String::from_utf8(buf).unwrap_or_default())
+        // Bounded again in case the file grows between the fstat and the read.
+        f.take(self.max_file_bytes.saturating_add(1))
+            .read_to_end(&mut buf)
+            .map_err(|e| self.io_err("read", id, e))?;
+        if buf.len() as u64 > self.max_file_bytes {
+            return Ok(String::new());
+        }
+        // Invalid UTF-8 (a disk error, an edit by hand) is decoded lossily: bad bytes inside a
+        // string value become U+FFFD and the rest of the session, id included, is kept. Only
+        // damage to the JSON structure itself makes the payload corrupt (an empty session).
+        Ok(match String::from_utf8(buf) {
+            Ok(s) => s,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        })
     }
 
     fn write(&self, id: &str, data: &str) -> Result<()> {
         let rand = id::random_alnum(12)?;
-        let tmp = self.dir.join(format!(".{id}.{rand}.tmp"));
+        // The pid lets a later process tell a crashed writer's temp file from a live one.
+        let tmp = self
+            .dir
+            .join(format!(".{id}.{}.{rand}.tmp", std::process::id()));
         let result = (|| -> io::Result<()> {
             let mut f = OpenOptions::new()
                 .write(true)
@@ -202,39 +380,47 @@ impl Inner {
             if self.stamp_mtime {
                 f.set_modified(time_of(self.clock.now_ms()))?;
             }
+            if self.durable {
+                f.sync_all()?;
+            }
             drop(f);
-            fs::rename(&tmp, self.path(id))
+            fs::rename(&tmp, self.path(id))?;
+            if self.durable {
+                // The rename itself is durable only once the directory is synced.
+                self.sync_dir()?;
+            }
+            Ok(())
         })();
         if let Err(e) = result {
             // Leave the previous payload intact and no temp file behind.
             let _ = fs::remove_file(&tmp);
-            return Err(SessionError::io("write", id, e));
+            return Err(self.io_err("write", id, e));
         }
         Ok(())
     }
 
     fn touch(&self, id: &str) -> Result<bool> {
-        let f = match Self::open_nofollow(&self.path(id), false) {
+        let f = match Self::open_session(&self.path(id)) {
             Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Ok(false),
-            Err(e) => return Err(SessionError::io("touch", id, e)),
+            Err(e) if is_no_session(&e) => return Ok(false),
+            Err(e) => return Err(self.io_err("touch", id, e)),
         };
-        let meta = f.metadata().map_err(|e| SessionError::io("touch", id, e))?;
+        let meta = f.metadata().map_err(|e| self.io_err("touch", id, e))?;
         let now = self.clock.now_ms();
         if !meta.is_file() || self.expired(meta.modified().map(ms_of).unwrap_or(0), now) {
             return Ok(false);
         }
         f.set_modified(time_of(now))
-            .map_err(|e| SessionError::io("touch", id, e))?;
+            .map_err(|e| self.io_err("touch", id, e))?;
         Ok(true)
     }
 
     fn destroy(&self, id: &str) -> Result<()> {
         match fs::remove_file(self.path(id)) {
+            Ok(()) if self.durable => self.sync_dir().map_err(|e| self.io_err("destroy", id, e)),
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(SessionError::io("destroy", id, e)),
+            Err(e) => Err(self.io_err("destroy", id, e)),
         }
     }
 
@@ -242,7 +428,10 @@ impl Inner {
         let now = self.clock.now_ms();
         let max_ms = i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
         let entries = fs::read_dir(&self.dir).map_err(|e| {
-            SessionError::Io(format!("session gc failed to list the directory: {e}"))
+            SessionError::Io(format!(
+                "session gc failed to list the directory {}: {e}",
+                self.dir.display()
+            ))
         })?;
         let mut removed = 0u64;
         // read_dir streams entries, so memory stays flat however many files there are.
@@ -250,14 +439,15 @@ impl Inner {
             let Ok(entry) = entry else { continue };
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
-            let is_session = id::is_legacy_id(name);
-            let limit = if is_session {
-                max_ms
-            } else if is_temp_name(name) {
-                TEMP_MAX_AGE_MS
-            } else {
+            if let Some(writer) = temp_writer(name) {
+                if self.temp_is_orphaned(&entry.path(), writer, ms_of(SystemTime::now())) {
+                    let _ = fs::remove_file(entry.path());
+                }
                 continue;
-            };
+            }
+            if !id::is_legacy_id(name) {
+                continue;
+            }
             // lstat: a symlink is never followed, and never counts as a session file.
             let Ok(meta) = fs::symlink_metadata(entry.path()) else {
                 continue;
@@ -265,8 +455,7 @@ impl Inner {
             if !meta.file_type().is_file() {
                 continue;
             }
-            let mtime = meta.mtime().saturating_mul(1000) + meta.mtime_nsec() / 1_000_000;
-            if now - mtime > limit && fs::remove_file(entry.path()).is_ok() && is_session {
+            if now - mtime_ms(&meta) > max_ms && fs::remove_file(entry.path()).is_ok() {
                 removed += 1;
             }
         }
@@ -279,25 +468,25 @@ impl SessionHandler for FileSessionHandler {
     async fn read(&self, id: &str) -> Result<String> {
         id::check_storage_id(id)?;
         let id = id.to_owned();
-        self.run(move |i| i.read(&id)).await
+        self.run("read", move |i| i.read(&id)).await
     }
     async fn write(&self, id: &str, data: &str, _meta: &WriteMeta) -> Result<()> {
         id::check_storage_id(id)?;
         let (id, data) = (id.to_owned(), data.to_owned());
-        self.run(move |i| i.write(&id, &data)).await
+        self.run("write", move |i| i.write(&id, &data)).await
     }
     async fn destroy(&self, id: &str) -> Result<()> {
         id::check_storage_id(id)?;
         let id = id.to_owned();
-        self.run(move |i| i.destroy(&id)).await
+        self.run("destroy", move |i| i.destroy(&id)).await
     }
     async fn gc(&self, max_lifetime_secs: u64) -> Result<u64> {
-        self.run(move |i| i.gc(max_lifetime_secs)).await
+        self.run("gc", move |i| i.gc(max_lifetime_secs)).await
     }
     async fn touch(&self, id: &str) -> Result<bool> {
         id::check_storage_id(id)?;
         let id = id.to_owned();
-        self.run(move |i| i.touch(&id)).await
+        self.run("touch", move |i| i.touch(&id)).await
     }
 }
 
@@ -308,7 +497,14 @@ mod tests {
     #[test]
     fn temp_names() {
         let id = "a".repeat(40);
+        let is_temp_name = |n: &str| temp_writer(n).is_some();
         assert!(is_temp_name(&format!(".{id}.abcdefABCD12.tmp")));
+        assert_eq!(
+            temp_writer(&format!(".{id}.4242.abcdefABCD12.tmp")),
+            Some(Some(4242))
+        );
+        assert_eq!(temp_writer(&format!(".{id}.x.abcdefABCD12.tmp")), None);
+        assert_eq!(temp_writer(&format!(".{id}.0.abcdefABCD12.tmp")), None);
         assert!(!is_temp_name(&format!(".{id}.abc.tmp")));
         assert!(!is_temp_name(".gitignore"));
         assert!(!is_temp_name(&id));

@@ -253,9 +253,17 @@ impl MemcachedSessionHandler {
             .max_idle(MAX_CONNECTIONS)
             .connect_multiple_async(self.servers.iter().cloned())
             .await
-            .map_err(|e| map_error("connect", &e, 0))?;
+            .map_err(|e| map_error(&self.where_(), "connect", &e, 0))?;
         // Two first requests may both build a client; the first one stored wins.
         Ok(self.lock().get_or_insert(built).clone())
+    }
+
+    /// The server(s) for messages: "the server at host:port" or "the servers at a:1, b:2".
+    fn where_(&self) -> String {
+        match self.servers.as_slice() {
+            [one] => format!("the server at {one}"),
+            many => format!("the servers at {}", many.join(", ")),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<AsyncMetaClient>> {
@@ -273,16 +281,17 @@ impl MemcachedSessionHandler {
             let client = self.client().await?;
             match f(client.clone()).await {
                 Ok(v) => Ok(v),
-                Err(e) if is_broken_connection(&e) => {
-                    f(client).await.map_err(|e| map_error(op, &e, size))
-                }
-                Err(e) => Err(map_error(op, &e, size)),
+                Err(e) if is_broken_connection(&e) => f(client)
+                    .await
+                    .map_err(|e| map_error(&self.where_(), op, &e, size)),
+                Err(e) => Err(map_error(&self.where_(), op, &e, size)),
             }
         };
         match tokio::time::timeout(self.timeout, attempt).await {
             Ok(r) => r,
             Err(_) => Err(SessionError::Unavailable(format!(
-                "memcached {op} did not complete within {} ms",
+                "memcached {op} failed: {} did not answer within {} ms (timeout)",
+                self.where_(),
                 self.timeout.as_millis()
             ))),
         }
@@ -299,16 +308,33 @@ fn is_broken_connection(e: &McError) -> bool {
 
 /// Maps a client error. The crate's own messages can name the key (which holds the session
 /// id), so every message is built here from the kind of failure.
-fn map_error(op: &str, e: &McError, size: usize) -> SessionError {
+/// Why a server cannot be reached, in words a user can act on: refused, DNS or timeout.
+fn io_cause(io: &std::io::Error) -> String {
+    let text = io.to_string();
+    let lower = text.to_ascii_lowercase();
+    match io.kind() {
+        std::io::ErrorKind::ConnectionRefused => "connection refused: nothing listens there".into(),
+        std::io::ErrorKind::TimedOut => "timeout: the server did not answer in time".into(),
+        _ if lower.contains("lookup")
+            || lower.contains("name or service not known")
+            || lower.contains("name resolution") =>
+        {
+            format!("DNS: the host name does not resolve ({text})")
+        }
+        kind => format!("{kind}: {text}"),
+    }
+}
+
+fn map_error(server: &str, op: &str, e: &McError, size: usize) -> SessionError {
     match e {
         McError::Io(io) => SessionError::Unavailable(format!(
-            "memcached {op} failed: the server is unavailable ({})",
-            io.kind()
+            "memcached {op} failed: {server} is unavailable ({})",
+            io_cause(io)
         )),
         McError::Timeout { .. } => SessionError::Unavailable(format!(
-            "memcached {op} failed: the server did not answer in time"
+            "memcached {op} failed: {server} did not answer in time (timeout)"
         )),
-        McError::Ambiguous { source, .. } => map_error(op, source, size),
+        McError::Ambiguous { source, .. } => map_error(server, op, source, size),
         McError::Server(msg) if msg.contains("too large") => SessionError::TooLarge(format!(
             "the session payload ({size} bytes) is larger than the memcached server's item size \
              limit (raise it with memcached -I)"

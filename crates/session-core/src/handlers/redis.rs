@@ -118,6 +118,18 @@ pub struct RedisSessionHandler {
     prefix: String,
     lifetime_ms: i64,
     command_timeout: Duration,
+    // `host:port` or the socket path, for messages (never the credentials).
+    server: String,
+}
+
+/// Where the server is, for messages: `host:port` (with TLS noted) or the unix socket path.
+fn server_of(info: &ConnectionInfo) -> String {
+    match info.addr() {
+        ConnectionAddr::Tcp(host, port) => format!("{host}:{port}"),
+        ConnectionAddr::TcpTls { host, port, .. } => format!("{host}:{port} (TLS)"),
+        ConnectionAddr::Unix(path) => format!("unix:{}", path.display()),
+        other => format!("{other:?}"),
+    }
 }
 
 fn invalid(msg: impl Into<String>) -> SessionError {
@@ -259,6 +271,7 @@ impl RedisSessionHandler {
             return Err(invalid("redis prefix must be at most 1024 bytes"));
         }
         let info = connection_info(conn)?;
+        let server = server_of(&info);
         let client = if is_tls(&info) {
             // ring is the one provider compiled in; installing it is a no-op when the process
             // already chose one.
@@ -299,6 +312,7 @@ impl RedisSessionHandler {
             prefix: opts.prefix,
             lifetime_ms,
             command_timeout,
+            server,
         })
     }
 
@@ -323,7 +337,7 @@ impl RedisSessionHandler {
             return Ok(m.clone());
         }
         let m = ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
-            .map_err(|e| unavailable("connect", &e))?;
+            .map_err(|e| unavailable(&self.server, "connect", &e))?;
         *slot = Some(m.clone());
         Ok(m)
     }
@@ -342,14 +356,15 @@ impl RedisSessionHandler {
                 Err(e) if is_broken_connection(&e) => cmd
                     .query_async::<T>(&mut conn)
                     .await
-                    .map_err(|e| map_error(op, &e)),
-                Err(e) => Err(map_error(op, &e)),
+                    .map_err(|e| map_error(&self.server, op, &e)),
+                Err(e) => Err(map_error(&self.server, op, &e)),
             }
         };
         match tokio::time::timeout(self.command_timeout, attempt).await {
             Ok(r) => r,
             Err(_) => Err(SessionError::Unavailable(format!(
-                "redis {op} did not complete within {} ms",
+                "redis {op} failed: the server at {} did not answer within {} ms (timeout)",
+                self.server,
                 self.command_timeout.as_millis()
             ))),
         }
@@ -370,31 +385,53 @@ fn is_broken_connection(e: &RedisError) -> bool {
     !e.is_timeout() && (e.is_connection_dropped() || e.is_unrecoverable_error())
 }
 
-fn unavailable(op: &str, e: &RedisError) -> SessionError {
+/// Why the server cannot be reached, in words a user can act on: refused, DNS, timeout or TLS.
+fn cause(e: &RedisError) -> String {
+    let text = e.to_string();
+    let lower = text.to_ascii_lowercase();
+    if e.is_connection_refusal() || lower.contains("connection refused") {
+        "connection refused: nothing listens there".into()
+    } else if e.is_timeout() || lower.contains("timed out") {
+        "timeout: the server did not answer in time".into()
+    } else if lower.contains("lookup")
+        || lower.contains("name or service not known")
+        || lower.contains("no address")
+        || lower.contains("name resolution")
+    {
+        format!("DNS: the host name does not resolve ({text})")
+    } else if lower.contains("tls") || lower.contains("certificate") || lower.contains("handshake")
+    {
+        format!("TLS: {text}")
+    } else {
+        format!("{}: {text}", e.category())
+    }
+}
+
+fn unavailable(server: &str, op: &str, e: &RedisError) -> SessionError {
     SessionError::Unavailable(format!(
-        "redis {op} failed: the server is unavailable ({})",
-        e.category()
+        "redis {op} failed: the server at {server} is unavailable ({})",
+        cause(e)
     ))
 }
 
 /// Maps a failed command. Messages name the kind of failure and the server's error code, never
 /// the key (it holds the session id) or the connection settings.
-fn map_error(op: &str, e: &RedisError) -> SessionError {
+fn map_error(server: &str, op: &str, e: &RedisError) -> SessionError {
     use redis::ErrorKind as K;
     use redis::ServerErrorKind as S;
     if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
-        return unavailable(op, e);
+        return unavailable(server, op, e);
     }
     match e.kind() {
         K::AuthenticationFailed => SessionError::Unavailable(format!(
-            "redis {op} failed: the server rejected the credentials"
+            "redis {op} failed: the server at {server} rejected the credentials"
         )),
         K::Server(S::BusyLoading | S::MasterDown | S::TryAgain | S::ClusterDown) => {
-            unavailable(op, e)
+            unavailable(server, op, e)
         }
         _ => match e.code() {
             Some(code @ ("NOAUTH" | "WRONGPASS" | "NOPERM")) => SessionError::Unavailable(format!(
-                "redis {op} failed: the server refused access ({code})"
+                "redis {op} failed: the server at {server} refused access ({code})"
             )),
             Some(code) => SessionError::Io(format!("redis {op} failed: the server replied {code}")),
             None => SessionError::Io(format!("redis {op} failed: {}", e.category())),

@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 use std::panic::{self, AssertUnwindSafe};
+use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -302,6 +303,37 @@ fn map_err(cfg: &Config, op: &str, id: Option<&str>, e: rusqlite::Error) -> Sess
     }
 }
 
+/// Why the database file cannot be opened, naming its directory: the message a user can act on
+/// (SQLite itself only says "unable to open database file").
+fn open_error(cfg: &Config, e: rusqlite::Error) -> SessionError {
+    let path = Path::new(&cfg.path);
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    match std::fs::metadata(dir) {
+        Err(io) if io.kind() == std::io::ErrorKind::NotFound => SessionError::Io(format!(
+            "sqlite session open failed: the directory {} does not exist; create it, or point \
+             the connection at a file in an existing directory",
+            dir.display()
+        )),
+        Ok(m) if !m.is_dir() => SessionError::Io(format!(
+            "sqlite session open failed: {} is not a directory",
+            dir.display()
+        )),
+        _ => match e.sqlite_error_code() {
+            Some(ErrorCode::CannotOpen) | Some(ErrorCode::PermissionDenied) => {
+                SessionError::Io(format!(
+                    "sqlite session open failed: the database file cannot be opened or created in \
+                     the directory {} (check that it exists and this process may write to it)",
+                    dir.display()
+                ))
+            }
+            _ => map_err(cfg, "open", None, e),
+        },
+    }
+}
+
 /// Opens the database with the project's settings and creates or adopts the table.
 fn open(cfg: &Config) -> Result<Connection> {
     let err = |e| map_err(cfg, "open", None, e);
@@ -310,7 +342,7 @@ fn open(cfg: &Config) -> Result<Connection> {
     } else {
         Connection::open(&cfg.path)
     }
-    .map_err(err)?;
+    .map_err(|e| open_error(cfg, e))?;
     // First, so that every later step waits for other processes' locks.
     conn.busy_timeout(Duration::from_millis(cfg.busy_timeout_ms))
         .map_err(err)?;
@@ -469,10 +501,11 @@ impl SessionHandler for SqliteSessionHandler {
             let mut stmt = c.prepare_cached(&cfg.sql.read).map_err(err)?;
             let payload = stmt
                 .query_row(params![id, cutoff], |r| {
-                    // A payload that is not UTF-8 text is corrupt: the engine treats it as empty.
+                    // Invalid UTF-8 is decoded lossily (U+FFFD), as by every driver: bad bytes
+                    // inside a string value cost that string, not the session and its id.
                     Ok(match r.get_ref(0)? {
                         ValueRef::Text(b) | ValueRef::Blob(b) => {
-                            String::from_utf8(b.to_vec()).unwrap_or_default()
+                            String::from_utf8_lossy(b).into_owned()
                         }
                         _ => String::new(),
                     })

@@ -1,0 +1,48 @@
+'use strict';
+// Issue 10, "errors a user can act on": an unreachable Redis or memcached names host:port and
+// the cause; a SQLite database in a missing directory names that directory.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const path = require('node:path');
+const { RedisSessionHandler, MemcachedSessionHandler, SqliteSessionHandler } = require('..');
+const { freePort } = require('./support/servers');
+const { tmpDir } = require('./support/tmp');
+
+const ID = 'a'.repeat(40);
+
+test('redis on a refused port: the message names host:port and "refused", never the password', async () => {
+  const port = await freePort();
+  const h = new RedisSessionHandler({ host: '127.0.0.1', port, password: 'hunter2' }, { connectTimeoutMs: 500, commandTimeoutMs: 1500 });
+  await assert.rejects(h.read(ID), (e) => {
+    assert.equal(e.code, 'ERR_SESSION_UNAVAILABLE');
+    assert.ok(e.message.includes(`127.0.0.1:${port}`), e.message);
+    assert.match(e.message, /refused/);
+    assert.ok(!e.message.includes('hunter2'));
+    return true;
+  });
+  await h.close();
+});
+
+test('memcached on a refused port: the message names host:port and "refused"', async () => {
+  const port = await freePort();
+  const h = new MemcachedSessionHandler(`127.0.0.1:${port}`, { timeoutMs: 1500 });
+  await assert.rejects(h.read(ID), (e) => {
+    assert.equal(e.code, 'ERR_SESSION_UNAVAILABLE');
+    assert.ok(e.message.includes(`127.0.0.1:${port}`), e.message);
+    assert.match(e.message, /refused/);
+    return true;
+  });
+  await h.close();
+});
+
+test('sqlite in a missing directory: the message names the directory', async () => {
+  const missing = path.join(tmpDir(), 'no', 'such');
+  const h = new SqliteSessionHandler(path.join(missing, 'sessions.db'));
+  await assert.rejects(h.read(ID), (e) => {
+    assert.equal(e.code, 'ERR_SESSION_IO');
+    assert.ok(e.message.includes(missing), e.message);
+    assert.match(e.message, /does not exist/);
+    return true;
+  });
+  await h.close();
+});
