@@ -5,9 +5,11 @@
 // methods around these two steps; the Fastify plugin runs them from its hooks.
 //
 // This file is the only place where the adapters reach into the manager's private methods
-// (`_lottery`, `_signedValue`, `_setCookie`): once the manager has public equivalents, only this
-// file changes.
-const { tokenWasRead, CookieRequestHandler } = require('./manager');
+// (`_lottery`, `_signedValue`, `_setCookie`) and the Store's engine handle (`_s`): once they have
+// public equivalents, only this file changes.
+const { tokenWasRead, requestMeta, CookieRequestHandler } = require('./manager');
+const cookies = require('./cookies');
+const { sessionError } = require('./errors');
 
 /**
  * Loads the session of `req`: verifies the signed cookie (or opens the cookie driver's sealed
@@ -99,4 +101,62 @@ function pathAndQuery(url) {
   return second === 47 || second === 92 ? u.replace(/^[/\\]+/, '/') : u;
 }
 
-module.exports = { open, commit, pathAndQuery };
+/**
+ * Loads session `id` again from its driver into a new Store with the request's metadata
+ * (express-session's `reload()`), or null when the driver has no record under that id: a
+ * reload never adopts an id the store does not know.
+ * @param {import('./manager').SessionManager} manager
+ * @param {import('http').IncomingMessage} req
+ * @param {string} id
+ * @returns {Promise<import('./manager').HttpStore|null>}
+ */
+async function reopen(manager, req, id) {
+  const store = manager.createStore(id);
+  store.setRequestMeta(requestMeta(req, manager.config.trust_proxy));
+  await store.start();
+  return store._s.recordExists() ? store : null;
+}
+
+// As the manager's config checks: a ';' or a control character would inject attributes.
+const UNSAFE = /[\u0000-\u001f\u007f;]/; // eslint-disable-line no-control-regex
+
+/**
+ * The `Set-Cookie` line carrying `id`, signed as `commit()` signs it, under per-session
+ * attributes instead of the config's (express-session's `req.session.cookie`).
+ * @param {import('./manager').SessionManager} manager
+ * @param {string} id
+ * @param {{ maxAgeMs: number|null, path: string, domain: string|null, httpOnly: boolean,
+ *   secure: boolean, sameSite: 'lax'|'strict'|'none'|null }} cookie `maxAgeMs` null: no
+ *   Max-Age/Expires (the cookie ends with the browser); 0 or less: an expired cookie
+ * @returns {string}
+ * @throws {TypeError} `ERR_SESSION_VALUE` for a path or domain that would inject attributes
+ */
+function cookieLine(manager, id, cookie) {
+  const { path, domain } = cookie;
+  if (typeof path !== 'string' || path[0] !== '/' || UNSAFE.test(path)) {
+    throw sessionError('ERR_SESSION_VALUE', `session cookie path must start with '/' and hold no ';' or control characters, got ${JSON.stringify(path)}`);
+  }
+  if (domain !== null && (typeof domain !== 'string' || domain === '' || UNSAFE.test(domain) || /\s/.test(domain))) {
+    throw sessionError('ERR_SESSION_VALUE', `session cookie domain must hold no ';', spaces or control characters, got ${JSON.stringify(domain)}`);
+  }
+  const name = manager.config.cookie;
+  const value = manager._signedValue(id);
+  const session = cookie.maxAgeMs === null;
+  const attrs = cookies.attributes({
+    lifetime: session ? 1 : cookie.maxAgeMs / 60000,
+    expire_on_close: session,
+    path,
+    domain,
+    http_only: cookie.httpOnly,
+    same_site: cookie.sameSite,
+  });
+  // An expired cookie (maxAge <= 0) makes the browser drop it, as express-session's past Expires does.
+  return cookies.serialize(name, !session && cookie.maxAgeMs <= 0 ? null : value, attrs, cookie.secure, Date.now());
+}
+
+/** Logs `err` through the manager's logger (the `logger` option, console by default). */
+function logError(manager, message, err) {
+  manager._logger.error(message, err);
+}
+
+module.exports = { open, commit, reopen, cookieLine, logError, pathAndQuery };

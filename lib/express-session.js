@@ -1,0 +1,733 @@
+'use strict';
+// express-session's API over our engine: `req.session` is a plain object whose enumerable
+// properties are the session data (`req.session.views = 1`, nested objects, `delete`), with
+// `id`, `cookie` and `regenerate/destroy/reload/save/touch` as express-session has them, so
+// Passport, connect-flash and the rest of the Express ecosystem work unchanged.
+//
+// The object is only a view: the request's Store (our engine, driver, payload format, signed
+// cookie) stays underneath. Each top-level property is compared, as JSON, with what it held at
+// load; a save puts the properties that differ and forgets the ones that went away, then saves
+// the Store. `resave`, `saveUninitialized` and `rolling` decide when that happens and when the
+// cookie is sent, with express-session's rules (index.js of express-session 1.19: shouldSave,
+// shouldTouch, shouldSetCookie).
+//
+//   app.use(manager.middleware({ api: 'express-session', saveUninitialized: false }))
+//
+// Loading, the "unknown id gets a fresh id" rule and cookie signing come from
+// lib/http-session.js and the manager; this file owns the object shape and the decisions.
+const { SessionManager, isSecure } = require('./manager');
+const httpSession = require('./http-session');
+const cookies = require('./cookies');
+const native = require('./native');
+const { sessionError } = require('./errors');
+const { rejectUnknown } = require('./options');
+const { CookieSessionHandler } = require('./drivers/cookie');
+
+// express-session's default ids: uid-safe's 24 random bytes in base64url. The only place this
+// shape is known; it belongs next to `is_legacy_id` in crates/session-core/src/id.rs.
+const EXPRESS_SESSION_ID = /^[A-Za-z0-9_-]{32}$/;
+
+// The engine's own top-level keys (CSRF token, flash bookkeeping, previous URL). They are not
+// session data in express-session's sense, so they are neither shown nor writable.
+const RESERVED = new Set(['_token', '_flash', '_previous']);
+
+const OPTION_KEYS = ['api', 'resave', 'saveUninitialized', 'rolling', 'unset', 'migrateFrom'];
+const MIGRATE_KEYS = ['secret', 'store'];
+const COOKIE_KEYS = ['path', 'maxAge', 'httpOnly', 'secure', 'sameSite', 'domain', 'expires', 'originalMaxAge', 'partitioned', 'priority'];
+
+// Per-session request state, kept off the session object so that it never becomes data.
+const contexts = new WeakMap();
+
+const OPEN = 0;
+const COMMITTING = 1;
+const DONE = 2;
+const BAD_REASON = /[^\t\x20-\x7e\x80-\xff]/;
+
+// ----- Cookie ------------------------------------------------------------------------------------
+
+/**
+ * `req.session.cookie`, with express-session's Cookie semantics: `maxAge` (ms, relative to now)
+ * and `expires` (a Date) are two views of one expiry; setting either changes the Set-Cookie;
+ * `touch()` resets `maxAge` to `originalMaxAge`. null means a browser-session cookie.
+ */
+class Cookie {
+  constructor(options) {
+    this.path = '/';
+    this.maxAge = null;
+    this.httpOnly = true;
+    if (options) {
+      // Known keys only: a stored record is data, and `__proto__` in it must stay a string key.
+      for (const key of COOKIE_KEYS) if (Object.hasOwn(options, key)) this[key] = options[key];
+    }
+    if (this.originalMaxAge === undefined || this.originalMaxAge === null) this.originalMaxAge = this.maxAge;
+  }
+
+  set expires(date) {
+    this._expires = date;
+    this.originalMaxAge = this.maxAge;
+  }
+
+  get expires() {
+    return this._expires;
+  }
+
+  set maxAge(ms) {
+    if (ms && typeof ms !== 'number' && !(ms instanceof Date)) {
+      throw sessionError('ERR_SESSION_VALUE', 'req.session.cookie.maxAge must be a number of milliseconds or null');
+    }
+    this.expires = typeof ms === 'number' ? new Date(Date.now() + ms) : ms;
+  }
+
+  get maxAge() {
+    return this.expires instanceof Date ? this.expires.valueOf() - Date.now() : this.expires;
+  }
+
+  /** The attributes, as stored with the session (express-session's `cookie.data`). */
+  get data() {
+    return {
+      originalMaxAge: this.originalMaxAge,
+      partitioned: this.partitioned,
+      priority: this.priority,
+      expires: this._expires,
+      secure: this.secure,
+      httpOnly: this.httpOnly,
+      domain: this.domain,
+      path: this.path,
+      sameSite: this.sameSite,
+    };
+  }
+
+  toJSON() {
+    return this.data;
+  }
+}
+
+/** A new session's cookie: the manager's cookie config, as express-session's `cookie` option. */
+function freshCookie(manager, req) {
+  const cfg = manager.config;
+  const o = {
+    path: cfg.path,
+    httpOnly: cfg.http_only,
+    secure: cfg.secure === 'auto' ? isSecure(req, cfg.trust_proxy) : cfg.secure,
+    maxAge: cfg.expire_on_close ? null : Math.round(cfg.lifetime * 60000),
+  };
+  if (cfg.domain) o.domain = cfg.domain;
+  if (cfg.same_site) o.sameSite = cfg.same_site;
+  return new Cookie(o);
+}
+
+/** A stored cookie back as a Cookie, as express-session's `Store#createSession` does it. */
+function storedCookie(data) {
+  const expires = data.expires;
+  const originalMaxAge = data.originalMaxAge;
+  const c = new Cookie(data);
+  if (typeof expires === 'string') c.expires = new Date(expires);
+  c.originalMaxAge = originalMaxAge;
+  return c;
+}
+
+function sameSiteOf(v) {
+  if (v === true) return 'strict';
+  if (v === false || v === undefined || v === null) return null;
+  if (typeof v === 'string' && ['lax', 'strict', 'none'].includes(v.toLowerCase())) return v.toLowerCase();
+  throw sessionError('ERR_SESSION_VALUE', `req.session.cookie.sameSite must be true, false, 'lax', 'strict' or 'none', got ${JSON.stringify(v)}`);
+}
+
+/** The attributes http-session's `cookieLine()` takes. */
+function attributesOf(cookie) {
+  let maxAgeMs = null;
+  const exp = cookie.expires;
+  if (exp !== undefined && exp !== null) {
+    const t = exp instanceof Date ? exp.valueOf() : new Date(exp).valueOf();
+    if (Number.isNaN(t)) throw sessionError('ERR_SESSION_VALUE', 'req.session.cookie.expires must be a Date or null');
+    maxAgeMs = t - Date.now();
+  }
+  return {
+    maxAgeMs,
+    path: cookie.path === undefined || cookie.path === null ? '/' : cookie.path,
+    domain: cookie.domain ? cookie.domain : null,
+    httpOnly: !!cookie.httpOnly,
+    secure: !!cookie.secure,
+    sameSite: sameSiteOf(cookie.sameSite),
+  };
+}
+
+// ----- Session -----------------------------------------------------------------------------------
+
+/**
+ * `req.session`: the data as own enumerable properties, `id` and `req` as read-only
+ * non-enumerable ones, and express-session's methods. Each callback method returns the session
+ * and calls `cb(err)` once its I/O settled; without a callback, an error fails the request
+ * (it reaches `next(err)`), so nothing is lost silently.
+ */
+class Session {
+  constructor(ctx, data, cookie) {
+    Object.defineProperty(this, 'req', { value: ctx.req });
+    Object.defineProperty(this, 'id', { value: ctx.store.getId() });
+    contexts.set(this, ctx);
+    this.cookie = cookie;
+    // As express-session: a stored key that names a method or anything inherited (`save`,
+    // `__proto__`, `constructor`) is skipped, not assigned.
+    for (const k of Object.keys(data)) if (!(k in this)) this[k] = data[k];
+  }
+
+  /** Resets the cookie's expiry to `originalMaxAge` from now (every response does this too). */
+  touch() {
+    return this.resetMaxAge();
+  }
+
+  /** Resets `cookie.maxAge` to `cookie.originalMaxAge`. */
+  resetMaxAge() {
+    this.cookie.maxAge = this.cookie.originalMaxAge;
+    return this;
+  }
+
+  /** Writes the session now (even unchanged), then `cb(err)`. */
+  save(cb) {
+    return run(this, 'save', (ctx) => write(ctx, this, snapshot(this)), cb);
+  }
+
+  /** Reads the session again from its driver into a new `req.session`, then `cb(err)`. */
+  reload(cb) {
+    return run(this, 'reload', async (ctx) => {
+      const fresh = await httpSession.reopen(ctx.manager, ctx.req, ctx.store.getId());
+      if (fresh === null) {
+        throw sessionError('ERR_SESSION_INVALID_ID', 'failed to load session: its record is gone (destroyed or expired) in the driver');
+      }
+      ctx.store = fresh;
+      const sess = install(ctx, fresh.all(), true);
+      // The reloaded data is the new baseline: this request writes only what it changes after.
+      ctx.originalHash = hashOf(ctx.baseline);
+      if (!ctx.opts.resave) {
+        ctx.savedId = sess.id;
+        ctx.savedHash = ctx.originalHash;
+      }
+    }, cb);
+  }
+
+  /** Removes the record and `req.session`; no cookie is sent for this request. */
+  destroy(cb) {
+    return run(this, 'destroy', async (ctx) => {
+      ctx.destroyed = true;
+      await ctx.store.invalidate();
+    }, cb, (ctx) => {
+      // At once, as express-session: code after the call sees no session.
+      delete ctx.req.session;
+    });
+  }
+
+  /**
+   * Destroys the record and gives the request a new, empty session under a fresh id (a new
+   * `req.session` object), then `cb(err)`. The new session is saved and cookied at the end of
+   * the request.
+   */
+  regenerate(cb) {
+    return run(this, 'regenerate', async (ctx) => {
+      let error = null;
+      try {
+        // Empties the Store, moves it to a fresh id and destroys the old record.
+        await ctx.store.invalidate();
+      } catch (err) {
+        error = err;
+      }
+      // As express-session: the request gets its new session even when the destroy failed.
+      install(ctx, null, false);
+      if (error !== null) throw error;
+    }, cb);
+  }
+}
+
+// No data may hang on the functions every session shares.
+for (const C of [Session, Cookie]) {
+  for (const key of Reflect.ownKeys(C.prototype)) {
+    const d = Object.getOwnPropertyDescriptor(C.prototype, key);
+    for (const f of [d.value, d.get, d.set]) if (typeof f === 'function') Object.freeze(f);
+  }
+}
+
+/**
+ * Runs `work(ctx)` after every earlier operation of the request (so a `save()` nobody waited for
+ * never races the end-of-request commit), then calls `cb`. `sync` runs at the call.
+ */
+function run(sess, method, work, cb, sync) {
+  const ctx = contexts.get(sess);
+  if (ctx === undefined) throw sessionError('ERR_SESSION_VALUE', `session.${method}() was called on an object that is not a request's session`);
+  if (cb !== undefined && cb !== null && typeof cb !== 'function') {
+    throw sessionError('ERR_SESSION_CALLBACK', `session.${method}() takes a callback function (err) => {} or nothing`);
+  }
+  let p;
+  if (ctx.req.session !== sess) {
+    // A session object left behind by regenerate(), reload() or destroy(): saving it would write
+    // data back under an id that was given up (a logout undone).
+    p = Promise.reject(sessionError('ERR_SESSION_INVALID_ID', `session.${method}() was called on a session that is no longer req.session (it was regenerated, reloaded or destroyed); call it on req.session`));
+  } else {
+    if (sync) sync(ctx);
+    p = ctx.queue.then(() => work(ctx));
+    ctx.queue = p.catch(() => {});
+  }
+  p.then(() => deliver(ctx, cb, null), (err) => deliver(ctx, cb, err));
+  return sess;
+}
+
+// Outside the promise chain, so a callback that throws is an uncaught exception, as with
+// express-session, not a rejection nobody sees.
+function deliver(ctx, cb, err) {
+  if (typeof cb === 'function') {
+    process.nextTick(() => (err === null ? cb() : cb(err)));
+  } else if (err !== null && ctx.pending === null) {
+    ctx.pending = err;
+  }
+}
+
+// ----- data: snapshots and writes ------------------------------------------------------------------
+
+function valueError(key, err) {
+  const e = sessionError('ERR_SESSION_VALUE', `cannot store req.session.${key}: ${err && err.message ? err.message : String(err)}`);
+  e.cause = err;
+  return e;
+}
+
+/** The JSON of each top-level property except `cookie` (undefined and functions drop out, as in JSON). */
+function snapshot(sess) {
+  const snap = new Map();
+  for (const k of Object.keys(sess)) {
+    if (k === 'cookie') continue;
+    let j;
+    try {
+      j = JSON.stringify(sess[k]);
+    } catch (err) {
+      throw valueError(k, err); // a cycle or a BigInt
+    }
+    if (j !== undefined) snap.set(k, j);
+  }
+  return snap;
+}
+
+function hashOf(snap) {
+  let s = '';
+  for (const [k, j] of snap) s += `${JSON.stringify(k)}:${j},`;
+  return s;
+}
+
+function checkKey(k) {
+  if (RESERVED.has(k)) {
+    throw sessionError('ERR_SESSION_VALUE', `req.session.${k} is reserved: the engine keeps its CSRF token, flash bookkeeping and previous URL under _token, _flash and _previous`);
+  }
+  // The engine's put() reads dots as a path; a literal dotted top-level key needs a core addition.
+  if (k.includes('.')) {
+    throw sessionError('ERR_SESSION_VALUE', `cannot store req.session[${JSON.stringify(k)}]: top-level session property names cannot contain '.'`);
+  }
+}
+
+/**
+ * Writes `sess` through the Store: puts the properties whose JSON differs from the last load or
+ * write, forgets the ones that went away, stores the cookie, and saves (a write even when
+ * nothing changed, as express-session's `store.set`).
+ */
+async function write(ctx, sess, snap) {
+  const store = ctx.store;
+  for (const [k, j] of snap) {
+    if (ctx.baseline.get(k) === j) continue;
+    checkKey(k);
+    store.put(k, JSON.parse(j));
+  }
+  for (const k of ctx.baseline.keys()) if (!snap.has(k)) store.forget(k);
+  const cj = JSON.stringify(sess.cookie);
+  if (cj !== ctx.cookieBaseline) store.put('cookie', JSON.parse(cj));
+  await store.save({ resave: true });
+  ctx.baseline = snap;
+  ctx.cookieBaseline = cj;
+  ctx.savedId = store.getId();
+  ctx.savedHash = hashOf(snap);
+  ctx.wrote = true;
+}
+
+/**
+ * Makes `req.session` a new Session for the Store's current id from `record` (the Store's
+ * attributes, an old express-session record, or null for an empty one). `fromStore`: the
+ * record is what the Store holds, so it is the baseline changes are measured against.
+ */
+function install(ctx, record, fromStore) {
+  const data = {};
+  let stored = null;
+  if (record !== null) {
+    for (const k of Object.keys(record)) {
+      if (k === 'cookie') stored = record[k];
+      else if (!RESERVED.has(k)) data[k] = record[k];
+    }
+  }
+  const usable = stored !== null && typeof stored === 'object' && !Array.isArray(stored);
+  const cookie = usable ? storedCookie(stored) : freshCookie(ctx.manager, ctx.req);
+  const sess = new Session(ctx, data, cookie);
+  ctx.req.session = sess;
+  ctx.req.sessionID = sess.id;
+  ctx.baseline = fromStore ? snapshot(sess) : new Map();
+  ctx.cookieBaseline = fromStore && usable ? JSON.stringify(stored) : null;
+  return sess;
+}
+
+// ----- migration from express-session ---------------------------------------------------------------
+
+/**
+ * The record of an express-session cookie the request carries (signed with the old secret,
+ * under the manager's cookie name), read from the old store; null when there is none.
+ */
+async function readOld(manager, migrate, req) {
+  const value = cookies.readCookie(req.headers && req.headers.cookie, manager.config.cookie);
+  if (value === null || !value.startsWith('s:')) return null;
+  const sid = native.unsignCookie(value, migrate.secrets);
+  if (sid === null || sid === undefined || !EXPRESS_SESSION_ID.test(sid)) return null;
+  const sess = await new Promise((resolve, reject) => {
+    const r = migrate.store.get(sid, (err, s) => (err ? reject(err) : resolve(s)));
+    // A store that answers only through its promise (and ignores the callback).
+    if (r && typeof r.then === 'function') r.then((s) => { if (s !== undefined) resolve(s); }, reject);
+  }).catch((err) => {
+    // As express-session: ENOENT (session-file-store) means no session.
+    if (err && err.code === 'ENOENT') return null;
+    throw err;
+  });
+  if (sess === null || typeof sess !== 'object' || Array.isArray(sess)) return null;
+  return sess;
+}
+
+// ----- options -------------------------------------------------------------------------------------
+
+function boolOption(o, key, def) {
+  const v = o[key];
+  if (v === undefined) return def;
+  if (typeof v !== 'boolean') throw sessionError('ERR_SESSION_INVALID_OPTION', `express-session API option "${key}" must be true or false, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function migrateOf(m) {
+  if (m === undefined || m === null) return null;
+  if (typeof m !== 'object' || Array.isArray(m)) {
+    throw sessionError('ERR_SESSION_INVALID_OPTION', 'express-session API option "migrateFrom" must be { secret, store }');
+  }
+  rejectUnknown(m, MIGRATE_KEYS, 'express-session API option "migrateFrom"');
+  const secrets = typeof m.secret === 'string' ? [m.secret] : m.secret;
+  if (!Array.isArray(secrets) || secrets.length === 0 || secrets.some((s) => typeof s !== 'string' || s === '')) {
+    throw sessionError('ERR_SESSION_INVALID_OPTION', 'migrateFrom.secret must be the old express-session secret: a non-empty string or a list of them');
+  }
+  if (!m.store || typeof m.store.get !== 'function') {
+    throw sessionError('ERR_SESSION_INVALID_OPTION', 'migrateFrom.store must be the old express-session store (e.g. connect-redis\'s RedisStore): an object with get(sid, callback)');
+  }
+  return { secrets: secrets.slice(), store: m.store };
+}
+
+function optionsOf(manager, options) {
+  const o = options === undefined || options === null ? {} : options;
+  if (typeof o !== 'object' || Array.isArray(o)) throw sessionError('ERR_SESSION_INVALID_OPTION', 'the express-session API options must be an object');
+  rejectUnknown(o, OPTION_KEYS, 'express-session API options');
+  if (o.api !== undefined && o.api !== 'express-session') {
+    throw sessionError('ERR_SESSION_INVALID_OPTION', `express-session API option "api" must be 'express-session', got ${JSON.stringify(o.api)}`);
+  }
+  if (o.unset !== undefined && o.unset !== 'keep' && o.unset !== 'destroy') {
+    throw sessionError('ERR_SESSION_INVALID_OPTION', `express-session API option "unset" must be 'keep' or 'destroy', got ${JSON.stringify(o.unset)}`);
+  }
+  const cfg = manager.config;
+  return Object.freeze({
+    // The defaults are the manager's config keys of the same names.
+    resave: boolOption(o, 'resave', cfg.resave),
+    saveUninitialized: boolOption(o, 'saveUninitialized', cfg.saveUninitialized),
+    rolling: boolOption(o, 'rolling', false),
+    unset: o.unset || 'keep',
+    migrateFrom: migrateOf(o.migrateFrom),
+  });
+}
+
+/** The cookie driver keeps the whole session in the cookie, which this API may not resend. */
+function checkDriver(manager) {
+  if (manager.driver() instanceof CookieSessionHandler) {
+    throw sessionError('ERR_SESSION_INVALID_OPTION', 'the express-session API needs a server-side driver (file, sqlite, redis, memcached, array, …): with the cookie driver the session lives in the cookie, which express-session\'s rules do not resend on every change');
+  }
+}
+
+// ----- the middleware -------------------------------------------------------------------------------
+
+/**
+ * Connect-style middleware giving `req.session` in express-session's shape, backed by
+ * `manager`'s driver, cookie and payload format.
+ * @param {SessionManager} manager
+ * @param {{ api?: 'express-session', resave?: boolean, saveUninitialized?: boolean,
+ *   rolling?: boolean, unset?: 'keep'|'destroy', migrateFrom?: { secret: string|string[],
+ *   store: { get(sid: string, cb: Function): unknown } } }} [options] `resave` and
+ *   `saveUninitialized` default to the manager's config keys of the same names
+ * @returns {(req, res, next?) => Promise<boolean>}
+ */
+function createExpressSessionMiddleware(manager, options) {
+  if (!(manager instanceof SessionManager)) {
+    throw sessionError('ERR_SESSION_INVALID_OPTION', 'createExpressSessionMiddleware() takes a SessionManager');
+  }
+  const opts = optionsOf(manager, options);
+  // Outside OstroJS the driver is known at mount time (as for manager.middleware()); under
+  // OstroJS it resolves on the first request, after providers registered their drivers.
+  let checked = false;
+  if (manager.app === null) {
+    checkDriver(manager);
+    checked = true;
+  }
+  return function expressSession(req, res, next) {
+    const n = typeof next === 'function' ? next : null;
+    if (!checked) {
+      try {
+        checkDriver(manager);
+        checked = true;
+      } catch (err) {
+        return Promise.resolve(fail(manager, res, n, err, null));
+      }
+    }
+    return handle(manager, opts, req, res, n);
+  };
+}
+
+async function handle(manager, opts, req, res, next) {
+  if (req.session !== undefined && req.session !== null) {
+    // Mounted twice (say, app-wide and on a router): the first one owns the session.
+    if (contexts.has(req.session)) {
+      if (next) next();
+      return true;
+    }
+    return fail(manager, res, next, sessionError('ERR_SESSION_INVALID_OPTION', 'req.session is already set by another middleware; mount one session middleware'), null);
+  }
+  let ctx;
+  try {
+    ctx = await load(manager, opts, req);
+  } catch (err) {
+    return fail(manager, res, next, err, null);
+  }
+  hookResponse(manager, ctx, res, next);
+  if (next) next();
+  return true;
+}
+
+async function load(manager, opts, req) {
+  const { store, existed } = await httpSession.open(manager, req);
+  const ctx = {
+    manager,
+    opts,
+    req,
+    store,
+    existed,
+    // express-session's `cookieId`: the id the browser holds, when it names a session.
+    cookieId: existed ? store.getId() : null,
+    baseline: null,
+    cookieBaseline: null,
+    originalId: store.getId(),
+    originalHash: '',
+    savedId: null,
+    savedHash: null,
+    queue: Promise.resolve(),
+    pending: null,
+    destroyed: false,
+    wrote: false,
+  };
+  let record = null;
+  let migrated = false;
+  if (existed) {
+    record = store.all();
+  } else if (opts.migrateFrom !== null) {
+    record = await readOld(manager, opts.migrateFrom, req);
+    migrated = record !== null;
+  }
+  // A migrated session is new to our store: its data counts as a change (saved under the fresh
+  // id, and cookied) even with saveUninitialized: false. The old record is left to expire, so
+  // requests already in flight with the old cookie still find it.
+  install(ctx, record, existed);
+  ctx.originalHash = migrated ? '' : hashOf(ctx.baseline);
+  if (existed && !opts.resave) {
+    ctx.savedId = ctx.originalId;
+    ctx.savedHash = ctx.originalHash;
+  }
+  return ctx;
+}
+
+/**
+ * Decides and performs the end of the request with express-session's rules, and returns the
+ * `Set-Cookie` line to send, or null. Nothing has been sent yet.
+ */
+async function commitSession(ctx) {
+  await ctx.queue;
+  if (ctx.pending !== null) throw ctx.pending;
+  const { manager, opts, req } = ctx;
+  const sess = req.session;
+  if (sess === undefined || sess === null) {
+    // Set to null by the app (destroy() already did its work): `unset` says what happens.
+    if (!ctx.destroyed && opts.unset === 'destroy' && ctx.existed) await ctx.store.invalidate();
+    return null;
+  }
+  if (contexts.get(sess) !== ctx) {
+    throw sessionError('ERR_SESSION_PROPERTY', 'req.session was replaced by an object that is not this request\'s session; change its properties, or use req.session.regenerate()');
+  }
+  sess.touch();
+  const snap = snapshot(sess);
+  const hash = hashOf(snap);
+  const id = ctx.store.getId();
+  const modified = ctx.originalId !== id || ctx.originalHash !== hash;
+  const saved = ctx.savedId === id && ctx.savedHash === hash;
+  const isNew = ctx.cookieId !== id;
+  const shouldSave = !opts.saveUninitialized && ctx.savedHash === null && isNew ? modified : !saved;
+  const shouldSetCookie = isNew
+    ? opts.saveUninitialized || modified
+    : opts.rolling || (sess.cookie.expires !== undefined && sess.cookie.expires !== null && modified);
+  let line = null;
+  // Built before anything is written, so a bad cookie attribute fails the request cleanly.
+  // A Secure cookie is only sent over HTTPS, as express-session does.
+  if (shouldSetCookie && !(sess.cookie.secure && !isSecure(req, manager.config.trust_proxy))) {
+    line = httpSession.cookieLine(manager, id, attributesOf(sess.cookie));
+  }
+  if (shouldSave) await write(ctx, sess, snap);
+  // express-session's store.touch(): refreshes the record's expiry, never recreates it.
+  else if (!isNew && !ctx.wrote) await ctx.store.save({ resave: false });
+  return line;
+}
+
+/**
+ * A load or save error: to `next(err)`, or else a generic 500 (the error is logged). `orig`
+ * holds the unwrapped response methods and the headers from before the app ran.
+ */
+function fail(manager, res, next, err, orig) {
+  if (orig && !res.headersSent) {
+    for (const name of res.getHeaderNames()) res.removeHeader(name);
+    for (const [name, value] of orig.headers) res.setHeader(name, value);
+    res.statusCode = orig.statusCode;
+  }
+  if (next) {
+    next(err);
+    return false;
+  }
+  httpSession.logError(manager, `@ostro/session: ${err && err.message}`, err);
+  if (res.headersSent) {
+    res.destroy(err);
+    return false;
+  }
+  const writeHead = orig ? orig.writeHead : res.writeHead;
+  const end = orig ? orig.end : res.end;
+  const body = 'Internal Server Error';
+  writeHead.call(res, 500, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
+  end.call(res, body);
+  return false;
+}
+
+function isChunk(chunk) {
+  return typeof chunk === 'string' || chunk instanceof Uint8Array;
+}
+
+function byteLength(chunk, encoding) {
+  if (typeof chunk === 'string') return Buffer.byteLength(chunk, typeof encoding === 'string' ? encoding : 'utf8');
+  return chunk ? chunk.length : 0;
+}
+
+function applyHeaders(res, headers) {
+  if (!headers) return;
+  if (Array.isArray(headers)) {
+    if (headers.length % 2 !== 0) {
+      const e = new TypeError('The argument \'headers\' is invalid: a flat list of names and values must have an even length');
+      e.code = 'ERR_INVALID_ARG_VALUE';
+      throw e;
+    }
+    for (let i = 0; i < headers.length; i += 2) res.removeHeader(headers[i]);
+    for (let i = 0; i < headers.length; i += 2) if (headers[i]) res.appendHeader(headers[i], headers[i + 1]);
+    return;
+  }
+  for (const k of Object.keys(headers)) if (k) res.setHeader(k, headers[k]);
+}
+
+// The response is held back exactly as lib/middleware.js holds it (the same wrapping of
+// writeHead/write/end/flushHeaders, queued and replayed once the session is committed), so a
+// redirect target always sees what the redirecting request wrote and a save error can still
+// become a 500. TODO(lead): share one copy once lib/middleware.js exports its hookResponse
+// with the commit as a parameter.
+function hookResponse(manager, ctx, res, next) {
+  const orig = {
+    writeHead: res.writeHead,
+    write: res.write,
+    end: res.end,
+    flushHeaders: res.flushHeaders,
+    headers: Object.entries(res.getHeaders()).map(([k, v]) => [k, Array.isArray(v) ? v.slice() : v]),
+    statusCode: res.statusCode,
+  };
+  let state = OPEN;
+  const queue = [];
+  let queuedBytes = 0;
+  let needDrain = false;
+
+  function enqueue(method, args) {
+    queue.push(method, args);
+    if (state === OPEN) {
+      state = COMMITTING;
+      commit();
+    }
+  }
+
+  async function commit() {
+    let error = null;
+    let line = null;
+    try {
+      line = await commitSession(ctx);
+    } catch (err) {
+      error = err;
+    }
+    state = DONE;
+    if (error !== null) {
+      queue.length = 0;
+      fail(manager, res, next, error, orig);
+      return;
+    }
+    if (line !== null) {
+      const prev = res.getHeader('Set-Cookie');
+      // The app's own cookies are kept.
+      res.setHeader('Set-Cookie', prev === undefined ? [line] : [].concat(prev, line));
+      if (!res.hasHeader('Cache-Control')) res.setHeader('Cache-Control', 'private');
+    }
+    try {
+      for (let i = 0; i < queue.length; i += 2) orig[queue[i]].apply(res, queue[i + 1]);
+    } catch (err) {
+      httpSession.logError(manager, `@ostro/session: the deferred response failed: ${err && err.message}`, err);
+      res.destroy(err);
+    }
+    queue.length = 0;
+    if (needDrain && !res.writableNeedDrain && !res.destroyed) res.emit('drain');
+  }
+
+  res.writeHead = function writeHead(statusCode, reason, headers) {
+    if (state === DONE) return orig.writeHead.apply(this, arguments);
+    const code = statusCode | 0;
+    const hasReason = typeof reason === 'string';
+    if (code < 100 || code > 999 || (hasReason && BAD_REASON.test(reason))) {
+      return orig.writeHead.apply(this, arguments); // throws as Node does, before anything is sent
+    }
+    applyHeaders(res, hasReason ? headers : reason);
+    res.statusCode = code;
+    if (hasReason) res.statusMessage = reason;
+    enqueue('writeHead', hasReason ? [code, reason] : [code]);
+    return this;
+  };
+
+  res.write = function write(chunk, encoding, cb) { // eslint-disable-line no-unused-vars
+    if (state === DONE) return orig.write.apply(this, arguments);
+    if (!isChunk(chunk)) return orig.write.apply(this, arguments); // Node throws, before anything is sent
+    enqueue('write', Array.prototype.slice.call(arguments));
+    queuedBytes += byteLength(chunk, encoding);
+    if (queuedBytes >= res.writableHighWaterMark) {
+      needDrain = true;
+      return false;
+    }
+    return true;
+  };
+
+  res.end = function end(chunk, encoding, cb) { // eslint-disable-line no-unused-vars
+    if (state === DONE) return orig.end.apply(this, arguments);
+    if (chunk && typeof chunk !== 'function' && !isChunk(chunk)) return orig.end.apply(this, arguments); // Node throws
+    enqueue('end', Array.prototype.slice.call(arguments));
+    return this;
+  };
+
+  res.flushHeaders = function flushHeaders() {
+    if (state === DONE) return orig.flushHeaders.apply(this, arguments);
+    enqueue('flushHeaders', []);
+    return undefined;
+  };
+}
+
+module.exports = { createExpressSessionMiddleware, Session, Cookie, EXPRESS_SESSION_ID };
