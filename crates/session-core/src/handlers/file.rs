@@ -494,6 +494,60 @@ impl SessionHandler for FileSessionHandler {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn an_operation_past_its_deadline_times_out_and_keeps_its_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = FileSessionHandler::with_options(
+            dir.path().join("s"),
+            120.0,
+            None,
+            FileOptions {
+                timeout_ms: 20,
+                ..FileOptions::default()
+            },
+        )
+        .unwrap();
+        // Operations blocked (as on a hung disk) until released; no sleeps, no timing margin.
+        let (release, blocked) = std::sync::mpsc::channel::<()>();
+        let blocked = Arc::new(std::sync::Mutex::new(blocked));
+        async fn stuck(
+            h: &FileSessionHandler,
+            blocked: &Arc<std::sync::Mutex<std::sync::mpsc::Receiver<()>>>,
+        ) -> Result<String> {
+            let blocked = Arc::clone(blocked);
+            h.run("read", move |_| {
+                let _ = blocked.lock().map(|rx| rx.recv());
+                Ok(String::new())
+            })
+            .await
+        }
+        for _ in 0..MAX_IN_FLIGHT {
+            let r = stuck(&h, &blocked).await;
+            assert!(
+                matches!(&r, Err(SessionError::Timeout(m)) if m.contains("session file read did not complete within 20 ms")),
+                "{r:?}"
+            );
+        }
+        // Every slot is still held by a blocked thread: the next operation times out too,
+        // rather than adding threads.
+        assert!(matches!(
+            h.read(&"a".repeat(40)).await,
+            Err(SessionError::Timeout(_))
+        ));
+        for _ in 0..MAX_IN_FLIGHT {
+            release.send(()).unwrap();
+        }
+        // The released threads return their slots as they finish.
+        let mut r = h.read(&"a".repeat(40)).await;
+        for _ in 0..1000 {
+            if !matches!(r, Err(SessionError::Timeout(_))) {
+                break;
+            }
+            r = h.read(&"a".repeat(40)).await;
+        }
+        assert_eq!(r.unwrap(), "");
+    }
+
     #[test]
     fn temp_names() {
         let id = "a".repeat(40);
