@@ -600,3 +600,90 @@ test('unset: \'destroy\' removes the record when the app sets req.session to nul
   await b.get('/null');
   assert.equal(JSON.parse(handler.records.get(id)).n, 1, 'kept, and the change was not saved');
 });
+
+test('migration from express-session + connect-redis: the old cookie and record log the user in, under a fresh id in our format', async (t) => {
+  const { startRedis } = require('./support/servers');
+  const session = require('express-session');
+  const { RedisStore } = require('connect-redis');
+  const { createClient } = require('redis');
+  const srv = await startRedis();
+  const client = createClient({ url: srv.url });
+  // Reported through the commands that fail; the client must not crash the test runner.
+  client.on('error', () => {});
+  await client.connect();
+  // One hook, in order: the clients go before the server they talk to.
+  let manager = null;
+  t.after(async () => {
+    client.destroy();
+    if (manager !== null) await manager.close();
+    await srv.stop();
+  });
+  const OLD_SECRET = 'keyboard cat';
+
+  // The app as it ran before the switch: express-session + connect-redis, same routes.
+  const oldApp = express();
+  oldApp.use(express.urlencoded({ extended: false }));
+  oldApp.use(session({ secret: OLD_SECRET, store: new RedisStore({ client }), resave: false, saveUninitialized: false, cookie: { maxAge: 7 * 24 * 3600 * 1000 } }));
+  passportRoutes()(oldApp);
+  const oldServer = await listen(http.createServer(oldApp));
+  t.after(() => oldServer.close());
+  const browser = new Client(oldServer.url);
+  let r = await browser.request('/login', form({ username: 'alice', password: 'wonderland' }));
+  assert.equal(r.status, 302, r.body);
+  const oldCookie = browser.jar.get('connect.sid');
+  const oldId = decodeURIComponent(oldCookie).slice(2, decodeURIComponent(oldCookie).lastIndexOf('.'));
+  assert.match(oldId, /^[A-Za-z0-9_-]{32}$/);
+  const oldRecord = JSON.parse(await client.get(`sess:${oldId}`));
+  assert.deepEqual(oldRecord.passport, { user: 1 });
+  assert.deepEqual(oldRecord.flash, { info: ['welcome alice'] }, 'a message flashed before the switch and not read yet');
+
+  // The app after the switch: our redis driver, the same cookie name, the old secret and store.
+  manager = new SessionManager({ driver: 'redis', connection: srv.url, key: KEY, cookie: 'connect.sid' });
+  const migrateFrom = { secret: OLD_SECRET, store: new RedisStore({ client }) };
+  const server = await serveApp(t, manager, { saveUninitialized: false, migrateFrom }, passportRoutes());
+  const after = new Client(server.url);
+  after.jar.set('connect.sid', oldCookie);
+  r = await after.get('/me');
+  assert.equal(r.status, 200, r.body);
+  const newLine = sessionCookie(r, 'connect.sid');
+  const newId = idOf(newLine);
+  assert.match(newId, /^[A-Za-z0-9]{40}$/, 'a fresh id in our shape');
+  assert.deepEqual(r.json(), { user: 'alice', info: ['welcome alice'], sid: newId });
+  assert.equal(newLine.attrs['max-age'], String(7 * 24 * 3600), 'the old cookie\'s maxAge came along');
+
+  const rec = await stored(manager, newId);
+  assert.deepEqual(rec.passport, { user: 1 });
+  assert.equal(rec.cookie.originalMaxAge, 7 * 24 * 3600 * 1000);
+  assert.equal(typeof rec._token, 'string', 'our payload format (with our token) under our prefix');
+  assert.equal(await client.exists(`ostro_session:${newId}`), 1);
+  assert.ok(await client.get(`sess:${oldId}`), 'the old record is left to expire (parallel requests still find it)');
+
+  // From now on the browser holds our cookie: still logged in, the flash was consumed.
+  r = await after.get('/me');
+  assert.deepEqual(r.json(), { user: 'alice', info: [], sid: newId });
+
+  // A cookie signed with another secret is not migrated; neither is one whose record is gone.
+  const forged = new Client(server.url);
+  // cookie-signature's format: HMAC-SHA256, base64 without padding.
+  const sig = require('node:crypto').createHmac('sha256', 'another secret').update(oldId).digest('base64').replace(/=+$/, '');
+  forged.jar.set('connect.sid', encodeURIComponent(`s:${oldId}.${sig}`));
+  r = await forged.get('/me');
+  assert.equal(r.status, 401);
+  await client.del(`sess:${oldId}`);
+  const late = new Client(server.url);
+  late.jar.set('connect.sid', oldCookie);
+  r = await late.get('/me');
+  assert.equal(r.status, 401);
+
+  // The old store failing is an error, not a silent logout.
+  const broken = createClient({ url: srv.url });
+  broken.on('error', () => {});
+  await broken.connect();
+  broken.destroy();
+  const server2 = await serveApp(t, manager, { migrateFrom: { secret: OLD_SECRET, store: new RedisStore({ client: broken }) } }, passportRoutes());
+  const c2 = new Client(server2.url);
+  c2.jar.set('connect.sid', oldCookie);
+  r = await c2.get('/me');
+  assert.equal(r.status, 500);
+  assert.equal(r.json().code, 'ERR_SESSION_UNAVAILABLE');
+});

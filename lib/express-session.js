@@ -384,7 +384,10 @@ async function readOld(manager, migrate, req) {
   }).catch((err) => {
     // As express-session: ENOENT (session-file-store) means no session.
     if (err && err.code === 'ENOENT') return null;
-    throw err;
+    // Not "no session": the user would be logged out without anyone knowing why.
+    const e = sessionError('ERR_SESSION_UNAVAILABLE', `reading the express-session record to migrate from migrateFrom.store failed: ${err && err.message ? err.message : String(err)}`);
+    e.cause = err;
+    throw e;
   });
   if (sess === null || typeof sess !== 'object' || Array.isArray(sess)) return null;
   return sess;
