@@ -48,6 +48,7 @@ test('sqlite, file, array and cookie: unknown options are refused', () => {
   refused(() => new FileSessionHandler(dir, 120, { mode: 0o700 }), 'mode');
   refused(() => new ArraySessionHandler(120, { max: 5 }), 'max');
   refused(() => new CookieSessionHandler({ name: 'c', keys: ['k'.repeat(32)], secure: true }), 'secure');
-  new SqliteSessionHandler(path.join(dir, 'db'), { table: 'sessions', minutes: 5, busyTimeoutMs: 10 });
+  new SqliteSessionHandler(path.join(dir, 'db'), { table: 'sessions', minutes: 5, busyTimeoutMs: 10, timeoutMs: 1000 });
+  assert.throws(() => new SqliteSessionHandler(path.join(dir, 'db'), { timeoutMs: 0 }), (e) => e.code === 'ERR_SESSION_INVALID_OPTION' && /timeoutMs/.test(e.message));
   new CookieSessionHandler({ name: 'c', keys: ['k'.repeat(32)], minutes: 5, maxBytes: 4096 });
 });

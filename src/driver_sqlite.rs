@@ -18,6 +18,8 @@ pub struct SqliteHandlerOptions {
     pub minutes: Option<f64>,
     /// How long to wait for another connection's lock before `ERR_SESSION_BUSY` (default 5000).
     pub busy_timeout_ms: Option<f64>,
+    /// Deadline of one operation in ms (default 30 000); past it `ERR_SESSION_TIMEOUT`.
+    pub timeout_ms: Option<f64>,
 }
 
 /// Whole milliseconds from a JS number: finite and not negative.
@@ -56,6 +58,14 @@ pub fn create_sqlite_handler(
                 ms,
                 shared(&clock),
             )
+        })
+        .and_then(|h| match o.timeout_ms {
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            Some(ms) if ms.is_finite() && ms >= 1.0 => h.with_timeout_ms(ms.round() as u64),
+            Some(ms) => Err(SessionError::InvalidOption(format!(
+                "timeoutMs must be a number of milliseconds from 1 to 600000, got {ms}"
+            ))),
+            None => Ok(h),
         })
         .or_throw(&env)?;
     Ok(NativeHandler::new(Arc::new(h), clock))

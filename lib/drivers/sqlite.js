@@ -7,7 +7,7 @@ const { NativeSessionHandler, minutesOf, clockOf } = require('../handlers');
 const { sessionError } = require('../errors');
 const { rejectUnknown } = require('../options');
 
-const OPTION_KEYS = ['table', 'minutes', 'busyTimeoutMs', 'now', 'clock'];
+const OPTION_KEYS = ['table', 'minutes', 'busyTimeoutMs', 'timeoutMs', 'now', 'clock'];
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -28,16 +28,25 @@ function busyTimeoutOf(ms) {
   return ms;
 }
 
+function timeoutOf(ms) {
+  if (ms === undefined || ms === null) return undefined;
+  if (typeof ms !== 'number' || !Number.isInteger(ms) || ms < 1 || ms > 600000) {
+    throw sessionError('ERR_SESSION_INVALID_OPTION', `timeoutMs must be a whole number of milliseconds from 1 to 600000, got ${String(ms)}`);
+  }
+  return ms;
+}
+
 /** Sessions in a SQLite table; several processes may share one database file. */
 class SqliteSessionHandler extends NativeSessionHandler {
   /**
    * Nothing is opened here: the first operation opens the database and creates (or adopts) the
    * table, and reports a bad file.
    * @param {string} path database file, or `':memory:'` for a private in-memory database
-   * @param {{ table?: string, minutes?: number, busyTimeoutMs?: number, now?: () => number }} [options]
+   * @param {{ table?: string, minutes?: number, busyTimeoutMs?: number, timeoutMs?: number, now?: () => number }} [options]
    *   `table` (default `'sessions'`), `minutes` lifetime after the last write or touch (default
    *   120), `busyTimeoutMs` how long to wait for another connection's lock before
-   *   `ERR_SESSION_BUSY` (default 5000), `now`/`clock` replaces the clock (tests)
+   *   `ERR_SESSION_BUSY` (default 5000), `timeoutMs` deadline of one operation before
+   *   `ERR_SESSION_TIMEOUT` (default 30000), `now`/`clock` replaces the clock (tests)
    */
   constructor(path, options) {
     if (typeof path !== 'string' || path === '') throw sessionError('ERR_SESSION_INVALID_OPTION', "SqliteSessionHandler needs a database path string (or ':memory:')");
@@ -49,7 +58,7 @@ class SqliteSessionHandler extends NativeSessionHandler {
     const now = clockOf(o);
     const handle = native.createSqliteHandler(
       path,
-      { table: tableOf(o.table), minutes: minutesOf(o.minutes), busyTimeoutMs: busyTimeoutOf(o.busyTimeoutMs) },
+      { table: tableOf(o.table), minutes: minutesOf(o.minutes), busyTimeoutMs: busyTimeoutOf(o.busyTimeoutMs), timeoutMs: timeoutOf(o.timeoutMs) },
       now !== null,
     );
     super(handle, now);

@@ -596,3 +596,67 @@ async fn ids_are_checked_before_reaching_sql() {
         assert!(matches!(h.read(bad).await, Err(SessionError::InvalidId(_))));
     }
 }
+
+#[tokio::test]
+async fn invalid_utf8_in_a_stored_payload_is_decoded_lossily_keeping_the_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.sqlite");
+    let h = SqliteSessionHandler::new(path_str(&db), "sessions", 120.0, 1000, None).unwrap();
+    h.write(&sid(1), "{}", &WriteMeta::default()).await.unwrap();
+    let mut bytes = b"{\"_token\":\"t\",\"user\":\"alice\",\"note\":\"caf".to_vec();
+    bytes.extend_from_slice(&[0xC3, 0x28, 0xFF]);
+    bytes.extend_from_slice(b"\"}");
+    let c = Connection::open(&db).unwrap();
+    c.execute(
+        "UPDATE sessions SET payload = CAST(?1 AS TEXT) WHERE sid = ?2",
+        rusqlite::params![bytes, sid(1)],
+    )
+    .unwrap();
+    let mut s = ostro_session_core::Session::new(
+        "s",
+        Some(&sid(1)),
+        ostro_session_core::SessionOptions::default(),
+    )
+    .unwrap();
+    s.start(&h).await.unwrap();
+    assert!(s.record_exists(), "kept: no new id");
+    assert_eq!(s.get("user"), Some(&serde_json::json!("alice")));
+    assert_eq!(
+        s.get("note"),
+        Some(&serde_json::json!("caf\u{FFFD}(\u{FFFD}"))
+    );
+}
+
+#[tokio::test]
+async fn an_operation_past_its_deadline_fails_with_timeout_and_the_handler_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.sqlite");
+    // A long busy timeout: without the deadline the write below would wait 60 s for the lock.
+    let h = SqliteSessionHandler::new(path_str(&db), "sessions", 120.0, 60_000, None)
+        .unwrap()
+        .with_timeout_ms(50)
+        .unwrap();
+    h.write(&sid(1), "{}", &WriteMeta::default()).await.unwrap();
+    let other = Connection::open(&db).unwrap();
+    other.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    match h.write(&sid(1), "{\"a\":1}", &WriteMeta::default()).await {
+        Err(SessionError::Timeout(m)) => assert!(m.contains("within 50 ms"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    other.execute_batch("COMMIT").unwrap();
+    // The stuck write finishes once the lock is gone; later operations work again.
+    let mut r = h.read(&sid(1)).await;
+    for _ in 0..1000 {
+        if !matches!(r, Err(SessionError::Timeout(_))) {
+            break;
+        }
+        r = h.read(&sid(1)).await;
+    }
+    assert_eq!(r.unwrap(), "{\"a\":1}");
+    assert!(matches!(
+        SqliteSessionHandler::new(MEMORY, "sessions", 1.0, 10, None)
+            .unwrap()
+            .with_timeout_ms(0),
+        Err(SessionError::InvalidOption(_))
+    ));
+}

@@ -74,7 +74,13 @@ struct Shared {
     cfg: Arc<Config>,
     // `None` until the first operation, and again after `close`.
     tx: Mutex<Option<mpsc::Sender<Msg>>>,
+    // Deadline of one operation, queueing behind others on the worker included: a database on
+    // a hung disk or network filesystem fails requests instead of holding them forever.
+    timeout: Duration,
 }
+
+/// Default deadline of one operation (as the Store's `timeoutMs`).
+pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
 
 impl SqliteSessionHandler {
     /// A handler storing sessions in `table` of the database at `path` (`":memory:"` for a
@@ -124,7 +130,26 @@ impl SqliteSessionHandler {
         Ok(Self(Arc::new(Shared {
             cfg: Arc::new(cfg),
             tx: Mutex::new(None),
+            timeout: Duration::from_millis(DEFAULT_TIMEOUT_MS),
         })))
+    }
+
+    /// Sets the deadline of one operation (default [`DEFAULT_TIMEOUT_MS`]); past it the
+    /// operation fails with [`SessionError::Timeout`]. Call it on a new handler, before cloning.
+    ///
+    /// # Errors
+    /// [`SessionError::InvalidOption`] outside 1..=600 000 ms, or on a handler already cloned.
+    pub fn with_timeout_ms(mut self, timeout_ms: u64) -> Result<Self> {
+        if !(1..=600_000).contains(&timeout_ms) {
+            return Err(SessionError::InvalidOption(format!(
+                "timeoutMs must be a number of milliseconds from 1 to 600000, got {timeout_ms}"
+            )));
+        }
+        let shared = Arc::get_mut(&mut self.0).ok_or_else(|| {
+            SessionError::InvalidOption("set the sqlite timeout before sharing the handler".into())
+        })?;
+        shared.timeout = Duration::from_millis(timeout_ms);
+        Ok(self)
     }
 
     /// The table name.
@@ -167,9 +192,16 @@ impl SqliteSessionHandler {
             let _ = done.send(r);
         });
         self.send(Msg::Run(job))?;
-        result
-            .await
-            .map_err(|_| SessionError::Io("the sqlite session worker thread stopped".into()))?
+        match tokio::time::timeout(self.0.timeout, result).await {
+            Ok(r) => {
+                r.map_err(|_| SessionError::Io("the sqlite session worker thread stopped".into()))?
+            }
+            // The job still runs (a SQLite call cannot be interrupted); its result is dropped.
+            Err(_) => Err(SessionError::Timeout(format!(
+                "a sqlite session operation did not complete within {} ms",
+                self.0.timeout.as_millis()
+            ))),
+        }
     }
 }
 
