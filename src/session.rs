@@ -7,6 +7,7 @@ use crate::runtime::promise;
 use crate::values::{self, Out, Scalar};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
+use ostro_session_core::session::write_payload;
 use ostro_session_core::{AfterTouch, SaveAction, SaveOutcome, Session, SessionOptions};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -437,10 +438,14 @@ impl NativeSession {
             h.is_inline(),
             async move {
                 let raw = h.read(&id).await?;
-                Ok(reader.decode(&raw))
+                let decoded = reader.decode(&raw);
+                Ok((decoded, raw))
             },
-            move |decoded| {
-                lock(&inner).apply(decoded)?;
+            move |(decoded, raw)| {
+                let mut s = lock(&inner);
+                s.apply(decoded)?;
+                // What a compare-and-set save compares against.
+                s.set_base(raw);
                 Ok(true)
             },
         )
@@ -461,10 +466,10 @@ impl NativeSession {
         meta: Option<WriteMetaJs>,
     ) -> Result<PromiseRaw<'env, &'static str>> {
         let h = Arc::clone(&handler.inner);
-        let (id, action) = {
+        let (id, action, base) = {
             let mut s = self.s();
             let action = s.prepare_save(resave);
-            (s.id().to_owned(), action)
+            (s.id().to_owned(), action, s.base().to_owned())
         };
         let action = match action {
             Ok(a) => a,
@@ -485,16 +490,23 @@ impl NativeSession {
                         let next = lock(&inner).after_touch(found)?;
                         match next {
                             AfterTouch::Write(p) => p,
-                            AfterTouch::Done(outcome) => return Ok(outcome),
+                            AfterTouch::Done(outcome) => return Ok((outcome, None)),
                         }
                     }
                 };
-                h.write(&id, &payload, &meta).await?;
-                Ok(SaveOutcome::Written)
+                // On a conflict the session is rebased under the lock for that sync step only.
+                let written = write_payload(&*h, &id, payload, base, &meta, |current| {
+                    lock(&inner).after_conflict(current)
+                })
+                .await?;
+                Ok(match written {
+                    Some(p) => (SaveOutcome::Written, Some(p)),
+                    None => (SaveOutcome::Dropped, None),
+                })
             },
-            move |outcome| {
-                if outcome == SaveOutcome::Written {
-                    lock(&inner2).saved();
+            move |(outcome, written)| {
+                if let Some(p) = written {
+                    lock(&inner2).saved_as(p);
                 }
                 Ok(outcome.as_str())
             },

@@ -30,6 +30,10 @@ pub enum SessionError {
     /// An operation did not settle in time (`ERR_SESSION_TIMEOUT`).
     #[error("{0}")]
     Timeout(String),
+    /// A save kept finding the record changed by other requests, past the retry bound
+    /// (`ERR_SESSION_CONFLICT`); nothing was lost: the stored record is the other requests'.
+    #[error("{0}")]
+    Conflict(String),
     /// A custom handler failed (`ERR_SESSION_HANDLER`).
     #[error("{0}")]
     Handler(String),
@@ -47,6 +51,7 @@ impl SessionError {
             Self::Unavailable(_) => "ERR_SESSION_UNAVAILABLE",
             Self::Busy(_) => "ERR_SESSION_BUSY",
             Self::Timeout(_) => "ERR_SESSION_TIMEOUT",
+            Self::Conflict(_) => "ERR_SESSION_CONFLICT",
             Self::Handler(_) => "ERR_SESSION_HANDLER",
         }
     }

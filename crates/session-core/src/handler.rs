@@ -14,6 +14,16 @@ pub struct WriteMeta {
     pub user_id: Option<String>,
 }
 
+/// How a conditional write ([`SessionHandler::write_if_unchanged`]) ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CasOutcome {
+    /// The record was still the one the request loaded, and now holds the new payload.
+    Written,
+    /// Another request changed the record first: this is what it holds now (`""` when it is
+    /// gone: destroyed, a tombstone, or expired). Nothing was written.
+    Conflict(String),
+}
+
 /// Stores session payloads as strings, keyed by session id. The engine does all the
 /// (de)serialisation; a handler never looks inside a payload.
 ///
@@ -39,6 +49,27 @@ pub trait SessionHandler: Send + Sync + 'static {
     async fn gc(&self, max_lifetime_secs: u64) -> Result<u64>;
     /// Refreshes the expiry of `id` without rewriting it: `Ok(false)` when there is no record.
     async fn touch(&self, id: &str) -> Result<bool>;
+    /// Writes `data` only if the record of `id` still holds `previous` (`""`: no record), in
+    /// one atomic step. A record that is a tombstone (left by [`SessionHandler::destroy`] on
+    /// drivers that keep them) never matches, so a save racing a logout cannot bring the
+    /// session back. The default writes unconditionally (last writer wins) for handlers that
+    /// cannot compare; they say so with [`SessionHandler::supports_cas`].
+    async fn write_if_unchanged(
+        &self,
+        id: &str,
+        data: &str,
+        previous: &str,
+        meta: &WriteMeta,
+    ) -> Result<CasOutcome> {
+        let _ = previous;
+        self.write(id, data, meta).await?;
+        Ok(CasOutcome::Written)
+    }
+    /// Whether [`SessionHandler::write_if_unchanged`] really compares. Without it, concurrent
+    /// requests on one session keep last-writer-wins.
+    fn supports_cas(&self) -> bool {
+        false
+    }
     /// True when every future this handler returns is ready on its first poll (in-memory
     /// handlers): callers may then run it in place instead of hopping to another thread.
     fn is_inline(&self) -> bool {

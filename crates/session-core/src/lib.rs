@@ -34,7 +34,7 @@ pub mod session;
 pub mod token;
 
 pub use error::{Result, SessionError};
-pub use handler::{SessionHandler, WriteMeta};
+pub use handler::{CasOutcome, SessionHandler, WriteMeta};
 pub use handlers::ArraySessionHandler;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 pub use handlers::DatabaseSessionHandler;

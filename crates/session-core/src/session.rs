@@ -6,7 +6,7 @@
 use crate::attributes::{self, Attributes};
 use crate::crypto::Cipher;
 use crate::error::{Result, SessionError};
-use crate::handler::{SessionHandler, WriteMeta};
+use crate::handler::{CasOutcome, SessionHandler, WriteMeta};
 use crate::id;
 use crate::lazy::TopMap;
 use crate::ops::{self, Op};
@@ -101,7 +101,66 @@ pub struct Session {
     ops: Vec<Op>,
     // Set while a composite operation runs its parts, so only the composite is logged.
     muted: bool,
+    // The record as this request last saw it (read at start, or written since); `""` for none.
+    // A compare-and-set save writes only if the store still holds exactly this.
+    base: String,
     options: SessionOptions,
+}
+
+/// How many times a save re-reads and replays before it gives up with
+/// [`SessionError::Conflict`]: enough for bursts of concurrent requests on one session, bounded
+/// so that a record that changes on every read cannot hold a request forever.
+pub const CAS_TRIES: usize = 16;
+
+/// Carries out a save's write. A handler that compares gets a compare-and-set against `base`
+/// (the record as the request loaded it); on a conflict, `on_conflict` gets the record as it is
+/// now and returns the payload to try next (the session rebased and replayed, see
+/// [`Session::after_conflict`]) or `None` when the record is gone. Resolves to the payload that
+/// was written, or `None` when the save was dropped. Both [`Session::save`] and the binding
+/// (which must not hold its session lock across an await) drive their writes through this.
+///
+/// # Errors
+/// The handler's errors, `on_conflict`'s, and [`SessionError::Conflict`] after [`CAS_TRIES`].
+pub async fn write_payload<F>(
+    handler: &dyn SessionHandler,
+    id: &str,
+    payload: String,
+    base: String,
+    meta: &WriteMeta,
+    mut on_conflict: F,
+) -> Result<Option<String>>
+where
+    F: FnMut(String) -> Result<Option<String>> + Send,
+{
+    if !handler.supports_cas() {
+        handler.write(id, &payload, meta).await?;
+        return Ok(Some(payload));
+    }
+    let (mut payload, mut base) = (payload, base);
+    for _ in 0..CAS_TRIES {
+        match handler
+            .write_if_unchanged(id, &payload, &base, meta)
+            .await?
+        {
+            CasOutcome::Written => return Ok(Some(payload)),
+            CasOutcome::Conflict(current) => match on_conflict(current.clone())? {
+                Some(p) => {
+                    payload = p;
+                    base = current;
+                }
+                None => return Ok(None),
+            },
+        }
+    }
+    Err(conflict_error(id))
+}
+
+/// The error after [`CAS_TRIES`] conflicting attempts.
+pub fn conflict_error(id: &str) -> SessionError {
+    let short: String = id.chars().take(6).collect();
+    SessionError::Conflict(format!(
+        "the session {short}… kept changing under this save ({CAS_TRIES} attempts); nothing was written and the stored session is intact"
+    ))
 }
 
 const FLASH_NEW: &str = "_flash.new";
@@ -121,6 +180,7 @@ impl Session {
             resave_pending: false,
             ops: Vec::new(),
             muted: false,
+            base: String::new(),
             options,
         };
         s.set_id(id.unwrap_or(""))?;
@@ -236,7 +296,41 @@ impl Session {
     /// Decodes `raw` with this session's limits and applies it.
     pub fn load(&mut self, raw: &str) -> Result<()> {
         let decoded = self.reader().decode(raw);
-        self.apply(decoded)
+        self.apply(decoded)?;
+        raw.clone_into(&mut self.base);
+        Ok(())
+    }
+
+    /// Remembers `raw` as the record this request loaded (after [`Session::apply`] of what a
+    /// handler read off the JS thread): compare-and-set saves compare against it.
+    pub fn set_base(&mut self, raw: String) {
+        self.base = raw;
+    }
+
+    /// The record as this request last saw it (`""` for none).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// After a compare-and-set found the record changed to `current`: rebases onto it (see
+    /// [`Session::rebase`]) and returns the payload to try next, or `None` when the record is
+    /// gone and the save must be dropped.
+    ///
+    /// # Errors
+    /// As [`Session::rebase`] and [`Session::payload`].
+    pub fn after_conflict(&mut self, current: String) -> Result<Option<String>> {
+        if !self.rebase(&current)? {
+            self.dirty = false;
+            return Ok(None);
+        }
+        self.base = current;
+        self.payload().map(Some)
+    }
+
+    /// Records that `payload` reached the handler: the new base for a later save.
+    pub fn saved_as(&mut self, payload: String) {
+        self.saved();
+        self.base = payload;
     }
 
     /// Ages flash data and decides how to persist: the payload when changed (or when the handler
@@ -395,9 +489,19 @@ impl Session {
                 }
             }
         };
-        handler.write(&self.id, &payload, meta).await?;
-        self.saved();
-        Ok(SaveOutcome::Written)
+        let id = self.id.clone();
+        let base = self.base.clone();
+        let written = write_payload(handler, &id, payload, base, meta, |current| {
+            self.after_conflict(current)
+        })
+        .await?;
+        Ok(match written {
+            Some(p) => {
+                self.saved_as(p);
+                SaveOutcome::Written
+            }
+            None => SaveOutcome::Dropped,
+        })
     }
 
     /// A new id, data kept; the old record is destroyed through `handler` when `destroy`.
@@ -432,6 +536,8 @@ impl Session {
         let new = id::generate_id()?;
         self.record_missing = true;
         self.dirty = true;
+        // The new id has no record: its first save compares against "none".
+        self.base.clear();
         Ok(std::mem::replace(&mut self.id, new))
     }
 

@@ -2,12 +2,14 @@
 
 use crate::clock::{self, SharedClock};
 use crate::error::Result;
-use crate::handler::{SessionHandler, WriteMeta};
+use crate::handler::{CasOutcome, SessionHandler, WriteMeta};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
-/// Sessions in a map: payload and last-activity time in ms.
+/// Sessions in a map: payload and last-activity time in ms. A destroyed session stays as a
+/// tombstone (an empty payload) for the lifetime, so that a save racing the destroy (a request
+/// that loaded the session before a logout) is refused instead of bringing it back.
 pub struct ArraySessionHandler {
     records: Mutex<HashMap<String, (Box<str>, i64)>>,
     lifetime_ms: i64,
@@ -58,7 +60,7 @@ impl ArraySessionHandler {
     pub fn touch_now(&self, id: &str) -> bool {
         let now = self.clock.now_ms();
         match self.records().get_mut(id) {
-            Some(rec) if now - rec.1 <= self.lifetime_ms => {
+            Some(rec) if now - rec.1 <= self.lifetime_ms && !rec.0.is_empty() => {
                 rec.1 = now;
                 true
             }
@@ -66,9 +68,34 @@ impl ArraySessionHandler {
         }
     }
 
-    /// Synchronous destroy.
+    /// Synchronous destroy: leaves a tombstone until `gc` (see the type's docs).
     pub fn destroy_now(&self, id: &str) {
-        self.records().remove(id);
+        let now = self.clock.now_ms();
+        let mut records = self.records();
+        if let Some(rec) = records.get_mut(id) {
+            *rec = (Box::from(""), now);
+        }
+    }
+
+    /// Synchronous compare-and-set: see [`SessionHandler::write_if_unchanged`].
+    pub fn write_if_unchanged_now(&self, id: &str, data: &str, previous: &str) -> CasOutcome {
+        let now = self.clock.now_ms();
+        let mut records = self.records();
+        let current = match records.get(id) {
+            Some((d, at)) if now - at <= self.lifetime_ms => {
+                if d.is_empty() {
+                    // A tombstone: the session was destroyed after this request loaded it.
+                    return CasOutcome::Conflict(String::new());
+                }
+                &**d
+            }
+            _ => "",
+        };
+        if current != previous {
+            return CasOutcome::Conflict(current.to_owned());
+        }
+        records.insert(id.to_owned(), (data.into(), now));
+        CasOutcome::Written
     }
 
     /// Synchronous gc: removes records idle strictly longer than `secs`.
@@ -104,6 +131,18 @@ impl SessionHandler for ArraySessionHandler {
     }
     async fn touch(&self, id: &str) -> Result<bool> {
         Ok(self.touch_now(id))
+    }
+    async fn write_if_unchanged(
+        &self,
+        id: &str,
+        data: &str,
+        previous: &str,
+        _meta: &WriteMeta,
+    ) -> Result<CasOutcome> {
+        Ok(self.write_if_unchanged_now(id, data, previous))
+    }
+    fn supports_cas(&self) -> bool {
+        true
     }
     fn is_inline(&self) -> bool {
         true
