@@ -393,9 +393,21 @@ export class SessionManager {
   createStore(id?: string | null, options?: { cookie?: string | null }): HttpStore;
   /** Loads a request's session as the middleware does, without touching a response. */
   loadSession(req: any): Promise<{ store: HttpStore; existed: boolean }>;
+  /**
+   * The session of a client's `Cookie` header (a WebSocket upgrade), with the middleware's
+   * checks: the signature is verified, and an unknown, unsigned or tampered id gets a fresh id
+   * (`existed: false`). The Store is started; `save()` it when done.
+   */
+  loadStore(cookieHeader: string | string[] | null | undefined): Promise<{ store: HttpStore; existed: boolean }>;
   /** Runs gc now on a driver (the default one). */
   collectGarbage(handler?: unknown): Promise<number>;
-  middleware(): SessionMiddleware;
+  /**
+   * The middleware. Outside OstroJS it resolves the driver now, so an unknown driver name fails
+   * at start-up: register custom drivers with `extend()` before calling it. With
+   * `{ api: 'express-session', ...options }`, `req.session` has express-session's shape (the
+   * compatibility mode for connect-flash, passport and the like); otherwise it is the Store.
+   */
+  middleware(options?: { api?: 'laravel' } | { api: 'express-session'; [option: string]: unknown }): SessionMiddleware;
   /** Closes every driver the manager created. */
   close(): Promise<void>;
 }
@@ -411,13 +423,3 @@ export class CookieSessionHandler extends SessionHandlerInterface {
   write(): Promise<never>;
   destroy(): void;
 }
-  /**
-   * The session of a client's `Cookie` header (a WebSocket upgrade), with the middleware's
-   * checks: the signature is verified, and an unknown, unsigned or tampered id gets a fresh id
-   * (`existed: false`). The Store is started; `save()` it when done.
-   */
-  loadStore(cookieHeader: string | string[] | null | undefined): Promise<{ store: HttpStore; existed: boolean }>;
-  /**
-   * The middleware. Outside OstroJS it resolves the driver now, so an unknown driver name fails
-   * at start-up: register custom drivers with `extend()` before calling it.
-   */

@@ -108,3 +108,43 @@ test('passport + passport-local: login answers with ERR_SESSION_CALLBACK instead
   assert.equal(wrong.status, 302);
   await manager.close();
 });
+
+// The errors above point to this mode: with it the same two libraries work, per user.
+test("the way out the errors name: manager.middleware({ api: 'express-session' }) runs connect-flash and passport", async (t) => {
+  const manager = new SessionManager({ driver: 'array', key: KEY });
+  const pp = new passport.Passport();
+  pp.use(new LocalStrategy((username, password, done) => done(null, username === 'alice' && password === 'secret' ? { id: 1 } : false)));
+  pp.serializeUser((user, done) => done(null, user.id));
+  pp.deserializeUser((id, done) => done(null, { id }));
+  const app = express();
+  app.use(manager.middleware({ api: 'express-session' }));
+  app.use(express.urlencoded({ extended: false }));
+  app.use(flash());
+  app.use(pp.initialize());
+  app.use(pp.session());
+  app.get('/a', (req, res) => {
+    req.flash('error', 'for A');
+    res.send('flashed');
+  });
+  app.get('/read', (req, res) => res.json({ error: req.flash('error') }));
+  app.post('/login', pp.authenticate('local'), (req, res) => res.send('welcome'));
+  app.get('/me', (req, res) => res.json({ user: req.user || null }));
+  app.use(errorHandler);
+  const server = await listen(http.createServer(app));
+  t.after(() => server.close());
+
+  const a = new Client(server.url);
+  const b = new Client(server.url);
+  assert.equal((await a.get('/a')).status, 200);
+  assert.deepEqual((await b.get('/read')).json(), { error: [] });
+  assert.deepEqual((await a.get('/read')).json(), { error: ['for A'] });
+
+  const login = await a.request('/login', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'username=alice&password=secret' });
+  assert.equal(login.status, 200, login.body);
+  assert.deepEqual((await a.get('/me')).json(), { user: { id: 1 } });
+  assert.deepEqual((await b.get('/me')).json(), { user: null });
+  assert.throws(() => manager.middleware({ api: 'connect' }), { code: 'ERR_SESSION_INVALID_OPTION' });
+  assert.throws(() => manager.middleware({ rolling: true }), (e) => e.code === 'ERR_SESSION_INVALID_OPTION' && /"rolling"/.test(e.message));
+  assert.equal(manager.middleware({ api: 'laravel' }), manager.middleware());
+  await manager.close();
+});

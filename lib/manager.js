@@ -590,8 +590,22 @@ class SessionManager {
    * The Connect-style middleware `(req, res, next)` for node:http, Express 4/5 and Connect.
    * Without `next`, it returns a Promise of `true` once `req.session` is ready (or `false` after
    * answering 500 itself).
+   *
+   * `{ api: 'express-session', ...options }` gives the express-session compatibility mode
+   * instead (lib/express-session.js): `req.session` in express-session's shape, with
+   * callbacks, for libraries such as connect-flash and passport. Without options (or with
+   * `{ api: 'laravel' }`), `req.session` is the Store.
+   * @param {{ api?: 'laravel'|'express-session' }} [options]
    */
-  middleware() {
+  middleware(options) {
+    if (options !== undefined && options !== null) {
+      if (typeof options !== 'object' || Array.isArray(options)) throw sessionError('ERR_SESSION_INVALID_OPTION', 'middleware() options must be an object');
+      if (options.api === 'express-session') return require('./express-session').createExpressSessionMiddleware(this, options);
+      rejectUnknown(options, ['api'], "middleware() options (the other options belong to api: 'express-session')");
+      if (options.api !== undefined && options.api !== 'laravel') {
+        throw sessionError('ERR_SESSION_INVALID_OPTION', `middleware() option "api" must be 'laravel' (the default: req.session is the Store) or 'express-session', got ${JSON.stringify(options.api)}`);
+      }
+    }
     if (this._middleware === null) {
       // Outside OstroJS the app mounts the middleware at start-up, after any extend(): an unknown
       // driver name fails here, before the first request. (The constructor cannot decide it,
