@@ -735,6 +735,8 @@ impl Session {
                 "cannot increment session key \"{key}\" by {by}: the result is not a finite number"
             ))
         })?;
+        // A number is a leaf, but a long dot key alone can pass the payload's depth limit.
+        check_depth(key, &next, 0)?;
         self.log(|| Op::Add(key.to_owned(), by));
         self.set(key, next.clone());
         Ok(next)

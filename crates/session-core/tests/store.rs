@@ -446,6 +446,11 @@ fn values_deeper_than_the_payload_limit_are_refused_with_the_key() {
         None,
         "put_many stores nothing when one pair is refused"
     );
+    assert!(
+        matches!(s.increment(&deep_key, 1.0), Err(SessionError::Value(m)) if m.contains("\"k.k")),
+        "increment on a 65-segment key"
+    );
+    assert!(!s.is_dirty());
     // Exactly at the limit is fine and reads back.
     s.put(&shallow_key, json!(1)).unwrap();
     let mut again = session(Some(s.id()));
