@@ -17,9 +17,9 @@ const { RecordingHandler } = require('./support/recording-handler');
 
 const KEY = 'base64:' + Buffer.alloc(32, 7).toString('base64');
 
-// The one place the tests mount the middleware (see the report: manager.middleware({ api })).
+// The one place the tests mount the middleware: as apps do, through the manager.
 function sessionMiddleware(manager, options) {
-  return createExpressSessionMiddleware(manager, { api: 'express-session', ...options });
+  return manager.middleware({ api: 'express-session', ...options });
 }
 
 function errorHandler(err, req, res, next) { // eslint-disable-line no-unused-vars
@@ -572,6 +572,8 @@ test('options are checked: unknown keys, wrong types, the cookie driver, a non-m
   assert.throws(() => createExpressSessionMiddleware(manager, { migrateFrom: { secret: 's', store: {} } }), code);
   assert.throws(() => createExpressSessionMiddleware(manager, { migrateFrom: { secret: 's', store: { get() {} }, prefix: 'sess:' } }), code);
   assert.throws(() => createExpressSessionMiddleware({}, {}), code);
+  assert.throws(() => manager.middleware({ api: 'express-session', rolling: 1 }), code);
+  assert.throws(() => manager.middleware({ rolling: true }), code, 'express-session options without the api are refused');
   const cookieDriver = new SessionManager({ driver: 'cookie', key: KEY });
   assert.throws(() => createExpressSessionMiddleware(cookieDriver, {}), { ...code, message: /server-side driver/ });
 });

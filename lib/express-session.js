@@ -733,4 +733,13 @@ function hookResponse(manager, ctx, res, next) {
   };
 }
 
-module.exports = { createExpressSessionMiddleware, Session, Cookie, EXPRESS_SESSION_ID };
+module.exports = {
+  createExpressSessionMiddleware,
+  EXPRESS_SESSION_ID,
+  // For adapters without a Node response to wrap (the Fastify plugin): checked options, then per
+  // request `openExpressSession()` before the route and `commitExpressSession()` before the reply
+  // (it resolves to the Set-Cookie line or null).
+  expressSessionOptions: optionsOf,
+  openExpressSession: load,
+  commitExpressSession: commitSession,
+};
