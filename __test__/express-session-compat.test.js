@@ -117,6 +117,9 @@ test('passport + passport-local + connect-flash: login regenerates, protected pa
   // Bob fails, then logs in, in his own cookie jar, between Alice's flash and her reading it.
   r = await bob.request('/login', form({ username: 'bob', password: 'wrong' }));
   assert.equal(r.status, 302);
+  const bobAnon = idOf(sessionCookie(r));
+  assert.deepEqual((await stored(manager, aliceId)).flash, { info: ['welcome alice'] }, 'bob\'s error is not in alice\'s session');
+  assert.deepEqual((await stored(manager, bobAnon)).flash, { error: ['bad credentials for bob'] });
   r = await bob.get('/me');
   assert.deepEqual(r.json(), { user: null, error: ['bad credentials for bob'] });
   r = await bob.request('/login', form({ username: 'bob', password: 'builder' }));
@@ -149,6 +152,28 @@ test('passport + passport-local + connect-flash: login regenerates, protected pa
   r = await alice.get('/me', { cookie: beforeLogout });
   assert.equal(r.status, 401);
   assert.equal(await stored(manager, aliceId), null);
+});
+
+test('Express 4: the same Passport + connect-flash flow', async (t) => {
+  const express4 = require('express4');
+  const manager = new SessionManager({ driver: 'array', key: KEY });
+  t.after(() => manager.close());
+  const app = express4();
+  app.use(express4.urlencoded({ extended: false }));
+  app.use(sessionMiddleware(manager, { saveUninitialized: false }));
+  passportRoutes()(app);
+  app.use(errorHandler);
+  const server = await listen(http.createServer(app));
+  t.after(() => server.close());
+  const c = new Client(server.url);
+  let r = await c.request('/login', form({ username: 'alice', password: 'wonderland' }));
+  assert.equal(r.status, 302, r.body);
+  r = await c.get('/me');
+  assert.deepEqual(r.json().info, ['welcome alice']);
+  r = await c.request('/logout', { method: 'POST' });
+  assert.equal(r.status, 302, r.body);
+  r = await c.get('/me');
+  assert.equal(r.status, 401);
 });
 
 test('passport keepSessionInfo: data from before login survives the regenerate', async (t) => {
