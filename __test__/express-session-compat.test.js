@@ -714,3 +714,39 @@ test('migration from express-session + connect-redis: the old cookie and record 
   assert.equal(r.status, 500);
   assert.equal(r.json().code, 'ERR_SESSION_UNAVAILABLE');
 });
+
+test('concurrent requests that change different properties both keep their change (per-property puts replayed by the engine\'s compare-and-set; array driver)', async (t) => {
+  const manager = new SessionManager({ driver: 'array', key: KEY });
+  t.after(() => manager.close());
+  let release;
+  const gate = new Promise((resolve) => { release = resolve; });
+  let entered;
+  const inSlow = new Promise((resolve) => { entered = resolve; });
+  const server = await serveApp(t, manager, {}, (app) => {
+    app.get('/init', (req, res) => {
+      req.session.a = 1;
+      req.session.b = 1;
+      res.end();
+    });
+    app.get('/read', (req, res) => res.json({ a: req.session.a, b: req.session.b }));
+    app.get('/slow-a', async (req, res) => {
+      entered();
+      await gate;
+      req.session.a = 2;
+      res.end();
+    });
+    app.get('/b', (req, res) => {
+      req.session.b = 2;
+      res.end();
+    });
+  });
+  const c = new Client(server.url);
+  await c.get('/init');
+  const slow = c.get('/slow-a');
+  await inSlow;
+  await c.get('/b');
+  release();
+  await slow;
+  const r = await c.get('/read');
+  assert.deepEqual(r.json(), { a: 2, b: 2 }, 'the slow request wrote only a; b from the other request stayed');
+});
