@@ -893,3 +893,56 @@ async fn goes_away(db: Db) {
     h.close().await.unwrap();
     drop(srv);
 }
+
+both!(
+    a_bad_write_fails_alone_among_concurrent_writes,
+    bad_row_alone
+);
+/// Concurrent writes are committed in batches: one write the table refuses (a user id longer
+/// than its varchar(255)) must fail on its own, and every other write of its batch succeed.
+async fn bad_row_alone(db: Db) {
+    let t = Table::new(db);
+    let h = Arc::new(t.handler(120.0, None));
+    h.open().await.unwrap();
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..64 {
+        let h = Arc::clone(&h);
+        set.spawn(async move {
+            let user = if i == 17 {
+                "u".repeat(300)
+            } else {
+                i.to_string()
+            };
+            let r = h
+                .write(
+                    &sid("batch", i % 48),
+                    &format!("{{\"i\":{i}}}"),
+                    &meta(None, None, Some(&user)),
+                )
+                .await;
+            (i, r)
+        });
+    }
+    let mut failed = Vec::new();
+    while let Some(r) = set.join_next().await {
+        let (i, r) = r.unwrap();
+        match r {
+            Ok(()) => {}
+            Err(SessionError::TooLarge(_)) if i == 17 => failed.push(i),
+            Err(e) => panic!("write {i} failed: {e:?}"),
+        }
+    }
+    assert_eq!(failed, [17]);
+    // Every session holds one whole payload from one of its writers.
+    for k in 0..48 {
+        let got = h.read(&sid("batch", k)).await.unwrap();
+        if k == 17 {
+            assert_eq!(got, "", "its only write failed");
+            continue;
+        }
+        let i: usize = serde_json::from_str::<serde_json::Value>(&got).unwrap()["i"]
+            .as_u64()
+            .unwrap() as usize;
+        assert_eq!(i % 48, k, "{got}");
+    }
+}

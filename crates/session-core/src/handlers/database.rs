@@ -23,7 +23,9 @@ use crate::error::{Result, SessionError};
 use crate::handler::{SessionHandler, WriteMeta};
 use crate::id;
 use async_trait::async_trait;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
 
 /// The table name used when none is configured (the `session:table` migration's).
 pub const DEFAULT_TABLE: &str = "sessions";
@@ -105,29 +107,153 @@ impl Settings {
 }
 
 /// One write, as the backends bind it.
-pub(crate) struct Row<'a> {
-    pub id: &'a str,
-    pub payload: &'a str,
+#[derive(Debug, Clone)]
+pub(crate) struct Row {
+    pub id: String,
+    pub payload: String,
     pub now: i64,
-    pub ip: Option<&'a str>,
-    pub user_agent: Option<&'a str>,
-    pub user_id: Option<&'a str>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub user_id: Option<String>,
     /// Whether the write was made for a request: only then does `user_id` follow it (a logout
     /// clears it), as in the sqlite driver.
     pub for_request: bool,
 }
 
+impl Row {
+    /// `later` applied on top of `self`, as the upsert would apply the two one after the other.
+    fn then(self, later: Row) -> Row {
+        let (user_id, for_request) = if later.for_request {
+            (later.user_id, true)
+        } else {
+            (self.user_id, self.for_request)
+        };
+        Row {
+            id: later.id,
+            payload: later.payload,
+            now: later.now,
+            ip: later.ip.or(self.ip),
+            user_agent: later.user_agent.or(self.user_agent),
+            user_id,
+            for_request,
+        }
+    }
+}
+
+/// Writes to the same id in one batch merged into one (in order), the batch sorted by id: one
+/// statement may not update a row twice, and batches running at once then lock rows in the same
+/// order, so they cannot deadlock each other.
+pub(crate) fn coalesce(rows: Vec<Row>) -> Vec<Row> {
+    let mut merged: std::collections::BTreeMap<String, Row> = std::collections::BTreeMap::new();
+    for r in rows {
+        let r = match merged.remove(&r.id) {
+            Some(earlier) => earlier.then(r),
+            None => r,
+        };
+        merged.insert(r.id.clone(), r);
+    }
+    merged.into_values().collect()
+}
+
+/// The same error again, for every write of a batch that failed as a whole.
+pub(crate) fn same_error(e: &SessionError) -> SessionError {
+    match e {
+        SessionError::Unavailable(m) => SessionError::Unavailable(m.clone()),
+        SessionError::TooLarge(m) => SessionError::TooLarge(m.clone()),
+        other => SessionError::Io(other.to_string()),
+    }
+}
+
+/// Most writes one batch carries.
+const MAX_BATCH: usize = 64;
+
+struct Job {
+    row: Row,
+    done: oneshot::Sender<Result<()>>,
+}
+
+/// Group commit in the client: concurrent writes are queued and written by up to `pool`
+/// workers, each taking everything queued (up to [`MAX_BATCH`]) as one batch that costs the
+/// server one commit (one log flush) instead of one per write. A lone write is a batch of one,
+/// so nothing waits for company. The workers start with the first write (they need the
+/// runtime) and end when the handler is dropped.
+struct Writer {
+    tx: std::sync::Mutex<Option<mpsc::UnboundedSender<Job>>>,
+}
+
+impl Writer {
+    fn sender(&self, backend: &Backend, workers: usize) -> mpsc::UnboundedSender<Job> {
+        let mut slot = self.tx.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(tx) = slot.as_ref() {
+            if !tx.is_closed() {
+                return tx.clone();
+            }
+        }
+        let (tx, rx) = mpsc::unbounded_channel::<Job>();
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        for _ in 0..workers {
+            let (rx, backend) = (Arc::clone(&rx), backend.clone());
+            tokio::spawn(async move {
+                while let Some(batch) = next_batch(&rx).await {
+                    let (rows, dones): (Vec<Row>, Vec<_>) =
+                        batch.into_iter().map(|j| (j.row, j.done)).unzip();
+                    let results = backend.write_batch(rows).await;
+                    for (done, r) in dones.into_iter().zip(results) {
+                        let _ = done.send(r);
+                    }
+                }
+            });
+        }
+        *slot = Some(tx.clone());
+        tx
+    }
+}
+
+/// Waits for one queued write, then takes whatever else is queued, up to [`MAX_BATCH`]; writes
+/// whose caller has given up (timed out) are left out. `None` once the handler is gone.
+async fn next_batch(rx: &tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>) -> Option<Vec<Job>> {
+    let mut rx = rx.lock().await;
+    loop {
+        let first = rx.recv().await?;
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        batch.retain(|j| !j.done.is_closed());
+        if !batch.is_empty() {
+            return Some(batch);
+        }
+    }
+}
+
+#[derive(Clone)]
 enum Backend {
     #[cfg(feature = "postgres")]
-    Postgres(Box<super::postgres::Postgres>),
+    Postgres(Arc<super::postgres::Postgres>),
     #[cfg(feature = "mysql")]
-    Mysql(Box<super::mysql::Mysql>),
+    Mysql(Arc<super::mysql::Mysql>),
+}
+
+impl Backend {
+    /// One result per row, in order.
+    async fn write_batch(&self, rows: Vec<Row>) -> Vec<Result<()>> {
+        match self {
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(b) => b.write_batch(rows).await,
+            #[cfg(feature = "mysql")]
+            Backend::Mysql(b) => b.write_batch(rows).await,
+        }
+    }
 }
 
 /// Sessions in a PostgreSQL or MySQL/MariaDB table.
 pub struct DatabaseSessionHandler {
     backend: Backend,
     settings: Settings,
+    writer: Writer,
 }
 
 fn invalid(msg: impl Into<String>) -> SessionError {
@@ -236,14 +362,14 @@ impl DatabaseSessionHandler {
             #[cfg(feature = "postgres")]
             "postgres" | "postgresql" => {
                 settings.addr = address_of(rest, 5432);
-                Backend::Postgres(Box::new(super::postgres::Postgres::new(url, &settings)?))
+                Backend::Postgres(Arc::new(super::postgres::Postgres::new(url, &settings)?))
             }
             #[cfg(feature = "mysql")]
             "mysql" | "mariadb" => {
                 settings.addr = address_of(rest, 3306);
                 // mysql_async knows only the mysql:// scheme; the rest of the URL is the same.
                 let url = format!("mysql://{rest}");
-                Backend::Mysql(Box::new(super::mysql::Mysql::new(&url, &settings)?))
+                Backend::Mysql(Arc::new(super::mysql::Mysql::new(&url, &settings)?))
             }
             #[cfg(not(feature = "postgres"))]
             "postgres" | "postgresql" => return Err(not_compiled("postgres")),
@@ -256,7 +382,13 @@ impl DatabaseSessionHandler {
                 )))
             }
         };
-        Ok(Self { backend, settings })
+        Ok(Self {
+            backend,
+            settings,
+            writer: Writer {
+                tx: std::sync::Mutex::new(None),
+            },
+        })
     }
 
     /// `"postgres"` or `"mysql"`.
@@ -321,15 +453,26 @@ impl SessionHandler for DatabaseSessionHandler {
     async fn write(&self, id: &str, data: &str, meta: &WriteMeta) -> Result<()> {
         id::check_storage_id(id)?;
         let row = Row {
-            id,
-            payload: data,
+            id: id.to_owned(),
+            payload: data.to_owned(),
             now: self.settings.now_secs(),
-            ip: clip(meta.ip.as_deref(), MAX_IP_CHARS),
-            user_agent: clip(meta.user_agent.as_deref(), MAX_USER_AGENT_CHARS),
-            user_id: meta.user_id.as_deref(),
+            ip: clip(meta.ip.as_deref(), MAX_IP_CHARS).map(Into::into),
+            user_agent: clip(meta.user_agent.as_deref(), MAX_USER_AGENT_CHARS).map(Into::into),
+            user_id: meta.user_id.clone(),
             for_request: *meta != WriteMeta::default(),
         };
-        dispatch!(self, b => b.write(&row).await)
+        let (done, result) = oneshot::channel();
+        let tx = self.writer.sender(&self.backend, self.settings.pool);
+        tx.send(Job { row, done })
+            .map_err(|_| SessionError::Io("the database session writer stopped".into()))?;
+        // The batch is bounded by the command timeout too; this bounds the wait in the queue.
+        match tokio::time::timeout(self.settings.command_timeout, result).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(SessionError::Io(
+                "the database session writer stopped".into(),
+            )),
+            Err(_) => Err(self.settings.timed_out(self.backend(), "write")),
+        }
     }
 
     async fn destroy(&self, id: &str) -> Result<()> {
@@ -374,6 +517,46 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    fn row(id: &str, payload: &str, ip: Option<&str>, user: Option<&str>, req: bool) -> Row {
+        Row {
+            id: id.into(),
+            payload: payload.into(),
+            now: 1,
+            ip: ip.map(Into::into),
+            user_agent: None,
+            user_id: user.map(Into::into),
+            for_request: req,
+        }
+    }
+
+    #[test]
+    fn coalesce_applies_writes_to_one_id_in_order_and_sorts_by_id() {
+        let out = coalesce(vec![
+            row("b", "1", Some("::1"), Some("7"), true),
+            row("a", "x", None, None, false),
+            row("b", "2", None, None, false),
+            row("b", "3", Some("10.0.0.1"), None, true),
+        ]);
+        let ids: Vec<&str> = out.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b"]);
+        let b = &out[1];
+        assert_eq!(b.payload, "3");
+        assert_eq!(b.ip.as_deref(), Some("10.0.0.1"));
+        // The last write for a request had no user (a logout): user_id is cleared.
+        assert_eq!((b.user_id.as_deref(), b.for_request), (None, true));
+        // A write without a request keeps what the earlier one set.
+        let kept = coalesce(vec![
+            row("c", "1", Some("::1"), Some("7"), true),
+            row("c", "2", None, None, false),
+        ]);
+        assert_eq!(kept[0].payload, "2");
+        assert_eq!(kept[0].ip.as_deref(), Some("::1"));
+        assert_eq!(
+            (kept[0].user_id.as_deref(), kept[0].for_request),
+            (Some("7"), true)
+        );
     }
 
     #[test]

@@ -10,16 +10,17 @@
 //! payloads may hold any character. `payload` is `LONGTEXT` (a migration's `TEXT` holds 64 KB;
 //! a longer payload is then refused with [`SessionError::TooLarge`]).
 
-use super::database::{Row, Settings};
+use super::database::{coalesce, same_error, Row, Settings};
 use crate::error::{Result, SessionError};
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts};
+use mysql_async::{Conn, Opts, OptsBuilder, Params, Pool, PoolConstraints, PoolOpts, TxOpts};
 use std::future::Future;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 /// The statements, built once from the validated table name.
 struct Sql {
+    table: String,
     read: String,
     write: String,
     touch: String,
@@ -32,6 +33,7 @@ impl Sql {
         // `table` is a checked identifier; quoting lets keywords be names.
         let t = format!("`{table}`");
         Self {
+            table: table.to_owned(),
             read: format!(
                 "SELECT payload FROM {t} WHERE sid = ? \
                  AND (last_activity >= ? OR last_activity IS NULL)"
@@ -55,6 +57,9 @@ impl Sql {
         }
     }
 }
+
+/// How long an idle connection stays in the pool.
+const IDLE_TTL: Duration = Duration::from_secs(300);
 
 pub(crate) struct Mysql {
     opts: Opts,
@@ -90,6 +95,9 @@ impl Mysql {
             .pool_opts(
                 PoolOpts::default()
                     .with_constraints(constraints)
+                    // Without an idle TTL the pool keeps only `min` (0) idle connections and
+                    // closes every other one as it comes back: a reconnect per operation.
+                    .with_inactive_connection_ttl(IDLE_TTL)
                     .with_reset_connection(false),
             )
             // touch must count a row whose last_activity it sets to the value it had.
@@ -97,7 +105,8 @@ impl Mysql {
             // Payloads may hold any character; the default connection charset may be 3-byte utf8.
             .init(vec!["SET NAMES utf8mb4 COLLATE utf8mb4_bin"])
             .prefer_socket(false)
-            .stmt_cache_size(16);
+            // 5 single-row statements and 2 × 7 batch sizes (see `many`), with room to spare.
+            .stmt_cache_size(32);
         Ok(Self {
             opts: Opts::from(opts),
             sql: Sql::for_table(&s.table),
@@ -366,24 +375,55 @@ impl Mysql {
             .unwrap_or_default())
     }
 
-    pub async fn write(&self, row: &Row<'_>) -> Result<()> {
+    pub async fn write(&self, row: &Row) -> Result<()> {
         let sql = &self.sql.write;
         self.run("write", |mut c| async move {
-            c.exec_drop(
-                sql.as_str(),
-                (
-                    row.id,
-                    row.payload,
-                    row.now,
-                    row.ip,
-                    row.user_agent,
-                    row.user_id,
-                    row.for_request,
-                ),
-            )
-            .await
+            c.exec_drop(sql.as_str(), params(row)).await
         })
         .await
+    }
+
+    /// Writes `rows` in one transaction (one commit); when that fails for another reason than
+    /// the server (a deadlock with another process, a row too large), one by one, so that only
+    /// the bad row fails.
+    pub async fn write_batch(&self, rows: Vec<Row>) -> Vec<Result<()>> {
+        if let [row] = rows.as_slice() {
+            return vec![self.write(row).await];
+        }
+        let merged = coalesce(rows.clone());
+        let (follow, keep): (Vec<Row>, Vec<Row>) = merged.into_iter().partition(|r| r.for_request);
+        let statements: Vec<(String, Params)> = [(follow, false), (keep, true)]
+            .into_iter()
+            .filter(|(rows, _)| !rows.is_empty())
+            .map(|(rows, keep_user)| many(&self.sql.table, &rows, keep_user))
+            .collect();
+        let statements = &statements;
+        let outcome = self
+            .run("write", |mut c| async move {
+                if let [(sql, params)] = statements.as_slice() {
+                    return c.exec_drop(sql.as_str(), params.clone()).await;
+                }
+                let mut tx = c.start_transaction(TxOpts::default()).await?;
+                for (sql, params) in statements {
+                    tx.exec_drop(sql.as_str(), params.clone()).await?;
+                }
+                // A transaction dropped before its commit is rolled back by the client.
+                tx.commit().await
+            })
+            .await;
+        match outcome {
+            Ok(()) => rows.iter().map(|_| Ok(())).collect(),
+            Err(e @ SessionError::Unavailable(_)) => {
+                rows.iter().map(|_| Err(same_error(&e))).collect()
+            }
+            Err(_) => {
+                let mut out = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    out.push(self.write(r).await);
+                }
+                out
+            }
+        }
     }
 
     pub async fn destroy(&self, id: &str) -> Result<()> {
@@ -413,6 +453,59 @@ impl Mysql {
             .await?;
         Ok(n > 0)
     }
+}
+
+/// A multi-row upsert of `rows` (one statement, one commit), `user_id` following the rows or
+/// kept. The row count is padded to a power of two by repeating the last row (applying a row
+/// twice changes nothing), so that a handful of statement texts serve every batch size and stay
+/// in each connection's statement cache.
+fn many(table: &str, rows: &[Row], keep_user: bool) -> (String, Params) {
+    let n = rows.len().next_power_of_two();
+    let mut sql = format!(
+        "INSERT INTO `{table}` (sid, payload, last_activity, ip_address, user_agent, user_id) \
+         VALUES "
+    );
+    for i in 0..n {
+        sql.push_str(if i == 0 {
+            "(?, ?, ?, ?, ?, ?)"
+        } else {
+            ", (?, ?, ?, ?, ?, ?)"
+        });
+    }
+    sql.push_str(
+        " ON DUPLICATE KEY UPDATE payload = VALUES(payload), \
+         last_activity = VALUES(last_activity), \
+         ip_address = COALESCE(VALUES(ip_address), ip_address), \
+         user_agent = COALESCE(VALUES(user_agent), user_agent), ",
+    );
+    sql.push_str(if keep_user {
+        "user_id = user_id"
+    } else {
+        "user_id = VALUES(user_id)"
+    });
+    let mut values = Vec::with_capacity(n * 6);
+    for i in 0..n {
+        let r = &rows[i.min(rows.len() - 1)];
+        values.push(mysql_async::Value::from(r.id.as_str()));
+        values.push(r.payload.as_str().into());
+        values.push(r.now.into());
+        values.push(r.ip.as_deref().into());
+        values.push(r.user_agent.as_deref().into());
+        values.push(r.user_id.as_deref().into());
+    }
+    (sql, Params::Positional(values))
+}
+
+fn params(r: &Row) -> Params {
+    Params::from((
+        r.id.as_str(),
+        r.payload.as_str(),
+        r.now,
+        r.ip.as_deref(),
+        r.user_agent.as_deref(),
+        r.user_id.as_deref(),
+        r.for_request,
+    ))
 }
 
 enum Prep {

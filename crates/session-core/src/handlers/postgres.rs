@@ -9,7 +9,7 @@
 //! payloads never carry one; a payload that does (or that starts with [`ESCAPE`]) is stored as
 //! [`ESCAPE`] + base64 and decoded on read, so the driver still round-trips any string.
 
-use super::database::{Row, Settings};
+use super::database::{coalesce, same_error, Row, Settings};
 use crate::error::{Result, SessionError};
 use base64::Engine as _;
 use std::future::Future;
@@ -29,6 +29,10 @@ const ESCAPE: &str = "\u{FFFF}ostro-b64:";
 struct Sql {
     read: String,
     write: String,
+    /// Many rows in one statement (one commit), `user_id` following the rows.
+    batch: String,
+    /// The same for rows written with no request in sight: `user_id` is kept.
+    batch_keep: String,
     touch: String,
     destroy: String,
     gc: String,
@@ -54,6 +58,8 @@ impl Sql {
                  user_agent = COALESCE(EXCLUDED.user_agent, s.user_agent), \
                  user_id = CASE WHEN $7::boolean THEN EXCLUDED.user_id ELSE s.user_id END"
             ),
+            batch: batch(&t, "EXCLUDED.user_id"),
+            batch_keep: batch(&t, "s.user_id"),
             touch: format!(
                 "UPDATE {t} SET last_activity = $3::bigint WHERE sid = $1 \
                  AND (last_activity >= $2::bigint OR last_activity IS NULL)"
@@ -64,9 +70,25 @@ impl Sql {
     }
 }
 
+/// A multi-row upsert from arrays: one prepared statement for every batch size.
+fn batch(t: &str, user_id: &str) -> String {
+    format!(
+        "INSERT INTO {t} AS s (sid, payload, last_activity, ip_address, user_agent, user_id) \
+         SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], \
+         $6::text[]) \
+         ON CONFLICT (sid) DO UPDATE SET payload = EXCLUDED.payload, \
+         last_activity = EXCLUDED.last_activity, \
+         ip_address = COALESCE(EXCLUDED.ip_address, s.ip_address), \
+         user_agent = COALESCE(EXCLUDED.user_agent, s.user_agent), \
+         user_id = {user_id}"
+    )
+}
+
 struct Prepared {
     read: Statement,
     write: Statement,
+    batch: Statement,
+    batch_keep: Statement,
     touch: Statement,
     destroy: Statement,
     gc: Statement,
@@ -177,6 +199,8 @@ impl Postgres {
             Ok::<_, tokio_postgres::Error>(Prepared {
                 read: prepare(&self.sql.read).await?,
                 write: prepare(&self.sql.write).await?,
+                batch: prepare(&self.sql.batch).await?,
+                batch_keep: prepare(&self.sql.batch_keep).await?,
                 touch: prepare(&self.sql.touch).await?,
                 destroy: prepare(&self.sql.destroy).await?,
                 gc: prepare(&self.sql.gc).await?,
@@ -390,8 +414,8 @@ impl Postgres {
         Ok(decode(payload))
     }
 
-    pub async fn write(&self, row: &Row<'_>) -> Result<()> {
-        let payload = encode(row.payload);
+    pub async fn write(&self, row: &Row) -> Result<()> {
+        let payload = encode(&row.payload);
         let payload: &str = &payload;
         self.run("write", |c| async move {
             c.client
@@ -407,6 +431,61 @@ impl Postgres {
                         &row.for_request,
                     ],
                 )
+                .await
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Writes `rows` with one statement per kind of row (one commit each); when that fails for
+    /// another reason than the server, one by one, so that only the bad row fails.
+    pub async fn write_batch(&self, rows: Vec<Row>) -> Vec<Result<()>> {
+        if let [row] = rows.as_slice() {
+            return vec![self.write(row).await];
+        }
+        let merged = coalesce(rows.clone());
+        let (follow, keep): (Vec<Row>, Vec<Row>) = merged.into_iter().partition(|r| r.for_request);
+        let mut outcome = Ok(());
+        for (rows, keep_user) in [(follow, false), (keep, true)] {
+            if !rows.is_empty() {
+                outcome = outcome.and(self.write_many(&rows, keep_user).await);
+            }
+        }
+        match outcome {
+            Ok(()) => rows.iter().map(|_| Ok(())).collect(),
+            Err(e @ SessionError::Unavailable(_)) => {
+                rows.iter().map(|_| Err(same_error(&e))).collect()
+            }
+            Err(_) => {
+                let mut out = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    out.push(self.write(r).await);
+                }
+                out
+            }
+        }
+    }
+
+    async fn write_many(&self, rows: &[Row], keep_user: bool) -> Result<()> {
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let payloads: Vec<String> = rows
+            .iter()
+            .map(|r| encode(&r.payload).into_owned())
+            .collect();
+        let nows: Vec<i64> = rows.iter().map(|r| r.now).collect();
+        let ips: Vec<Option<&str>> = rows.iter().map(|r| r.ip.as_deref()).collect();
+        let agents: Vec<Option<&str>> = rows.iter().map(|r| r.user_agent.as_deref()).collect();
+        let users: Vec<Option<&str>> = rows.iter().map(|r| r.user_id.as_deref()).collect();
+        let (ids, payloads, nows, ips, agents, users) =
+            (&ids, &payloads, &nows, &ips, &agents, &users);
+        self.run("write", |c| async move {
+            let st = if keep_user {
+                &c.st.batch_keep
+            } else {
+                &c.st.batch
+            };
+            c.client
+                .execute(st, &[ids, payloads, nows, ips, agents, users])
                 .await
         })
         .await?;
