@@ -1,0 +1,169 @@
+'use strict';
+// The `database` session driver of a real OstroJS app (the fixture of support/ostro-app.js) whose
+// DB_CONNECTION is pgsql or mysql, on the machine's PostgreSQL and MariaDB: `node assistant
+// session:table`, `node assistant migrate`, then requests that log in, flash, regenerate and
+// log out, with the rows checked in the server. OstroJS reaches these databases through knex
+// with the `pg` and `mysql2` clients (knex's peer dependencies); they are installed once into a
+// cache directory beside the fixture's install and found through NODE_PATH, so the shared
+// fixture stays as it is. Each backend gets a database of its own, dropped at the end.
+// A server that is not running fails the suite, naming it.
+const { describe, it, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const net = require('node:net');
+const path = require('node:path');
+const { execFileSync } = require('node:child_process');
+const { ensureInstall, makeApp, newAppKey, startApp, assistant, Browser, idOfCookie, run } = require('./support/ostro-app');
+
+const COOKIE = 'ostro_session';
+const OVERLAY = path.join(__dirname, 'fixtures', 'ostro-app-database');
+const DRIVERS = { pg: '8.16.3', mysql2: '3.10.2' };
+
+const BACKENDS = [
+  {
+    name: 'PostgreSQL', connection: 'pgsql', host: '127.0.0.1', port: 5432, user: 'postgres',
+    sql: (db, q) => execFileSync('psql', [`postgres://postgres@127.0.0.1:5432/${db}`, '-X', '-q', '-t', '-A', '-F', '|', '-v', 'ON_ERROR_STOP=1', '-c', q], { encoding: 'utf8' }).trim(),
+    admin: 'postgres',
+  },
+  {
+    name: 'MariaDB', connection: 'mysql', host: '127.0.0.1', port: 3306, user: 'root',
+    sql: (db, q) => execFileSync('mariadb', ['-h', '127.0.0.1', '-P', '3306', '-u', 'root', '-N', '-B', '-D', db, '-e', q], { encoding: 'utf8' }).trim().replace(/\t/g, '|'),
+    admin: 'mysql',
+  },
+];
+
+/** pg and mysql2, installed once per machine into their own cache directory. */
+async function ensureDbDrivers() {
+  const key = Object.entries(DRIVERS).map(([n, v]) => `${n}@${v}`).join('_').replace(/[^a-z0-9@._-]/gi, '');
+  const dir = path.join(os.tmpdir(), `ostro-session-dbdrivers-${key}`);
+  if (!fs.existsSync(path.join(dir, '.complete'))) {
+    const tmp = `${dir}.tmp-${process.pid}`;
+    fs.rmSync(tmp, { recursive: true, force: true });
+    fs.mkdirSync(tmp, { recursive: true });
+    fs.writeFileSync(path.join(tmp, 'package.json'), JSON.stringify({ private: true, dependencies: DRIVERS }));
+    await run('npm', ['install', '--no-audit', '--no-fund', '--no-package-lock', '--loglevel=error'], { cwd: tmp, timeout: 10 * 60 * 1000 });
+    fs.writeFileSync(path.join(tmp, '.complete'), new Date().toISOString());
+    try {
+      fs.renameSync(tmp, dir);
+    } catch (err) {
+      if (!fs.existsSync(path.join(dir, '.complete'))) throw err;
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  }
+  return path.join(dir, 'node_modules');
+}
+
+function requireServer(b) {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: b.host, port: b.port, timeout: 2000 });
+    s.once('connect', () => { s.destroy(); resolve(); });
+    const fail = (e) => { s.destroy(); reject(new Error(`the ${b.name} server at ${b.host}:${b.port} is not reachable (${e ? e.message : 'timeout'}): this test needs it running`)); };
+    s.once('error', fail);
+    s.once('timeout', () => fail());
+  });
+}
+
+const sessionIdOf = (browser) => {
+  const v = browser.jar.get(COOKIE);
+  return v === undefined ? null : idOfCookie(v);
+};
+
+let install;
+let nodePath;
+const dirs = [];
+
+before(async () => {
+  install = await ensureInstall();
+  nodePath = await ensureDbDrivers();
+}, { timeout: 20 * 60 * 1000 });
+
+after(() => {
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+for (const b of BACKENDS) {
+  describe(`an OstroJS app on ${b.name} (DB_CONNECTION=${b.connection}): session:table, migrate, the database driver`, () => {
+    const database = `ostro_app_${process.pid}_${b.connection}`;
+    const key = newAppKey();
+    let dir;
+    let env;
+
+    before(async () => {
+      await requireServer(b);
+      b.sql(b.admin, `DROP DATABASE IF EXISTS ${database}`);
+      b.sql(b.admin, `CREATE DATABASE ${database}`);
+      dir = makeApp(install);
+      dirs.push(dir);
+      fs.cpSync(OVERLAY, dir, { recursive: true });
+      env = {
+        APP_KEY: key, NODE_PATH: nodePath, DB_CONNECTION: b.connection, DB_HOST: b.host, DB_PORT: String(b.port),
+        DB_DATABASE: database, DB_USERNAME: b.user, DB_PASSWORD: '',
+      };
+      const table = await assistant(dir, ['session:table'], env);
+      assert.match(table.stdout, /Migration created successfully!/);
+      const migrate = await assistant(dir, ['migrate'], env);
+      assert.match(migrate.stdout, /Migrated:.*create_sessions_table/);
+    }, { timeout: 5 * 60 * 1000 });
+
+    after(() => {
+      try { b.sql(b.admin, `DROP DATABASE IF EXISTS ${database}`); } catch { /* reported by the failing test */ }
+    });
+
+    it('migrate made the sessions table: the migration\'s columns, sid the primary key, last_activity indexed', () => {
+      const cols = b.connection === 'pgsql'
+        ? b.sql(database, "SELECT string_agg(column_name::text, ',' ORDER BY column_name) FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'sessions'")
+        : b.sql(database, "SELECT GROUP_CONCAT(column_name ORDER BY column_name) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = 'sessions'");
+      assert.equal(cols, 'ip_address,last_activity,payload,sid,user_agent,user_id');
+      const indexed = b.connection === 'pgsql'
+        ? b.sql(database, "SELECT count(*) FROM pg_indexes WHERE tablename = 'sessions' AND indexdef LIKE '%(last_activity)%'")
+        : b.sql(database, "SELECT COUNT(*) FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = 'sessions' AND column_name = 'last_activity'");
+      assert.equal(indexed, '1');
+    });
+
+    it('keeps sessions in that table through the query builder: log in, flash, regenerate, log out', { timeout: 120000 }, async () => {
+      const app = await startApp(dir, { ...env, SESSION_DRIVER: 'database' });
+      const row = (id) => b.sql(database, `SELECT payload, ip_address, user_agent, last_activity FROM sessions WHERE sid = '${id}'`);
+      try {
+        const ua = `ostro-test/${b.connection}`;
+        const br = new Browser(app.base, { 'user-agent': ua });
+        await br.get('/cart/add?item=quince');
+        assert.deepEqual((await br.get('/visits')).json, { visits: 1 });
+        assert.deepEqual((await br.get('/visits')).json, { visits: 2 });
+        assert.equal((await br.get('/driver')).json.handler, 'DatabaseSessionHandler');
+        const first = sessionIdOf(br);
+        const [payload, ip, agent, last] = row(first).split('|');
+        assert.equal(JSON.parse(payload).visits, 2);
+        assert.equal(JSON.parse(payload).cartItem, 'quince');
+        assert.equal(ip, '127.0.0.1');
+        assert.equal(agent, ua);
+        assert.ok(Math.abs(Number(last) - Date.now() / 1000) < 120, `last_activity ${last} is now`);
+
+        // Log in: the session is regenerated (a new id, the data carried over).
+        const login = (await br.get('/login?name=ada')).json;
+        const afterLogin = sessionIdOf(br);
+        assert.equal(login.id, afterLogin);
+        assert.notEqual(afterLogin, first);
+        const who = (await br.get('/whoami')).json;
+        assert.deepEqual(who.user, { name: 'ada' });
+        assert.equal(who.all.visits, 2);
+        assert.equal(JSON.parse(row(afterLogin).split('|')[0]).user.name, 'ada');
+
+        // Flash through a redirect: there on the next request, gone on the one after.
+        assert.equal((await br.get('/flash')).status, 302);
+        assert.deepEqual((await br.get('/flashed')).json, { status: 'Profile updated!' });
+        assert.deepEqual((await br.get('/flashed')).json, { status: null });
+
+        // Log out: invalidate deletes the row and starts an empty session under a new id.
+        await br.get('/logout');
+        const afterLogout = sessionIdOf(br);
+        assert.notEqual(afterLogout, afterLogin);
+        assert.equal(row(afterLogin), '', 'the logged-in session row is gone');
+        assert.equal((await br.get('/whoami')).json.user, null);
+        assert.notEqual(row(afterLogout), '', 'the new session has its row');
+      } finally {
+        await app.stop();
+      }
+    });
+  });
+}
