@@ -106,6 +106,39 @@ for (const b of BACKENDS) {
       assert.match(migrate.stdout, /Migrated:.*create_sessions_table/);
     }, { timeout: 5 * 60 * 1000 });
 
+    it('the native DatabaseSessionHandler shares the migration\'s table with the query builder, both ways', { timeout: 120000 }, async () => {
+      const { Store, DatabaseSessionHandler } = require('..');
+      const url = b.connection === 'pgsql'
+        ? `postgres://${b.user}@${b.host}:${b.port}/${database}`
+        : `mysql://${b.user}@${b.host}:${b.port}/${database}`;
+      const app = await startApp(dir, { ...env, SESSION_DRIVER: 'database' });
+      const native = new DatabaseSessionHandler(url, { table: 'sessions' });
+      try {
+        const br = new Browser(app.base);
+        assert.deepEqual((await br.get('/visits')).json, { visits: 1 });
+        assert.deepEqual((await br.get('/visits')).json, { visits: 2 });
+        const id = sessionIdOf(br);
+        // Written by the query builder, read and changed by the native driver …
+        assert.equal(JSON.parse(await native.read(id)).visits, 2);
+        const s = new Store(COOKIE, native, id);
+        await s.start();
+        assert.equal(s.get('visits'), 2);
+        s.put('visits', 10);
+        await s.save();
+        // … and read back by the app through the query builder.
+        assert.deepEqual((await br.get('/visits')).json, { visits: 11 });
+        assert.equal(JSON.parse(await native.read(id)).visits, 11);
+        // The native driver adopted the migration's table as it was: no second index, no new columns.
+        const indexed = b.connection === 'pgsql'
+          ? b.sql(database, "SELECT count(*) FROM pg_indexes WHERE tablename = 'sessions' AND indexdef LIKE '%(last_activity)%'")
+          : b.sql(database, "SELECT COUNT(*) FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = 'sessions' AND column_name = 'last_activity'");
+        assert.equal(indexed, '1');
+      } finally {
+        await native.close();
+        await app.stop();
+      }
+    });
+
     after(() => {
       try { b.sql(b.admin, `DROP DATABASE IF EXISTS ${database}`); } catch { /* reported by the failing test */ }
     });
