@@ -2,7 +2,9 @@
 // Case "database": the store cycle (load a ~1 KB session, change two keys, save) on the
 // machine's PostgreSQL and MariaDB servers, side by side in one run: our native database driver
 // (Rust, tokio-postgres / mysql_async) against express-session with connect-pg-simple (pg) and
-// with express-mysql-session (mysql2). Every store keeps its sessions in its own table, made
+// with express-mysql-session (mysql2), and against the handler OstroJS apps use on these
+// databases (lib/ostro/databaseHandler.js: the query builder, here knex with pg / mysql2 as
+// OstroJS configures it, run through the custom-driver bridge) on the same kind of table. Every store keeps its sessions in its own table, made
 // when the case starts and dropped at the end. Peers run as their READMEs set them up (pg and
 // mysql2 pools of 10 connections); ours with its defaults (pool 4).
 //
@@ -20,17 +22,22 @@ const MY_URL = process.env.OSTRO_BENCH_MYSQL_URL || 'mysql://root@127.0.0.1:3306
 const CONCURRENCY = [1, 64];
 const POOL = 1024;
 const TABLE = {
-  'ours-postgres': 'bench_ours_pg', 'peer-connect-pg-simple': 'bench_peer_pg',
-  'ours-mysql': 'bench_ours_my', 'peer-express-mysql-session': 'bench_peer_my',
+  'ours-postgres': 'bench_ours_pg', 'peer-connect-pg-simple': 'bench_peer_pg', 'ours-querybuilder-postgres': 'bench_qb_pg',
+  'ours-mysql': 'bench_ours_my', 'peer-express-mysql-session': 'bench_peer_my', 'ours-querybuilder-mysql': 'bench_qb_my',
 };
 
 const CONTENDERS = [
   { id: 'ours-postgres', label: '@ostro/session database (postgres)', kind: 'ours', family: 'postgres' },
+  { id: 'ours-querybuilder-postgres', label: '@ostro/session OstroJS query builder (postgres)', kind: 'ours', family: 'postgres' },
   { id: 'peer-connect-pg-simple', label: 'connect-pg-simple', kind: 'peer', family: 'postgres' },
   { id: 'ours-mysql', label: '@ostro/session database (mariadb)', kind: 'ours', family: 'mysql' },
+  { id: 'ours-querybuilder-mysql', label: '@ostro/session OstroJS query builder (mariadb)', kind: 'ours', family: 'mysql' },
   { id: 'peer-express-mysql-session', label: 'express-mysql-session', kind: 'peer', family: 'mysql' },
 ].map((c) => ({ ...c, file: __filename, db: true }));
-const PEER_OF = { 'ours-postgres': 'peer-connect-pg-simple', 'ours-mysql': 'peer-express-mysql-session' };
+const PEER_OF = {
+  'ours-postgres': 'peer-connect-pg-simple', 'ours-mysql': 'peer-express-mysql-session',
+  'ours-querybuilder-postgres': 'peer-connect-pg-simple', 'ours-querybuilder-mysql': 'peer-express-mysql-session',
+};
 
 function reachable(url) {
   const u = new URL(url);
@@ -45,7 +52,7 @@ function reachable(url) {
 
 /** Drops the case's tables through the servers' CLI clients (outside every contender). */
 function dropTables() {
-  const pg = Object.entries(TABLE).filter(([id]) => id.includes('pg') || id.includes('postgres')).map(([, t]) => t);
+  const pg = Object.entries(TABLE).filter(([id]) => !id.includes('my')).map(([, t]) => t);
   const my = Object.entries(TABLE).filter(([id]) => id.includes('my')).map(([, t]) => t);
   try { execFileSync('psql', [PG_URL, '-X', '-q', '-c', `DROP TABLE IF EXISTS ${pg.join(', ')}`], { stdio: 'ignore' }); } catch { /* server missing: reported as unavailable */ }
   try {
@@ -65,8 +72,26 @@ async function db(ctx) {
     case 'ours-mysql': {
       const DatabaseSessionHandler = kit.ourDriver('database', 'DatabaseSessionHandler');
       const h = new DatabaseSessionHandler(url, { table, minutes: kit.LIFETIME_MIN });
-      await h.open();
+      await h.read('0'.repeat(40)); // connects and creates the table before the clock starts
       return kit.storeCycles(h);
+    }
+    case 'ours-querybuilder-postgres':
+    case 'ours-querybuilder-mysql': {
+      // The table as the session:table migration makes it (the native driver creates that shape).
+      const DatabaseSessionHandler = kit.ourDriver('database', 'DatabaseSessionHandler');
+      // (The first operation creates the table; JS open() is the interface's no-op.)
+      const maker = new DatabaseSessionHandler(url, { table });
+      await maker.read('0'.repeat(40));
+      await maker.close();
+      const knex = kit.need('knex');
+      const u = new URL(url);
+      const db = knex({
+        client: ctx.which.includes('my') ? 'mysql2' : 'pg',
+        connection: { host: u.hostname, port: Number(u.port), user: decodeURIComponent(u.username), password: decodeURIComponent(u.password), database: u.pathname.slice(1) },
+        useNullAsDefault: true,
+      });
+      const { DatabaseSessionHandler: QueryBuilderHandler } = require('../../lib/ostro/databaseHandler');
+      return kit.storeCycles(new QueryBuilderHandler(db, { table, minutes: kit.LIFETIME_MIN }), { close: () => db.destroy() });
     }
     case 'peer-connect-pg-simple': {
       const session = kit.need('express-session');
@@ -161,7 +186,8 @@ function summarize(entries, rounds, windowMs) {
       const peer = byId[PEER_OF[e.id]];
       if (peer && peer.status === 'ok' && peer.samples[conc]) {
         const r = pairedRatio(x.perSecRounds, peer.samples[conc].map((v) => v.perSec));
-        vs = `${ratio(r)} ${peer.label}${conc === 64 ? (r >= 2 ? ' (target ≥ 2×: met)' : ' (target ≥ 2×: MISSED)') : ''}`;
+        const target = conc === 64 && !e.id.includes('querybuilder');
+        vs = `${ratio(r)} ${peer.label}${target ? (r >= 2 ? ' (target ≥ 2×: met)' : ' (target ≥ 2×: MISSED)') : ''}`;
       }
       rows.push([conc === CONCURRENCY[0] ? e.label : '', conc === CONCURRENCY[0] ? e.kind : '', String(conc), fmt(x.perSec, 0), fmt(x.p50, 3), fmt(x.p99, 3), fmt(x.cpuUs, 1), vs, x.errors ? `${x.errors} errors` : '']);
     }
@@ -169,7 +195,7 @@ function summarize(entries, rounds, windowMs) {
   return {
     title: 'Case database: store cycle on PostgreSQL and MariaDB (load ~1 KB, change two keys, save)',
     note: `${rounds} interleaved rounds of ${windowMs} ms per contender and concurrency; medians over rounds; ratios are medians of per-round ratios. `
-      + 'Servers: the machine\'s PostgreSQL and MariaDB (durable commits, as configured). Ours: pool 4; peers: their default pools of 10. CPU µs/cycle is the worker process.',
+      + 'Servers: the machine\'s PostgreSQL and MariaDB (durable commits, as configured). Ours: pool 4; peers and the query builder (knex): their default pools of 10. CPU µs/cycle is the worker process.',
     header: ['store', 'kind', 'conc', 'cycles/s', 'p50 ms', 'p99 ms', 'CPU µs/cycle', 'vs peer', 'note'],
     rows,
     data,
