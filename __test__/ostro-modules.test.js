@@ -261,6 +261,16 @@ describe('OstroSessionManager: the app\'s connections and cache stores', () => {
     assert.deepEqual(m.resolveConnection('memcached', [{ host: 'a', port: 1 }, 'b:2']), ['a:1', 'b:2']);
   });
 
+  it('a redis cluster or sentinel config is refused, never read as a plain server on the defaults', () => {
+    const m = manager({ driver: 'array' }, tmp('rc-'));
+    for (const k of ['cluster', 'sentinel']) {
+      assert.throws(() => m.resolveConnection('redis', { host: 'h', [k]: ['redis://a:1'] }), (e) => e.code === 'ERR_SESSION_INVALID_OPTION' && e.message.includes(k));
+    }
+    const app = fakeApp({ app: { key: 'k'.repeat(40) }, session: { driver: 'array' }, database: { redis: { clusters: { default: [{ host: 'c1', port: 7000 }] }, default: { host: 'x' } } } });
+    const c = new OstroSessionManager(app);
+    assert.throws(() => c.resolveConnection('redis', 'default'), (e) => e.code === 'ERR_SESSION_INVALID_OPTION' && /Redis Cluster/.test(e.message));
+  });
+
   it('cache.<store> and cache + store pick the built-in driver from the app\'s cache config', async () => {
     const dir = tmp('cache-');
     const cache = {

@@ -36,6 +36,12 @@ function present(v) {
 
 /** An OstroJS / Laravel style redis connection config as the redis driver takes it. */
 function redisConnectionOf(o) {
+  // A topology we cannot follow yet must fail, never connect as a plain server elsewhere.
+  for (const k of ['cluster', 'clusters', 'sentinel', 'sentinels']) {
+    if (o[k] !== undefined && o[k] !== null) {
+      throw sessionError('ERR_SESSION_INVALID_OPTION', `the redis connection config has "${k}": Redis Cluster and Sentinel are not supported by the session redis driver yet; name a standalone connection`);
+    }
+  }
   if (typeof o.url === 'string' && o.url !== '') return o.url;
   const out = {};
   const host = present(o.host);
@@ -170,6 +176,10 @@ class OstroSessionManager extends SessionManager {
         return file === null || file === ':memory:' ? file : path.resolve(file);
       }
       if (driver === 'redis') {
+        // Laravel's shape: `redis.clusters.<name>`, or `redis.options.cluster` for every connection.
+        if (isObject(db.redis) && ((isObject(db.redis.clusters) && db.redis.clusters[connection] !== undefined) || (isObject(db.redis.options) && present(db.redis.options.cluster) !== undefined))) {
+          throw sessionError('ERR_SESSION_INVALID_OPTION', `the session connection [${connection}] is a Redis Cluster in config/database.js; the session redis driver does not support Redis Cluster yet`);
+        }
         if (isObject(db.redis) && isObject(db.redis[connection])) return redisConnectionOf(db.redis[connection]);
         if (isObject(conns[connection]) && conns[connection].driver === 'redis') return redisConnectionOf(conns[connection]);
       }
