@@ -399,6 +399,27 @@ export class SessionManager {
    * (`existed: false`). The Store is started; `save()` it when done.
    */
   loadStore(cookieHeader: string | string[] | null | undefined): Promise<{ store: HttpStore; existed: boolean }>;
+  /**
+   * What the middleware does when a request comes in, without touching the response: resolves
+   * the driver, loads the session as `loadSession(req)` does, and draws the gc lottery. For
+   * adapters of other frameworks.
+   */
+  openSession(req: any): Promise<{ store: HttpStore; existed: boolean }>;
+  /**
+   * The session cookie's `Set-Cookie` line under the config's attributes. `value` is the cookie
+   * value before URL-encoding (`signedCookieValue(id)`, or the cookie driver's sealed session);
+   * null writes an expired cookie that makes the browser drop it. `req` decides `secure: 'auto'`.
+   */
+  sessionCookie(value: string | null, req?: any): string;
+  /** The signed cookie value for `id` (`s:<id>.<signature>`, as cookie-signature and 1.x sign it). */
+  signedCookieValue(id: string): string;
+  /** Where errors off the request path go (the `logger` option; console by default). */
+  readonly logger: { error(...args: unknown[]): void };
+  /**
+   * Draws the gc lottery for `handler` (the default driver); a win schedules `collectGarbage()`
+   * off the request path, one run per handler at a time. Returns whether it was scheduled.
+   */
+  runLottery(handler?: unknown): boolean;
   /** Runs gc now on a driver (the default one). */
   collectGarbage(handler?: unknown): Promise<number>;
   /**

@@ -750,3 +750,38 @@ test('concurrent requests that change different properties both keep their chang
   const r = await c.get('/read');
   assert.deepEqual(r.json(), { a: 2, b: 2 }, 'the slow request wrote only a; b from the other request stayed');
 });
+
+test('a response whose session was destroyed meanwhile clears the cookie instead of resending the id (rolling)', async (t) => {
+  const manager = new SessionManager({ driver: 'array', key: KEY });
+  t.after(() => manager.close());
+  let loaded;
+  const started = new Promise((r) => { loaded = r; });
+  let release;
+  const gate = new Promise((r) => { release = r; });
+  const { url } = await serveApp(t, manager, { rolling: true }, (app) => {
+    app.get('/set', (req, res) => {
+      req.session.user = 'alice';
+      res.end();
+    });
+    app.get('/slow', async (req, res) => {
+      loaded();
+      await gate;
+      res.end(String(req.session.user));
+    });
+    app.get('/logout', (req, res, next) => req.session.destroy((err) => (err ? next(err) : res.end('bye'))));
+    app.get('/read', (req, res) => res.end(String(req.session.user)));
+  });
+  const client = new Client(url);
+  await client.get('/set');
+  const cookie = client.cookieHeader();
+  const slow = client.get('/slow', { cookie });
+  await started;
+  await client.get('/logout', { cookie });
+  release();
+  const res = await slow;
+  assert.equal(res.body, 'alice', 'the request still saw the session it loaded');
+  const line = sessionCookie(res);
+  assert.ok(line, 'rolling sends a cookie line');
+  assert.equal(line.attrs['max-age'], '0', `the cookie is cleared, not resent: ${res.setCookies}`);
+  assert.equal((await client.get('/read', { cookie })).body, 'undefined', 'the old id stays dead');
+});

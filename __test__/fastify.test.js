@@ -436,3 +436,38 @@ test('the plugin is not encapsulated: routes of sibling and child contexts get r
   assert.equal((await client.get('/api/child')).json().n, 1);
   assert.equal((await client.get('/api/child')).json().n, 2);
 });
+
+// A request that loaded the session before a concurrent logout destroyed it saves unchanged: the
+// save finds the record gone ('dropped'), so its reply clears the cookie instead of resending the
+// id (which would undo the logout in the browser).
+for (const driver of DRIVERS.filter((d) => d !== 'cookie')) {
+  test(`${driver}: a reply whose session was destroyed meanwhile clears the cookie instead of resending the id`, async (t) => {
+    let loaded;
+    const started = new Promise((r) => { loaded = r; });
+    let release;
+    const gate = new Promise((r) => { release = r; });
+    const { client } = await setup(t, configFor(driver, { previous_url: false }), (app) => {
+      appRoutes(app);
+      app.get('/slow', async () => {
+        loaded();
+        await gate;
+        return { ok: true };
+      });
+    });
+    await client.get('/count');
+    const cookie = client.cookieHeader();
+    const oldId = idOf(sessionCookie(await client.get('/read', { cookie })));
+    const slow = client.get('/slow', { cookie });
+    await started;
+    await client.request('/logout', { method: 'POST', cookie });
+    release();
+    const res = await slow;
+    assert.equal(res.status, 200);
+    const c = sessionCookie(res);
+    assert.ok(c, 'the reply carries a session cookie line');
+    assert.equal(c.attrs['max-age'], '0', `the cookie is cleared, not resent: ${res.setCookies}`);
+    assert.notEqual(idOf(c), oldId);
+    const again = await client.get('/read', { cookie });
+    assert.equal(again.json().n, null, 'the old id stays dead');
+  });
+}

@@ -278,9 +278,9 @@ test('under OstroJS the key stays lazy (key:generate runs on a fresh app): missi
   assert.throws(() => noKey.createStore(), (e) => e.code === 'ERR_SESSION_INVALID_OPTION' && /app key is missing/.test(e.message) && /key:generate/.test(e.message));
   const lazy = new SessionManager({ driver: 'array', csrf: 'laravel' }, { app });
   await lazy.createStore().start();
-  assert.throws(() => lazy._signedValue('x'.repeat(40)), /app key is missing/);
+  assert.throws(() => lazy.signedCookieValue('x'.repeat(40)), /app key is missing/);
   // OstroJS apps' keys are theirs to choose: a short one is not refused there.
-  assert.equal(typeof new SessionManager({ driver: 'array', key: 'short' }, { app })._signedValue('x'.repeat(40)), 'string');
+  assert.equal(typeof new SessionManager({ driver: 'array', key: 'short' }, { app }).signedCookieValue('x'.repeat(40)), 'string');
   const encrypting = new SessionManager({ driver: 'array', encrypt: true, key: '' }, { app });
   assert.throws(() => encrypting.createStore(), /app key is missing/);
   assert.throws(() => new SessionManager({ driver: 'cookie' }, { app }).driver(), /app key is missing/);

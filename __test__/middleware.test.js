@@ -9,7 +9,7 @@ const path = require('node:path');
 const { performance } = require('node:perf_hooks');
 const { SessionManager } = require('../lib/manager');
 const { SessionHandlerInterface } = require('../lib/handler-interface');
-const { serve, Client, rawRequest, parseSetCookie, sessionCookie, idOf, until } = require('./support/http');
+const { serve, listen, Client, rawRequest, parseSetCookie, sessionCookie, idOf, until } = require('./support/http');
 const { sessionApp, send } = require('./support/session-app');
 const { tmpDir } = require('./support/tmp');
 const { startRedis, startMemcached } = require('./support/servers');
@@ -553,6 +553,99 @@ test('an unchanged session is touched, or rewritten with resave', async (t) => {
   await b.client.get('/none');
   // resave touches first and rewrites only a record that still exists (issue 10, defect 3).
   assert.deepEqual(r.calls, ['read', 'touch', 'write']);
+});
+
+// A request that loaded the session before a concurrent logout destroyed it saves unchanged: the
+// save finds the record gone ('dropped'), so its response must not send the old id back (that
+// would undo the logout in the browser); it clears the cookie instead, and the record stays gone.
+for (const kind of FRAMEWORKS) {
+  for (const driver of DRIVERS.filter((d) => d !== 'cookie')) {
+    test(`${kind} + ${driver}: a response whose session was destroyed meanwhile clears the cookie instead of resending the id`, async (t) => {
+      let loaded;
+      const started = new Promise((r) => { loaded = r; });
+      let release;
+      const gate = new Promise((r) => { release = r; });
+      const hooks = {
+        '/slow': async (req, res) => {
+          loaded();
+          await gate;
+          send(res, 200, 'slow');
+        },
+      };
+      const { client, manager } = await setup(t, kind, configFor(driver, { previous_url: false }), { hooks });
+      await client.get('/put?key=user&value=alice');
+      const cookie = client.cookieHeader();
+      const oldId = idOf(sessionCookie(await client.get('/get?key=user', { cookie })));
+      const slow = client.get('/slow', { cookie });
+      await started;
+      const out = await client.get('/invalidate', { cookie });
+      assert.notEqual(idOf(sessionCookie(out)), oldId, 'the logout moved to a fresh id');
+      release();
+      const res = await slow;
+      assert.equal(res.status, 200);
+      const c = sessionCookie(res);
+      assert.ok(c, 'the response carries a session cookie line');
+      assert.equal(c.attrs['max-age'], '0', `the cookie is cleared, not resent: ${res.setCookies}`);
+      assert.equal(c.value, '');
+      // The old id stays dead: presenting it again starts a fresh, empty session.
+      const again = await client.get('/get?key=user', { cookie });
+      assert.equal(again.json().value, null);
+      assert.notEqual(again.json().id, oldId);
+      const { store, existed } = await manager.loadStore(cookie);
+      assert.equal(existed, false);
+      assert.notEqual(store.getId(), oldId);
+    });
+  }
+}
+
+// The response is held back through http.ServerResponse.prototype (Express 4 and 5 responses
+// inherit from it), so a request adds no methods of its own to `res`; a response whose methods a
+// middleware mounted earlier already wrapped is wrapped on top, per instance, and still waits.
+test('the hook lives on ServerResponse.prototype for node:http, Express 4 and 5; an earlier wrapper is wrapped on top', async (t) => {
+  const http = require('node:http');
+  const express4 = require('express4');
+  const express5 = require('express');
+  const h = new RecordingHandler({ writeDelayMs: 100 });
+  const manager = new SessionManager({ driver: 'rec', key: KEY, lottery: [0, 100] });
+  manager.extend('rec', () => h);
+  t.after(() => manager.close());
+  const mw = manager.middleware();
+  const route = (req, res) => {
+    const own = ['writeHead', 'write', 'end', 'flushHeaders'].filter((m) => Object.hasOwn(res, m));
+    req.session.put('n', req.session.get('n', 0) + 1);
+    res.setHeader('Content-Type', 'application/json');
+    res.end(JSON.stringify({ own }));
+  };
+  const servers = [];
+  const node = http.createServer((req, res) => mw(req, res, () => route(req, res)));
+  // A wrapper installed before the session middleware, holding the method it found then.
+  const wrapped = http.createServer((req, res) => {
+    const end = res.end;
+    res.end = function wrappedEnd(...args) { res.setHeader('X-Wrapped', '1'); return end.apply(this, args); };
+    mw(req, res, () => route(req, res));
+  });
+  const e4 = express4();
+  e4.use(mw);
+  e4.get('/', route);
+  const e5 = express5();
+  e5.use(mw);
+  e5.get('/', route);
+  for (const [name, server] of [['node', node], ['express4', http.createServer(e4)], ['express5', http.createServer(e5)], ['wrapped', wrapped]]) {
+    servers.push([name, await listen(server)]);
+  }
+  t.after(() => Promise.all(servers.map(([, s]) => s.close())));
+  for (const [name, s] of servers) {
+    const client = new Client(s.url);
+    await client.get('/');
+    const before = h.writeResolvedAt.length;
+    const res = await client.get('/');
+    const arrived = performance.now();
+    assert.equal(h.writeResolvedAt.length, before + 1, `${name}: saved`);
+    assert.ok(h.writeResolvedAt.at(-1) <= arrived, `${name}: the save settled before the response arrived`);
+    assert.ok(sessionCookie(res), `${name}: cookied`);
+    assert.deepEqual(res.json().own, name === 'wrapped' ? ['writeHead', 'write', 'end', 'flushHeaders'] : [], `${name}: own methods on res`);
+    if (name === 'wrapped') assert.equal(res.headers.get('x-wrapped'), '1');
+  }
 });
 
 // ----- previous URL ---------------------------------------------------------------------------------

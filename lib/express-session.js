@@ -17,6 +17,7 @@
 // lib/http-session.js and the manager; this file owns the object shape and the decisions.
 const { SessionManager, isSecure } = require('./manager');
 const httpSession = require('./http-session');
+const { hookResponse } = require('./middleware');
 const cookies = require('./cookies');
 const native = require('./native');
 const { sessionError } = require('./errors');
@@ -37,11 +38,6 @@ const COOKIE_KEYS = ['path', 'maxAge', 'httpOnly', 'secure', 'sameSite', 'domain
 
 // Per-session request state, kept off the session object so that it never becomes data.
 const contexts = new WeakMap();
-
-const OPEN = 0;
-const COMMITTING = 1;
-const DONE = 2;
-const BAD_REASON = /[^\t\x20-\x7e\x80-\xff]/;
 
 // ----- Cookie ------------------------------------------------------------------------------------
 
@@ -334,12 +330,13 @@ async function write(ctx, sess, snap) {
   for (const k of ctx.baseline.keys()) if (!snap.has(k)) store.forget(k);
   const cj = JSON.stringify(sess.cookie);
   if (cj !== ctx.cookieBaseline) store.put('cookie', JSON.parse(cj));
-  await store.save({ resave: true });
+  const outcome = await store.save({ resave: true });
   ctx.baseline = snap;
   ctx.cookieBaseline = cj;
   ctx.savedId = store.getId();
   ctx.savedHash = hashOf(snap);
   ctx.wrote = true;
+  return outcome;
 }
 
 /**
@@ -477,7 +474,7 @@ function createExpressSessionMiddleware(manager, options) {
         checkDriver(manager);
         checked = true;
       } catch (err) {
-        return Promise.resolve(fail(manager, res, n, err, null));
+        return Promise.resolve(fail(manager, res, n, err));
       }
     }
     return handle(manager, opts, req, res, n);
@@ -491,15 +488,16 @@ async function handle(manager, opts, req, res, next) {
       if (next) next();
       return true;
     }
-    return fail(manager, res, next, sessionError('ERR_SESSION_INVALID_OPTION', 'req.session is already set by another middleware; mount one session middleware'), null);
+    return fail(manager, res, next, sessionError('ERR_SESSION_INVALID_OPTION', 'req.session is already set by another middleware; mount one session middleware'));
   }
   let ctx;
   try {
     ctx = await load(manager, opts, req);
   } catch (err) {
-    return fail(manager, res, next, err, null);
+    return fail(manager, res, next, err);
   }
-  hookResponse(manager, ctx, res, next);
+  // Held back exactly as the Laravel-API middleware holds its responses (lib/middleware.js).
+  hookResponse(res, manager, next, commitSession, ctx);
   if (next) next();
   return true;
 }
@@ -579,22 +577,21 @@ async function commitSession(ctx) {
   if (shouldSetCookie && !(sess.cookie.secure && !isSecure(req, manager.config.trust_proxy))) {
     line = httpSession.cookieLine(manager, id, attributesOf(sess.cookie));
   }
-  if (shouldSave) await write(ctx, sess, snap);
+  let outcome = null;
+  if (shouldSave) outcome = await write(ctx, sess, snap);
   // express-session's store.touch(): refreshes the record's expiry, never recreates it.
-  else if (!isNew && !ctx.wrote) await ctx.store.save({ resave: false });
+  else if (!isNew && !ctx.wrote) outcome = await ctx.store.save({ resave: false });
+  // The record was gone (a concurrent request destroyed it, say a logout): sending this id
+  // again would undo the logout in the browser, so the cookie is cleared instead.
+  if (outcome === 'dropped') line = httpSession.cookieLine(manager, id, { ...attributesOf(sess.cookie), maxAgeMs: 0 });
   return line;
 }
 
 /**
- * A load or save error: to `next(err)`, or else a generic 500 (the error is logged). `orig`
- * holds the unwrapped response methods and the headers from before the app ran.
+ * A load error: to `next(err)`, or else a generic 500 (the error is logged). (Save errors are
+ * handled by the response hook of lib/middleware.js.)
  */
-function fail(manager, res, next, err, orig) {
-  if (orig && !res.headersSent) {
-    for (const name of res.getHeaderNames()) res.removeHeader(name);
-    for (const [name, value] of orig.headers) res.setHeader(name, value);
-    res.statusCode = orig.statusCode;
-  }
+function fail(manager, res, next, err) {
   if (next) {
     next(err);
     return false;
@@ -604,133 +601,10 @@ function fail(manager, res, next, err, orig) {
     res.destroy(err);
     return false;
   }
-  const writeHead = orig ? orig.writeHead : res.writeHead;
-  const end = orig ? orig.end : res.end;
   const body = 'Internal Server Error';
-  writeHead.call(res, 500, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
-  end.call(res, body);
+  res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
+  res.end(body);
   return false;
-}
-
-function isChunk(chunk) {
-  return typeof chunk === 'string' || chunk instanceof Uint8Array;
-}
-
-function byteLength(chunk, encoding) {
-  if (typeof chunk === 'string') return Buffer.byteLength(chunk, typeof encoding === 'string' ? encoding : 'utf8');
-  return chunk ? chunk.length : 0;
-}
-
-function applyHeaders(res, headers) {
-  if (!headers) return;
-  if (Array.isArray(headers)) {
-    if (headers.length % 2 !== 0) {
-      const e = new TypeError('The argument \'headers\' is invalid: a flat list of names and values must have an even length');
-      e.code = 'ERR_INVALID_ARG_VALUE';
-      throw e;
-    }
-    for (let i = 0; i < headers.length; i += 2) res.removeHeader(headers[i]);
-    for (let i = 0; i < headers.length; i += 2) if (headers[i]) res.appendHeader(headers[i], headers[i + 1]);
-    return;
-  }
-  for (const k of Object.keys(headers)) if (k) res.setHeader(k, headers[k]);
-}
-
-// The response is held back exactly as lib/middleware.js holds it (the same wrapping of
-// writeHead/write/end/flushHeaders, queued and replayed once the session is committed), so a
-// redirect target always sees what the redirecting request wrote and a save error can still
-// become a 500. TODO(lead): share one copy once lib/middleware.js exports its hookResponse
-// with the commit as a parameter.
-function hookResponse(manager, ctx, res, next) {
-  const orig = {
-    writeHead: res.writeHead,
-    write: res.write,
-    end: res.end,
-    flushHeaders: res.flushHeaders,
-    headers: Object.entries(res.getHeaders()).map(([k, v]) => [k, Array.isArray(v) ? v.slice() : v]),
-    statusCode: res.statusCode,
-  };
-  let state = OPEN;
-  const queue = [];
-  let queuedBytes = 0;
-  let needDrain = false;
-
-  function enqueue(method, args) {
-    queue.push(method, args);
-    if (state === OPEN) {
-      state = COMMITTING;
-      commit();
-    }
-  }
-
-  async function commit() {
-    let error = null;
-    let line = null;
-    try {
-      line = await commitSession(ctx);
-    } catch (err) {
-      error = err;
-    }
-    state = DONE;
-    if (error !== null) {
-      queue.length = 0;
-      fail(manager, res, next, error, orig);
-      return;
-    }
-    if (line !== null) {
-      const prev = res.getHeader('Set-Cookie');
-      // The app's own cookies are kept.
-      res.setHeader('Set-Cookie', prev === undefined ? [line] : [].concat(prev, line));
-      if (!res.hasHeader('Cache-Control')) res.setHeader('Cache-Control', 'private');
-    }
-    try {
-      for (let i = 0; i < queue.length; i += 2) orig[queue[i]].apply(res, queue[i + 1]);
-    } catch (err) {
-      httpSession.logError(manager, `@ostro/session: the deferred response failed: ${err && err.message}`, err);
-      res.destroy(err);
-    }
-    queue.length = 0;
-    if (needDrain && !res.writableNeedDrain && !res.destroyed) res.emit('drain');
-  }
-
-  res.writeHead = function writeHead(statusCode, reason, headers) {
-    if (state === DONE) return orig.writeHead.apply(this, arguments);
-    const code = statusCode | 0;
-    const hasReason = typeof reason === 'string';
-    if (code < 100 || code > 999 || (hasReason && BAD_REASON.test(reason))) {
-      return orig.writeHead.apply(this, arguments); // throws as Node does, before anything is sent
-    }
-    applyHeaders(res, hasReason ? headers : reason);
-    res.statusCode = code;
-    if (hasReason) res.statusMessage = reason;
-    enqueue('writeHead', hasReason ? [code, reason] : [code]);
-    return this;
-  };
-
-  res.write = function write(chunk, encoding, cb) { // eslint-disable-line no-unused-vars
-    if (state === DONE) return orig.write.apply(this, arguments);
-    if (!isChunk(chunk)) return orig.write.apply(this, arguments); // Node throws, before anything is sent
-    enqueue('write', Array.prototype.slice.call(arguments));
-    queuedBytes += byteLength(chunk, encoding);
-    if (queuedBytes >= res.writableHighWaterMark) {
-      needDrain = true;
-      return false;
-    }
-    return true;
-  };
-
-  res.end = function end(chunk, encoding, cb) { // eslint-disable-line no-unused-vars
-    if (state === DONE) return orig.end.apply(this, arguments);
-    if (chunk && typeof chunk !== 'function' && !isChunk(chunk)) return orig.end.apply(this, arguments); // Node throws
-    enqueue('end', Array.prototype.slice.call(arguments));
-    return this;
-  };
-
-  res.flushHeaders = function flushHeaders() {
-    if (state === DONE) return orig.flushHeaders.apply(this, arguments);
-    enqueue('flushHeaders', []);
-    return undefined;
-  };
 }
 
 module.exports = {

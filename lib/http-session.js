@@ -1,63 +1,103 @@
 'use strict';
 // The request-scoped part of HTTP sessions that every framework adapter shares, with no response
-// object in sight: `open()` turns a request into its Store, `commit()` saves that Store and says
-// which `Set-Cookie` line the response must carry. The Connect middleware defers Node's response
-// methods around these two steps; the Fastify plugin runs them from its hooks.
+// object in sight: an `HttpSession` turns one request into its Store (`open()`) and, at the end,
+// saves that Store and says which `Set-Cookie` line the response must carry (`commit()`). The
+// Connect middleware holds Node's response methods back around these two steps; the Fastify
+// plugin runs them from its hooks; the express-session mode builds on `open()` and
+// `cookieLine()`.
 //
-// This file is the only place where the adapters reach into the manager's private methods
-// (`_lottery`, `_signedValue`, `_setCookie`) and the Store's engine handle (`_s`): once they have
-// public equivalents, only this file changes.
-const { tokenWasRead, requestMeta, CookieRequestHandler } = require('./manager');
+// Everything here goes through the manager's public API (`openSession`, `signedCookieValue`,
+// `sessionCookie`, `logger`) and never imports lib/manager.js: the manager imports this file
+// (for `requestMeta` and `isSecure`), and lib/middleware.js imports it, so neither needs the
+// other.
+const { tokenWasRead, internals } = require('./store');
+const { CookieRequestHandler } = require('./drivers/cookie');
 const cookies = require('./cookies');
 const { sessionError } = require('./errors');
 
-/**
- * Loads the session of `req`: verifies the signed cookie (or opens the cookie driver's sealed
- * one), starts the Store, and runs the gc lottery (a win collects off the request path).
- * @param {import('./manager').SessionManager} manager
- * @param {import('http').IncomingMessage} req
- * @returns {Promise<{ store: import('./manager').HttpStore, existed: boolean }>} `existed`: the
- *   request carried a session the driver knew
- */
-async function open(manager, req) {
-  // Resolving the driver first makes a config error (unknown driver, missing key) fail here,
-  // before anything is read.
-  const handler = manager.driver();
-  const loaded = await manager.loadSession(req);
-  manager._lottery(handler);
-  return loaded;
+/** One request's session: its cookie, its load and its commit. */
+class HttpSession {
+  /**
+   * @param {import('./manager').SessionManager} manager
+   * @param {import('http').IncomingMessage} req
+   */
+  constructor(manager, req) {
+    this.manager = manager;
+    this.req = req;
+    /** @type {import('./store').HttpStore|null} the Store, once `open()` resolved */
+    this.store = null;
+    /** Whether the request carried a session the driver knew. */
+    this.existed = false;
+  }
+
+  /**
+   * Loads the session of the request: verifies the signed cookie (or opens the cookie driver's
+   * sealed one), starts the Store, and draws the gc lottery (a win collects off the request path).
+   * @returns {Promise<import('./store').HttpStore>}
+   */
+  async open() {
+    const loaded = await this.manager.openSession(this.req);
+    this.store = loaded.store;
+    this.existed = loaded.existed;
+    return loaded.store;
+  }
+
+  /**
+   * Saves the Store (aging flash data; a write when it changed, a touch otherwise) and returns
+   * the `Set-Cookie` line the response must carry, or null when it must carry none: a new
+   * session nobody touched and whose token nobody read is neither saved nor cookied unless
+   * `saveUninitialized`, and the cookie driver may have nothing to resend. When the save finds
+   * the record gone ('dropped': a concurrent request destroyed it, say a logout), the line
+   * clears the cookie: sending that id again would undo the logout in the browser.
+   * Nothing has been sent when this runs, so the caller can still answer with an error instead.
+   * @param {number} statusCode the status the response will have (the previous URL is
+   *   remembered for a 2xx GET only)
+   * @returns {Promise<string|null>}
+   */
+  async commit(statusCode) {
+    const { manager, req, store } = this;
+    const cfg = manager.config;
+    if (!this.existed && !cfg.saveUninitialized && !store.isDirty() && !tokenWasRead(store)) return null;
+    if (cfg.previous_url) rememberUrl(req, statusCode, store);
+    const handler = store.getHandler();
+    if (handler instanceof CookieRequestHandler) {
+      await store.save({ resave: cfg.resave });
+      const out = handler.outgoing();
+      if (out === null) return null;
+      // '' means the session was emptied: the cookie is expired.
+      return manager.sessionCookie(out === '' ? null : out, req);
+    }
+    // Signing first: a missing app key fails before anything is written.
+    const value = manager.signedCookieValue(store.getId());
+    const outcome = await store.save({ resave: cfg.resave });
+    return manager.sessionCookie(outcome === 'dropped' ? null : value, req);
+  }
 }
 
 /**
- * Saves `store` (aging flash data; a write when it changed, a touch otherwise) and returns the
- * `Set-Cookie` line the response must carry, or null when it must carry none: a new session
- * nobody touched and whose token nobody read is neither saved nor cookied unless
- * `saveUninitialized`, and the cookie driver may have nothing to resend.
- * Nothing has been sent when this runs, so the caller can still answer with an error instead.
+ * Loads the session of `req` (see `HttpSession#open`).
  * @param {import('./manager').SessionManager} manager
- * @param {import('http').IncomingMessage} req the request (its method, URL, headers and socket)
- * @param {number} statusCode the status the response will have (the previous URL is remembered
- *   for a 2xx GET only)
- * @param {import('./manager').HttpStore} store the Store `open()` returned
+ * @param {import('http').IncomingMessage} req
+ * @returns {Promise<{ store: import('./store').HttpStore, existed: boolean }>}
+ */
+function open(manager, req) {
+  return manager.openSession(req);
+}
+
+/**
+ * Saves `store` and returns the `Set-Cookie` line or null (see `HttpSession#commit`).
+ * @param {import('./manager').SessionManager} manager
+ * @param {import('http').IncomingMessage} req
+ * @param {number} statusCode
+ * @param {import('./store').HttpStore} store the Store `open()` returned
  * @param {boolean} existed what `open()` returned
  * @returns {Promise<string|null>}
  */
-async function commit(manager, req, statusCode, store, existed) {
-  const cfg = manager.config;
-  if (!existed && !cfg.saveUninitialized && !store.isDirty() && !tokenWasRead(store)) return null;
-  if (cfg.previous_url) rememberUrl(req, statusCode, store);
-  const handler = store.getHandler();
-  const cookieDriver = handler instanceof CookieRequestHandler;
-  // Signing first: a missing app key fails before anything is written.
-  let value = cookieDriver ? null : manager._signedValue(store.getId());
-  await store.save({ resave: cfg.resave });
-  if (cookieDriver) {
-    const out = handler.outgoing();
-    if (out === null) return null;
-    // '' means the session was emptied: the cookie is expired.
-    value = out === '' ? null : out;
-  }
-  return manager._setCookie(value, req);
+function commit(manager, req, statusCode, store, existed) {
+  const hs = new HttpSession(manager, req);
+  hs.store = store;
+  hs.existed = existed;
+  return hs.commit(statusCode);
 }
 
 /**
@@ -114,7 +154,7 @@ async function reopen(manager, req, id) {
   const store = manager.createStore(id);
   store.setRequestMeta(requestMeta(req, manager.config.trust_proxy));
   await store.start();
-  return store._s.recordExists() ? store : null;
+  return internals.recordExists(store) ? store : null;
 }
 
 // As the manager's config checks: a ';' or a control character would inject attributes.
@@ -140,7 +180,7 @@ function cookieLine(manager, id, cookie) {
     throw sessionError('ERR_SESSION_VALUE', `session cookie domain must hold no ';', spaces or control characters, got ${JSON.stringify(domain)}`);
   }
   const name = manager.config.cookie;
-  const value = manager._signedValue(id);
+  const value = manager.signedCookieValue(id);
   const session = cookie.maxAgeMs === null;
   const attrs = cookies.attributes({
     lifetime: session ? 1 : cookie.maxAgeMs / 60000,
@@ -156,7 +196,31 @@ function cookieLine(manager, id, cookie) {
 
 /** Logs `err` through the manager's logger (the `logger` option, console by default). */
 function logError(manager, message, err) {
-  manager._logger.error(message, err);
+  manager.logger.error(message, err);
 }
 
-module.exports = { open, commit, reopen, cookieLine, logError, pathAndQuery };
+/** The client IP (from `X-Forwarded-For` when the proxy is trusted) and user agent of a request. */
+function requestMeta(req, trustProxy) {
+  const headers = req.headers || {};
+  let ip;
+  if (trustProxy) {
+    const xff = headers['x-forwarded-for'];
+    if (typeof xff === 'string' && xff !== '') ip = xff.split(',')[0].trim();
+  }
+  if (!ip) ip = req.socket && req.socket.remoteAddress;
+  const ua = headers['user-agent'];
+  const meta = {};
+  if (typeof ip === 'string' && ip !== '') meta.ip = ip.slice(0, 45);
+  if (typeof ua === 'string' && ua !== '') meta.userAgent = ua.slice(0, 500);
+  return meta;
+}
+
+/** Whether the request came over TLS (or, with a trusted proxy, `X-Forwarded-Proto: https`). */
+function isSecure(req, trustProxy) {
+  if (req.socket && req.socket.encrypted) return true;
+  if (!trustProxy) return false;
+  const proto = req.headers && req.headers['x-forwarded-proto'];
+  return typeof proto === 'string' && proto.split(',')[0].trim().toLowerCase() === 'https';
+}
+
+module.exports = { HttpSession, open, commit, reopen, cookieLine, logError, pathAndQuery, requestMeta, isSecure };

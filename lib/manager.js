@@ -8,184 +8,20 @@
 // still runs on a fresh app.
 const path = require('node:path');
 const native = require('./native');
-const { Store, kState, freezeClass } = require('./store');
+const { HttpStore, tokenWasRead, internals } = require('./store');
 const { sessionError } = require('./errors');
 const { rejectUnknown } = require('./options');
+const { normalize, invalid } = require('./config');
 const { ArraySessionHandler, FileSessionHandler, NativeSessionHandler } = require('./handlers');
 const bridge = require('./handler-bridge');
 const { CookieSessionHandler, CookieRequestHandler } = require('./drivers/cookie');
 const cookies = require('./cookies');
-
-/**
- * The per-request Store the manager hands out: a `Store` that remembers whether `token()` was
- * read. Like every Store it refuses property writes (`ERR_SESSION_PROPERTY`), so a subclass
- * given as `storeClass` keeps no fields of its own either.
- */
-class HttpStore extends Store {
-  /** The CSRF token; reading it makes a new session worth saving (the client may echo it back). */
-  token(cb) {
-    const t = super.token(cb);
-    this[kState].tokenRead = true;
-    return t;
-  }
-}
-freezeClass(HttpStore);
-
-/** Whether `token()` was read on a Store since it was created. */
-function tokenWasRead(store) {
-  return store[kState].tokenRead === true;
-}
-
-const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const CONTROL = /[\u0000-\u001f\u007f;]/; // eslint-disable-line no-control-regex
-
-function invalid(key, what, value) {
-  let shown;
-  try {
-    shown = typeof value === 'string' ? JSON.stringify(value) : (value === undefined ? 'undefined' : JSON.stringify(value));
-  } catch {
-    shown = typeof value;
-  }
-  if (shown === undefined) shown = typeof value;
-  return sessionError('ERR_SESSION_INVALID_OPTION', `session config "${key}" ${what}, got ${shown}`);
-}
-
-// OstroJS's env() converts only 'true'/'false'/'null', so config files can hand over '1', '0'
-// or '' (a variable set to nothing); those are read as a shell user means them.
-const TRUE = new Set(['true', '1', 'on', 'yes']);
-const FALSE = new Set(['false', '0', 'off', 'no']);
-function bool(cfg, key, def) {
-  const v = cfg[key];
-  if (v === undefined || v === null || v === '') return def;
-  if (v === true || v === false) return v;
-  if (typeof v === 'string' && TRUE.has(v.trim().toLowerCase())) return true;
-  if (typeof v === 'string' && FALSE.has(v.trim().toLowerCase())) return false;
-  throw invalid(key, 'must be a boolean', v);
-}
-
-function str(cfg, key, def, { nullable = false, check = null, what = 'must be a non-empty string' } = {}) {
-  const v = cfg[key];
-  if (v === undefined || (v === null && !nullable)) return def;
-  if (v === null) return null;
-  if (typeof v !== 'string' || v === '' || (check && !check(v))) throw invalid(key, what, v);
-  return v;
-}
-
-function lifetimeOf(cfg) {
-  const v = cfg.lifetime;
-  if (v === undefined || v === null) return 120;
-  const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
-  if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0) throw invalid('lifetime', 'must be a positive number of minutes (a numeric string is accepted)', v);
-  return n;
-}
-
-function lotteryOf(cfg) {
-  const v = cfg.lottery;
-  if (v === undefined || v === null) return [2, 100];
-  const ok = Array.isArray(v) && v.length === 2 && v.every((x) => Number.isInteger(Number(x)) && Number(x) >= 0 && String(x).trim() !== '') && Number(v[1]) > 0;
-  if (!ok) throw invalid('lottery', 'must be [chances, outOf] with non-negative integers and outOf > 0', v);
-  return [Number(v[0]), Number(v[1])];
-}
-
-function sameSiteOf(cfg) {
-  const v = cfg.same_site;
-  if (v === undefined) return 'lax';
-  if (v === null || v === false) return null;
-  if (typeof v === 'string' && ['lax', 'strict', 'none'].includes(v.toLowerCase())) return v.toLowerCase();
-  throw invalid('same_site', "must be 'lax', 'strict', 'none' or null", v);
-}
-
-function secureOf(cfg) {
-  const v = cfg.secure;
-  if (v === 'auto') return 'auto';
-  try {
-    return bool(cfg, 'secure', false);
-  } catch {
-    throw invalid('secure', "must be a boolean or 'auto'", v);
-  }
-}
-
-function keysOf(cfg) {
-  const key = cfg.key;
-  if (key !== undefined && key !== null && typeof key !== 'string') throw invalid('key', 'must be a string (the app key)', '(not a string)');
-  let prev = cfg.previous_keys;
-  if (prev === undefined || prev === null || prev === '') prev = [];
-  // APP_PREVIOUS_KEYS arrives from env() as one comma-separated string.
-  if (typeof prev === 'string') prev = prev.split(',').map((k) => k.trim()).filter((k) => k !== '');
-  if (!Array.isArray(prev) || prev.some((k) => typeof k !== 'string' || k === '')) {
-    throw sessionError('ERR_SESSION_INVALID_OPTION', 'session config "previous_keys" must be a list of non-empty strings (or one comma-separated string)');
-  }
-  return { key: typeof key === 'string' ? key : '', previousKeys: prev.slice() };
-}
-
-function connectionOf(cfg) {
-  const v = cfg.connection;
-  if (v === undefined || v === null) return null;
-  if (typeof v === 'string' && v !== '') return v;
-  if (Array.isArray(v) && v.every((x) => typeof x === 'string' && x !== '')) return v.slice();
-  if (typeof v === 'object' && !Array.isArray(v)) return { ...v };
-  throw invalid('connection', 'must be null, a URL or path string, a list of "host:port" strings or a connection object', typeof v === 'object' ? '(invalid list)' : v);
-}
-
-// Every key the manager reads: OstroJS's config/session.js (the skeleton's keys, `signed`
-// included), plus the app key and previous keys, and this package's own additions.
-const CONFIG_KEYS = new Set([
-  'driver', 'lifetime', 'expire_on_close', 'encrypt', 'encrypt_migrate', 'files', 'connection',
-  'table', 'store', 'prefix', 'lottery', 'cookie', 'path', 'domain', 'secure', 'http_only',
-  'same_site', 'resave', 'saveUninitialized', 'signed', 'previous_url', 'trust_proxy', 'csrf',
-  'key', 'previous_keys',
-]);
+const { requestMeta, isSecure } = require('./http-session');
 
 const OPTION_KEYS = new Set(['app', 'logger', 'storeClass', 'cache', 'timeoutMs']);
 
 // The drivers _resolve() knows by name (before any extend()).
 const BUILT_IN = ['file', 'array', 'memory', 'sqlite', 'database', 'redis', 'memcached', 'cookie', 'cache'];
-
-/**
- * Checks and fills in a config. An unknown key is refused: a mistyped one (`lifeTime`,
- * `conection`) would otherwise fall back to a default nobody chose.
- */
-function normalize(config) {
-  if (config === undefined || config === null) config = {};
-  if (typeof config !== 'object' || Array.isArray(config)) throw sessionError('ERR_SESSION_INVALID_OPTION', 'SessionManager takes a config object');
-  const c = config;
-  rejectUnknown(c, CONFIG_KEYS, 'session config');
-  if (c.signed !== undefined && c.signed !== true && c.signed !== 'true') {
-    throw sessionError('ERR_SESSION_INVALID_OPTION', 'session config "signed" cannot be turned off: the session cookie is always signed, because an unsigned id would let a client choose any id (session fixation) and 1.x cookies are signed too. Remove the "signed" key.');
-  }
-  const csrf = c.csrf === undefined || c.csrf === null ? null : c.csrf;
-  if (csrf !== null && csrf !== 'ostro' && csrf !== 'laravel') throw invalid('csrf', "must be 'ostro', 'laravel' or null", csrf);
-  const out = {
-    driver: str(c, 'driver', 'file'),
-    lifetime: lifetimeOf(c),
-    expire_on_close: bool(c, 'expire_on_close', false),
-    encrypt: bool(c, 'encrypt', false),
-    encrypt_migrate: bool(c, 'encrypt_migrate', false),
-    files: str(c, 'files', 'storage/framework/sessions'),
-    connection: connectionOf(c),
-    table: str(c, 'table', 'sessions', { check: (v) => IDENTIFIER.test(v) && v.length <= 64, what: 'must be a plain SQL identifier ([A-Za-z_][A-Za-z0-9_]*)' }),
-    store: str(c, 'store', null, { nullable: true }),
-    prefix: str(c, 'prefix', null, { nullable: true }),
-    lottery: lotteryOf(c),
-    cookie: str(c, 'cookie', 'ostro_session', { check: cookies.isToken, what: "must be a cookie name: printable ASCII without ';', '=' or ',', no space at either end" }),
-    path: str(c, 'path', '/', { check: (v) => v.startsWith('/') && !CONTROL.test(v), what: "must be a path starting with '/' without ';' or control characters" }),
-    domain: str(c, 'domain', null, { nullable: true, check: (v) => !CONTROL.test(v) && !/\s/.test(v), what: "must be a domain without ';', spaces or control characters" }),
-    secure: secureOf(c),
-    http_only: bool(c, 'http_only', true),
-    same_site: sameSiteOf(c),
-    resave: bool(c, 'resave', false),
-    saveUninitialized: bool(c, 'saveUninitialized', true),
-    signed: true,
-    previous_url: bool(c, 'previous_url', true),
-    trust_proxy: bool(c, 'trust_proxy', false),
-    csrf,
-    ...keysOf(c),
-  };
-  if (out.same_site === 'none' && out.secure !== true) {
-    throw sessionError('ERR_SESSION_INVALID_OPTION', 'session config "same_site" is \'none\' but "secure" is not true: browsers drop SameSite=None cookies without the Secure attribute, so every request would start a new session. Set secure: true (HTTPS) or use same_site \'lax\'.');
-  }
-  return Object.freeze(out);
-}
 
 const LEGACY_ID = /^[A-Za-z0-9_-]{40}$/;
 
@@ -482,6 +318,21 @@ class SessionManager {
   }
 
   /**
+   * What the middleware does when a request comes in, without touching the response: resolves
+   * the driver (a config error fails here, before anything is read), loads the session as
+   * `loadSession(req)` does, and draws the gc lottery. For adapters of other frameworks.
+   * @param {import('http').IncomingMessage} req
+   * @returns {Promise<{ store: HttpStore, existed: boolean }>}
+   */
+  async openSession(req) {
+    const handler = this.driver();
+    // Through loadSession(), so that a subclass overriding it changes what the middleware loads.
+    const loaded = await this.loadSession(req);
+    this.runLottery(handler);
+    return loaded;
+  }
+
+  /**
    * The strict way to a Store from a client's `Cookie` header outside the HTTP middleware (a
    * WebSocket upgrade, a job that received the header): the same checks as `loadSession(req)`.
    * The signed cookie is verified (key, then previous keys); an id the store does not know, or a
@@ -522,22 +373,22 @@ class SessionManager {
       }
       store = this.createStore(legacy ? null : claimed);
       // 1.x ids (base64url) are a storage key for this one read only.
-      if (legacy) store._s.setLegacyId(claimed);
+      if (legacy) internals.useLegacyId(store, claimed);
     }
     if (meta !== undefined) store.setRequestMeta(meta);
     // A fresh random id has no record: starting it empty saves a driver round trip per new visitor.
-    if (claimed === null) store._s.load('');
+    if (claimed === null) internals.startEmpty(store);
     else await store.start();
     let existed = false;
     if (claimed !== null) {
-      if (!store._s.recordExists()) {
+      if (!internals.recordExists(store)) {
         // Strict mode: never adopt an id the store does not know (session fixation).
         store.setId(null);
       } else {
         existed = true;
         // A 1.x session is saved under a fresh id and re-cookied; the old record is left to
         // expire, so parallel requests during the upgrade still find it.
-        if (legacy) store._s.migrateId(false);
+        if (legacy) internals.moveToFreshId(store);
       }
     }
     return { store, existed };
@@ -546,34 +397,57 @@ class SessionManager {
   // ----- cookies ---------------------------------------------------------------------------------
 
   /**
-   * The `Set-Cookie` value carrying `value` (already signed or sealed), or clearing the cookie
-   * when `value` is null.
+   * The `Set-Cookie` line of the session cookie under the config's attributes (path, domain,
+   * lifetime, HttpOnly, SameSite; Secure from `secure`, or from the request when it is 'auto').
+   * @param {string|null} value the cookie value as it goes to the browser before URL-encoding:
+   *   `signedCookieValue(id)`, or the cookie driver's sealed session; null writes an expired
+   *   cookie that makes the browser drop it
+   * @param {import('http').IncomingMessage} [req] the request (needed for `secure: 'auto'` only)
+   * @returns {string}
    */
-  _setCookie(value, req) {
-    if (this._cookieAttrs === null) this._cookieAttrs = cookies.attributes(this._config);
-    const secure = this._config.secure === 'auto' ? isSecure(req, this._config.trust_proxy) : this._config.secure;
-    return cookies.serialize(this._config.cookie, value, this._cookieAttrs, secure, Date.now());
+  sessionCookie(value, req) {
+    const cfg = this._config;
+    if (this._cookieAttrs === null) this._cookieAttrs = cookies.attributes(cfg);
+    const secure = cfg.secure === 'auto' ? req !== undefined && req !== null && isSecure(req, cfg.trust_proxy) : cfg.secure;
+    return cookies.serialize(cfg.cookie, value, this._cookieAttrs, secure, Date.now());
   }
 
-  /** The signed session cookie value for `id` (before URL-encoding). */
-  _signedValue(id) {
+  /**
+   * The signed session cookie value for `id` (`s:<id>.<HMAC-SHA256>`, as cookie-signature and
+   * 1.x sign it), before URL-encoding.
+   * @param {string} id
+   * @returns {string}
+   * @throws {TypeError} `ERR_SESSION_INVALID_OPTION` when the app key is missing
+   */
+  signedCookieValue(id) {
     return native.signCookie(id, this._key());
   }
 
+  /** Where errors off the request path go (the `logger` option; console by default). */
+  get logger() { return this._logger; }
+
   // ----- garbage collection ----------------------------------------------------------------------
 
-  /** Runs the lottery; a win schedules gc off the request path, at most one run per handler. */
-  _lottery(handler) {
+  /**
+   * Draws the gc lottery (`lottery: [chances, outOf]`) for `handler` (the default driver when
+   * omitted); a win schedules `collectGarbage()` off the request path, at most one run per
+   * handler at a time, and a failure is logged. The middleware draws once per request.
+   * @param {object} [handler]
+   * @returns {boolean} whether a collection was scheduled
+   */
+  runLottery(handler) {
     const [chances, outOf] = this._config.lottery;
-    if (chances <= 0 || Math.floor(Math.random() * outOf) >= chances) return;
+    if (chances <= 0 || Math.floor(Math.random() * outOf) >= chances) return false;
+    const h = handler === undefined || handler === null ? this.driver() : handler;
     // Cookie-driver sessions expire inside their cookies: there is nothing to collect.
-    if (this._gcRunning.has(handler) || typeof handler.gc !== 'function' || handler instanceof CookieSessionHandler) return;
-    this._gcRunning.add(handler);
+    if (this._gcRunning.has(h) || typeof h.gc !== 'function' || h instanceof CookieSessionHandler) return false;
+    this._gcRunning.add(h);
     setImmediate(() => {
-      this.collectGarbage(handler)
+      this.collectGarbage(h)
         .catch((err) => this._logger.error(`@ostro/session: garbage collection failed: ${err && err.message}`, err))
-        .finally(() => this._gcRunning.delete(handler));
+        .finally(() => this._gcRunning.delete(h));
     });
+    return true;
   }
 
   /** Removes sessions idle for longer than the lifetime through `handler` (the default driver). */
@@ -634,28 +508,6 @@ function unknownDriver(name, custom) {
   return sessionError('ERR_SESSION_INVALID_OPTION', `Driver [${name}] is not supported. Built-in drivers: ${known}${registered}. A custom driver must be registered with manager.extend('${name}', factory) before the manager is used (before middleware()).`);
 }
 
-/** The client IP (from `X-Forwarded-For` when the proxy is trusted) and user agent of a request. */
-function requestMeta(req, trustProxy) {
-  const headers = req.headers || {};
-  let ip;
-  if (trustProxy) {
-    const xff = headers['x-forwarded-for'];
-    if (typeof xff === 'string' && xff !== '') ip = xff.split(',')[0].trim();
-  }
-  if (!ip) ip = req.socket && req.socket.remoteAddress;
-  const ua = headers['user-agent'];
-  const meta = {};
-  if (typeof ip === 'string' && ip !== '') meta.ip = ip.slice(0, 45);
-  if (typeof ua === 'string' && ua !== '') meta.userAgent = ua.slice(0, 500);
-  return meta;
-}
-
-/** Whether the request came over TLS (or, with a trusted proxy, `X-Forwarded-Proto: https`). */
-function isSecure(req, trustProxy) {
-  if (req.socket && req.socket.encrypted) return true;
-  if (!trustProxy) return false;
-  const proto = req.headers && req.headers['x-forwarded-proto'];
-  return typeof proto === 'string' && proto.split(',')[0].trim().toLowerCase() === 'https';
-}
-
+// requestMeta and isSecure live in lib/http-session.js (the request layer); re-exported for the
+// adapters and tests that took them from here.
 module.exports = { SessionManager, HttpStore, tokenWasRead, normalize, requestMeta, isSecure, CookieRequestHandler };

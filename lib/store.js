@@ -384,4 +384,38 @@ function freezeClass(Class) {
 
 freezeClass(Store);
 
-module.exports = { Store, kState, freezeClass };
+/**
+ * The per-request Store the manager hands out: a `Store` that remembers whether `token()` was
+ * read. Like every Store it refuses property writes (`ERR_SESSION_PROPERTY`), so a subclass
+ * given as `storeClass` keeps no fields of its own either.
+ */
+class HttpStore extends Store {
+  /** The CSRF token; reading it makes a new session worth saving (the client may echo it back). */
+  token(cb) {
+    const t = super.token(cb);
+    this[kState].tokenRead = true;
+    return t;
+  }
+}
+freezeClass(HttpStore);
+
+/** Whether `token()` was read on a Store since it was created. */
+function tokenWasRead(store) {
+  return store[kState].tokenRead === true;
+}
+
+// The engine steps the request layer (the manager's loadSession, express-session's reload) takes
+// on a Store and no application should: functions over a Store rather than methods, so they stay
+// out of the public Store API and the engine handle `_s` is touched in this file only.
+const internals = Object.freeze({
+  /** Whether the handler held a record for the id at `start()` (or one was written since). */
+  recordExists(store) { return store._s.recordExists(); },
+  /** Reads a 1.x (base64url) id's record on the next `start()`; the id itself stays fresh. */
+  useLegacyId(store, id) { store._s.setLegacyId(id); },
+  /** Starts the Store empty without asking the driver: a fresh random id has no record. */
+  startEmpty(store) { store._s.load(''); },
+  /** Moves the loaded data to a fresh id without destroying the old record (1.x upgrade). */
+  moveToFreshId(store) { store._s.migrateId(false); },
+});
+
+module.exports = { Store, HttpStore, kState, freezeClass, tokenWasRead, internals };
