@@ -1,4 +1,18 @@
 // Types of the public surface of @ostro/session.
+import type {
+  SessionPath, SessionPathValue, SessionGot, SessionPutValue, SessionElement, SessionValues,
+  SessionMergeValue, SessionAttributes, SessionKeys, SessionFlashArgs,
+} from './lib/session-data';
+
+export type {
+  SessionPath, SessionPathValue, SessionPathDepth, SessionGot, SessionPutValue, SessionElement,
+  SessionValues, SessionMergeValue, SessionAttributes, SessionKeys, SessionFlashArgs, DeepPartial,
+} from './lib/session-data';
+export type {
+  ExpressSession, ExpressSessionData, ExpressSessionMethods, ExpressSessionRequest, ExpressSessionOptions,
+  ExpressSessionMiddleware, ExpressSessionMigration, SessionCookie, SessionCallback,
+} from './lib/express-session';
+import type { ExpressSessionOptions, ExpressSessionMiddleware } from './lib/express-session';
 
 /** A JSON value as a session stores it. `Date`s are stored as ISO strings. */
 export type SessionValue = string | number | boolean | null | Date | SessionValue[] | { [key: string]: SessionValue };
@@ -30,6 +44,18 @@ export interface SessionError extends Error {
 export interface ClockOption {
   /** Replaces the clock (ms since the epoch), so tests can move time instead of sleeping. */
   now?: () => number;
+  /** Replaces the clock (tests); same as `now`. */
+  clock?: { now(): number };
+}
+
+/** Options of the file driver. */
+export interface FileSessionHandlerOptions extends ClockOption {
+  /** Deadline of one file operation, 1 to 600000 ms (default 30000); past it, ERR_SESSION_TIMEOUT. */
+  timeoutMs?: number;
+  /** fsync the file and the directory on every write and destroy: power-loss safety, at a cost per write (default false). */
+  durable?: boolean;
+  /** Largest session file read, in bytes (default 4 MiB); a larger one reads as no session, unread. */
+  maxFileBytes?: number;
 }
 
 /**
@@ -82,8 +108,12 @@ export class ArraySessionHandler extends NativeSessionHandler {
 
 /** Sessions as files (one per id, written atomically, mode 0600) in a 0700 directory. */
 export class FileSessionHandler extends NativeSessionHandler {
-  /** @param path the directory, created when missing @param minutes lifetime (default 120) */
-  constructor(path: string, minutes?: number, options?: ClockOption);
+  /**
+   * @param path the directory, created (mode 0700) when missing; refused when another user owns
+   *   it or group/others can write to it
+   * @param minutes lifetime after the last write or touch (default 120; fractions allowed)
+   */
+  constructor(path: string, minutes?: number, options?: FileSessionHandlerOptions);
 }
 
 /** Options of the sqlite driver. */
@@ -94,8 +124,8 @@ export interface SqliteSessionHandlerOptions extends ClockOption {
   minutes?: number;
   /** How long to wait for another connection's lock before ERR_SESSION_BUSY (default 5000). */
   busyTimeoutMs?: number;
-  /** Replaces the clock (tests); same as `now`. */
-  clock?: { now(): number };
+  /** Deadline of one operation, 1 to 600000 ms (default 30000); past it, ERR_SESSION_TIMEOUT. */
+  timeoutMs?: number;
 }
 
 /**
@@ -211,8 +241,13 @@ export interface StoreOptions {
  * methods: setting, defining or deleting any property of a Store throws a `TypeError` with code
  * `ERR_SESSION_PROPERTY` (sloppy-mode code included), and a function passed to a method that
  * takes a boolean or nothing (`regenerate(cb)`, `save(cb)`) throws `ERR_SESSION_CALLBACK`.
+ *
+ * `Data` types the attributes for the methods that take a key: `Store<{ user: { name: string } }>`
+ * makes `get('user.name')` a `string`, `put('user.name', 1)` an error and `get('usr')` an error.
+ * It describes the data as stored (JSON: a `Date` comes back as an ISO string). The default,
+ * `Record<string, unknown>`, takes any key and reads `unknown`.
  */
-export class Store {
+export class Store<Data extends object = Record<string, unknown>> {
   constructor(name: string, handler: NativeSessionHandler | CustomSessionHandler, id?: string, options?: StoreOptions);
   /** The id: 40 characters of [A-Za-z0-9]. */
   readonly id: string;
@@ -232,8 +267,12 @@ export class Store {
   setRequestMeta(meta: WriteMeta | undefined): void;
   /** Loads the session; a corrupt or missing payload gives an empty session. */
   start(): Promise<true>;
-  /** Ages flash data; writes when changed, touches when not (writing if the touch finds nothing). */
-  save(): Promise<void>;
+  /**
+   * Ages flash data; writes when changed (or `resave`), touches when not. Resolves to what it
+   * did: 'written', 'touched', or 'dropped' (the session existed at start, is unchanged, and its
+   * record is gone: nothing was written, so a read-only request never undoes a logout).
+   */
+  save(options?: { resave?: boolean }): Promise<'written' | 'touched' | 'dropped'>;
   /** True between start() and save(). */
   isStarted(): boolean;
   /** Whether anything changed since start() (the initial token does not count). */
@@ -245,63 +284,66 @@ export class Store {
   /** flush() then migrate(true). */
   invalidate(): Promise<true>;
   /** A copy of every attribute, internal keys included. */
-  all(): Record<string, SessionValue>;
+  all(): SessionAttributes<Data>;
   /** The listed top-level keys that exist (no dot notation). */
-  only(...keys: Array<string | string[]>): Record<string, SessionValue>;
+  only<K extends keyof Data & string>(...keys: Array<K | readonly K[]>): Partial<Pick<Data, K>>;
   /** A copy without the listed keys. */
-  except(...keys: Array<string | string[]>): Record<string, SessionValue>;
+  except(...keys: SessionKeys<Data>): SessionAttributes<Data>;
   /** Every key present, null included. */
-  exists(...keys: Array<string | string[]>): boolean;
+  exists(...keys: SessionKeys<Data>): boolean;
   /** Every key present and not null. */
-  has(...keys: Array<string | string[]>): boolean;
+  has(...keys: SessionKeys<Data>): boolean;
   /** At least one key present and not null. */
-  hasAny(...keys: Array<string | string[]>): boolean;
+  hasAny(...keys: SessionKeys<Data>): boolean;
   /** Every key null or absent. */
-  missing(...keys: Array<string | string[]>): boolean;
-  /** A copy of the value; `def` (called when a function) when absent; null when absent without default. */
-  get<T = any>(key: string, def?: T | (() => T)): any;
+  missing(...keys: SessionKeys<Data>): boolean;
+  /** A copy of the value at a dot path; null when absent. */
+  get<P extends SessionPath<Data>>(key: P): SessionGot<SessionPathValue<Data, P>>;
+  /** A copy of the value at a dot path; `def` (called when a function) when absent. */
+  get<P extends SessionPath<Data>, D>(key: P, def: D | (() => D)): Exclude<SessionPathValue<Data, P>, undefined> | D;
   /** get() then forget(). */
-  pull<T = any>(key: string, def?: T | (() => T)): any;
+  pull<P extends SessionPath<Data>>(key: P): SessionGot<SessionPathValue<Data, P>>;
+  pull<P extends SessionPath<Data>, D>(key: P, def: D | (() => D)): Exclude<SessionPathValue<Data, P>, undefined> | D;
   /** pull() without a default. */
-  remove(key: string): any;
-  /** Sets a key, or every pair of an object. */
-  put(key: string, value: SessionValue): void;
-  put(values: Record<string, SessionValue>): void;
-  /** Merges every pair into the session. */
-  replace(values: Record<string, SessionValue>): void;
+  remove<P extends SessionPath<Data>>(key: P): SessionGot<SessionPathValue<Data, P>>;
+  /** Sets a dot path (its type checked against `Data`), or every pair of an object (each replacing its path). */
+  put<P extends SessionPath<Data>>(key: P, value: SessionPutValue<Data, P>): void;
+  put(values: SessionValues<Data>): void;
+  /** Sets every pair, as `put(values)`. */
+  replace(values: SessionValues<Data>): void;
   /** Deep-merges: objects merge, arrays concatenate. */
-  merge(key: string, value: SessionValue): void;
+  merge<P extends SessionPath<Data>>(key: P, value: SessionMergeValue<Data, P>): void;
   /** The value, or fn() stored when it is null or absent. */
-  remember<T extends SessionValue>(key: string, fn: () => T): any;
-  /** Appends to the array at key; throws a TypeError for a non-array. */
-  push(key: string, value: SessionValue): void;
-  /** Adds `by` (default 1); absent counts as 0; throws a TypeError for a non-number. */
-  increment(key: string, by?: number): number;
+  remember<P extends SessionPath<Data>, R extends SessionPutValue<Data, P>>(key: P, fn: () => R): Exclude<SessionPathValue<Data, P>, undefined | null> | R;
+  /** Appends to the array at a path typed as an array (absent or null starts one); throws a TypeError for a non-array. */
+  push<P extends SessionPath<Data, readonly unknown[]>>(key: P, value: SessionElement<Data, P>): void;
+  /** Adds `by` (default 1) at a path typed as a number; absent counts as 0; throws a TypeError for a non-number. */
+  increment(key: SessionPath<Data, number>, by?: number): number;
   /** Subtracts `by` (default 1). */
-  decrement(key: string, by?: number): number;
+  decrement(key: SessionPath<Data, number>, by?: number): number;
   /** Removes keys. */
-  forget(...keys: Array<string | string[]>): void;
+  forget(...keys: SessionKeys<Data>): void;
   /** Empties the session, the token included. */
   flush(): void;
-  /** Puts a value (default true) for exactly the next request; or every pair of an object. */
-  flash(key: string, value?: SessionValue): void;
-  flash(values: Record<string, SessionValue>): void;
+  /** Puts a value (default true, where `true` fits the path) for exactly the next request; or every pair of an object. */
+  flash<P extends SessionPath<Data>>(key: P, ...value: SessionFlashArgs<Data, P>): void;
+  flash(values: SessionValues<Data>): void;
   /** Puts a value for this request only. */
-  now(key: string, value: SessionValue): void;
+  now<P extends SessionPath<Data>>(key: P, value: SessionPutValue<Data, P>): void;
   /** Keeps all flash data one more request. */
   reflash(): void;
   /** Keeps the listed keys one more request. */
-  keep(...keys: Array<string | string[]>): void;
+  keep(...keys: SessionKeys<Data>): void;
   /** Of this request's new flash data, keeps only these keys. */
-  flashOnly(...keys: Array<string | string[]>): void;
+  flashOnly(...keys: SessionKeys<Data>): void;
   /** Of this request's new flash data, drops these keys. */
-  flashExcept(...keys: Array<string | string[]>): void;
+  flashExcept(...keys: SessionKeys<Data>): void;
   /** Flashes old input. */
   flashInput(input: Record<string, SessionValue>): void;
   /** Whether old input exists, or one field of it is not null. */
   hasOldInput(key?: string): boolean;
-  /** The old input or one field. */
-  getOldInput(key?: string, def?: unknown): any;
+  /** The old input or one field (free-form: the request's input is not part of `Data`). */
+  getOldInput(key?: string, def?: unknown): unknown;
   /** Forgets old flash data and makes new flash data old. */
   ageFlashData(): void;
   /** The CSRF token (null before start()). */
@@ -369,13 +411,25 @@ export interface SessionConfig {
 }
 
 /** The Store each request gets from a SessionManager; it notes whether `token()` was read. */
-export class HttpStore extends Store {}
+export class HttpStore<Data extends object = Record<string, unknown>> extends Store<Data> {}
 
 /** Connect-style middleware; without `next` it resolves to true once `req.session` is ready (false after answering 500). */
 export type SessionMiddleware = (req: any, res: any, next?: (err?: unknown) => void) => Promise<boolean>;
 
+/**
+ * What `manager.middleware()` adds to a request: `req.session`, the request's Store. Opt in for
+ * Express (one session API per app) by augmenting its Request:
+ *
+ *   declare global { namespace Express { interface Request extends SessionRequest<AppData> {} } }
+ *
+ * (or `interface Request { session: HttpStore<AppData> }`, the same thing).
+ */
+export interface SessionRequest<Data extends object = Record<string, unknown>> {
+  session: HttpStore<Data>;
+}
+
 /** Drivers by name, per-request Stores, and the HTTP middleware. */
-export class SessionManager {
+export class SessionManager<Data extends object = Record<string, unknown>> {
   constructor(config?: SessionConfig, options?: { app?: unknown; logger?: { error(...args: unknown[]): void }; storeClass?: typeof HttpStore; cache?: { default?: string; stores?: Record<string, { driver: string; [k: string]: unknown }> }; timeoutMs?: number });
   readonly config: Readonly<Required<SessionConfig>>;
   readonly app: unknown;
@@ -390,15 +444,15 @@ export class SessionManager {
    * Trusted input only: `id` is adopted even when no session has it, and `save()` writes under it.
    * For an id that came from a client use `loadStore(cookieHeader)` or `loadSession(req)`.
    */
-  createStore(id?: string | null, options?: { cookie?: string | null }): HttpStore;
+  createStore(id?: string | null, options?: { cookie?: string | null }): HttpStore<Data>;
   /** Loads a request's session as the middleware does, without touching a response. */
-  loadSession(req: any): Promise<{ store: HttpStore; existed: boolean }>;
+  loadSession(req: any): Promise<{ store: HttpStore<Data>; existed: boolean }>;
   /**
    * The session of a client's `Cookie` header (a WebSocket upgrade), with the middleware's
    * checks: the signature is verified, and an unknown, unsigned or tampered id gets a fresh id
    * (`existed: false`). The Store is started; `save()` it when done.
    */
-  loadStore(cookieHeader: string | string[] | null | undefined): Promise<{ store: HttpStore; existed: boolean }>;
+  loadStore(cookieHeader: string | string[] | null | undefined): Promise<{ store: HttpStore<Data>; existed: boolean }>;
   /**
    * What the middleware does when a request comes in, without touching the response: resolves
    * the driver, loads the session as `loadSession(req)` does, and draws the gc lottery. For
@@ -428,7 +482,8 @@ export class SessionManager {
    * `{ api: 'express-session', ...options }`, `req.session` has express-session's shape (the
    * compatibility mode for connect-flash, passport and the like); otherwise it is the Store.
    */
-  middleware(options?: { api?: 'laravel' } | { api: 'express-session'; [option: string]: unknown }): SessionMiddleware;
+  middleware(options?: { api?: 'laravel' }): SessionMiddleware;
+  middleware(options: ExpressSessionOptions & { api: 'express-session' }): ExpressSessionMiddleware;
   /** Closes every driver the manager created. */
   close(): Promise<void>;
 }
@@ -439,7 +494,7 @@ export class SessionManager {
  * expires.
  */
 export class CookieSessionHandler extends SessionHandlerInterface {
-  constructor(options: { name: string; keys: string[]; minutes?: number; maxBytes?: number; now?: () => number });
+  constructor(options: { name: string; keys: string[]; minutes?: number; maxBytes?: number } & ClockOption);
   read(): string;
   write(): Promise<never>;
   destroy(): void;

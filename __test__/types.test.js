@@ -5,36 +5,54 @@
 // `// @ts-expect-error` line must really fail, each for its own reason: the files are compiled
 // again with the directives removed, and every error must sit on a marked line and every marked
 // line must have one (so a directive can neither hide a second error nor go stale).
+//
+// Each tsconfig is one app (one program): the express-session consumer has its own, since an app
+// picks one session API and both augment Express's `req.session`.
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
+const os = require('node:os');
 const path = require('node:path');
 const ts = require('typescript');
 
 const ROOT = path.resolve(__dirname, '..');
 const DIR = path.join(__dirname, 'types');
-const TSCONFIG = path.join(DIR, 'tsconfig.json');
+const PROJECTS = ['tsconfig.json', 'tsconfig.express-session.json'];
 const DIRECTIVE = /^\s*\/\/ @ts-expect-error\b.*$/;
 
-function parsedConfig() {
-  const read = ts.readConfigFile(TSCONFIG, ts.sys.readFile);
+function parsedConfig(tsconfig) {
+  const read = ts.readConfigFile(tsconfig, ts.sys.readFile);
   assert.equal(read.error, undefined);
   const parsed = ts.parseJsonConfigFileContent(read.config, ts.sys, DIR);
   assert.deepEqual(parsed.errors, []);
   return parsed;
 }
 
-test('tsc --strict --noEmit accepts the consumer files (and every @ts-expect-error is used)', () => {
-  const tsc = require.resolve('typescript/bin/tsc');
-  const r = spawnSync(process.execPath, [tsc, '-p', TSCONFIG, '--strict', '--noEmit', '--pretty', 'false'], { cwd: ROOT, encoding: 'utf8', timeout: 120000 });
-  assert.equal(r.error, undefined);
-  assert.equal(`${r.stdout}${r.stderr}`.trim(), '');
-  assert.equal(r.status, 0);
+test('every consumer file belongs to exactly one project', () => {
+  const listed = PROJECTS.flatMap((p) => parsedConfig(path.join(DIR, p)).fileNames.map((f) => path.basename(f)));
+  const present = fs.readdirSync(DIR).filter((f) => /\.m?ts$/.test(f));
+  assert.deepEqual([...listed].sort(), [...present].sort());
 });
 
-test('each @ts-expect-error line fails on its own once the directive is removed, and nothing else does', () => {
-  const { options, fileNames } = parsedConfig();
+for (const project of PROJECTS) {
+  const tsconfig = path.join(DIR, project);
+
+  test(`${project}: tsc --strict --noEmit accepts the consumer files (and every @ts-expect-error is used)`, () => {
+    const tsc = require.resolve('typescript/bin/tsc');
+    const r = spawnSync(process.execPath, [tsc, '-p', tsconfig, '--strict', '--noEmit', '--pretty', 'false'], { cwd: ROOT, encoding: 'utf8', timeout: 120000 });
+    assert.equal(r.error, undefined);
+    assert.equal(`${r.stdout}${r.stderr}`.trim(), '');
+    assert.equal(r.status, 0);
+  });
+
+  test(`${project}: each @ts-expect-error line fails on its own once the directive is removed, and nothing else does`, () => {
+    expectErrorsFail(tsconfig);
+  });
+}
+
+function expectErrorsFail(tsconfig) {
+  const { options, fileNames } = parsedConfig(tsconfig);
   assert.equal(options.strict, true);
   // 1-based line numbers of the lines each directive guards, per consumer file.
   const marked = new Map();
@@ -76,7 +94,7 @@ test('each @ts-expect-error line fails on its own once the directive is removed,
     const missing = [...lines].filter((l) => !hit.get(file).has(l));
     assert.deepEqual(missing, [], `${path.basename(file)}: marked lines that compile`);
   }
-});
+}
 
 test('every subpath export has a types condition, next to its JS, used by a consumer file', () => {
   const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
@@ -89,5 +107,32 @@ test('every subpath export has a types condition, next to its JS, used by a cons
     assert.ok(fs.existsSync(path.join(ROOT, target.types)), `${sub}: ${target.types} exists`);
     const spec = sub === '.' ? '@ostro/session' : `@ostro/session/${sub.slice(2)}`;
     assert.ok(consumers.includes(`'${spec}'`), `${spec} is imported by a consumer file`);
+  }
+});
+
+test('typesVersions gives node10 consumers (no "exports") the same declarations as exports does', () => {
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
+  // An installed copy, as an app sees it: node_modules/@ostro/session linked to this checkout.
+  const app = fs.mkdtempSync(path.join(os.tmpdir(), 'ostro-session-types-'));
+  try {
+    fs.mkdirSync(path.join(app, 'node_modules', '@ostro'), { recursive: true });
+    fs.symlinkSync(ROOT, path.join(app, 'node_modules', '@ostro', 'session'), 'dir');
+    const consumer = path.join(app, 'index.ts');
+    const modes = {
+      node10: { moduleResolution: ts.ModuleResolutionKind.Node10, module: ts.ModuleKind.CommonJS },
+      node16: { moduleResolution: ts.ModuleResolutionKind.Node16, module: ts.ModuleKind.Node16 },
+      bundler: { moduleResolution: ts.ModuleResolutionKind.Bundler, module: ts.ModuleKind.ESNext },
+    };
+    for (const [sub, target] of Object.entries(pkg.exports)) {
+      if (sub === './package.json') continue;
+      const spec = sub === '.' ? '@ostro/session' : `@ostro/session/${sub.slice(2)}`;
+      for (const [mode, options] of Object.entries(modes)) {
+        const r = ts.resolveModuleName(spec, consumer, options, ts.sys);
+        const file = r.resolvedModule && path.relative(ROOT, fs.realpathSync(r.resolvedModule.resolvedFileName));
+        assert.equal(file, path.normalize(target.types), `${spec} under moduleResolution ${mode}`);
+      }
+    }
+  } finally {
+    fs.rmSync(app, { recursive: true, force: true });
   }
 });

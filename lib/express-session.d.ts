@@ -9,8 +9,8 @@ import type { SessionManager } from '../index';
  *     interface ExpressSessionData { views: number; passport: { user: number } }
  *   }
  *
- * (This works once index.d.ts re-exports these types with `export type { … } from
- * './lib/express-session'`; the file is not a subpath export of its own.)
+ * (index.d.ts re-exports these types, so the augmentation names '@ostro/session'; this file is
+ * not a subpath export of its own.)
  */
 export interface ExpressSessionData {}
 

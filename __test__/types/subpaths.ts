@@ -59,5 +59,10 @@ const badCfg: OstroSessionConfig = { query_builder: 1 };
 new OstroSessionManager('config/session.js');
 // @ts-expect-error the database handler needs a connection
 new DatabaseSessionHandler();
+// Session data typed through the OstroJS manager too.
+const typedOstro = new OstroSessionManager<{ views: number }>({ driver: 'array', key: 'k' });
+const views: number = typedOstro.createStore().get('views');
+// @ts-expect-error views is a number
+typedOstro.createStore().put('views', 'many');
 
-void [badCfg, session, file, wrongFile, base, cfg, read, isOstro];
+void [views, badCfg, session, file, wrongFile, base, cfg, read, isOstro];

@@ -10,7 +10,7 @@ type ManagerOptions = ConstructorParameters<typeof BaseSessionManager>[1];
  * connection of the app's database config; `query_builder: true` makes the `database` driver use
  * the query builder even on SQLite.
  */
-declare class OstroSessionManager extends BaseSessionManager {
+declare class OstroSessionManager<Data extends object = Record<string, unknown>> extends BaseSessionManager<Data> {
   constructor(appOrConfig?: OstroSessionManager.OstroSessionConfig | object, options?: ManagerOptions);
 }
 
