@@ -7,6 +7,7 @@ import type {
 export type {
   SessionPath, SessionPathValue, SessionPathDepth, SessionGot, SessionPutValue, SessionElement,
   SessionValues, SessionMergeValue, SessionAttributes, SessionKeys, SessionFlashArgs, DeepPartial,
+  FastifySessionData,
 } from './lib/session-data';
 export type {
   ExpressSession, ExpressSessionData, ExpressSessionMethods, ExpressSessionRequest, ExpressSessionOptions,

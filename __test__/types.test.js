@@ -7,7 +7,8 @@
 // line must have one (so a directive can neither hide a second error nor go stale).
 //
 // Each tsconfig is one app (one program): the express-session consumer has its own, since an app
-// picks one session API and both augment Express's `req.session`.
+// picks one session API and both augment Express's `req.session`; so has the Fastify app that
+// declares its session data, since that types every Fastify request of the program.
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { spawnSync } = require('node:child_process');
@@ -18,7 +19,7 @@ const ts = require('typescript');
 
 const ROOT = path.resolve(__dirname, '..');
 const DIR = path.join(__dirname, 'types');
-const PROJECTS = ['tsconfig.json', 'tsconfig.express-session.json'];
+const PROJECTS = ['tsconfig.json', 'tsconfig.express-session.json', 'tsconfig.fastify-typed.json'];
 const DIRECTIVE = /^\s*\/\/ @ts-expect-error\b.*$/;
 
 function parsedConfig(tsconfig) {

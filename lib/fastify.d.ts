@@ -2,14 +2,16 @@
 // `fastify.sessionManager` merged into Fastify's own interfaces.
 import type { FastifyPluginAsync } from 'fastify';
 import type { HttpStore, SessionConfig, SessionManager } from '../index';
+import type { FastifySessionDataOrFree } from './session-data';
 
 declare module 'fastify' {
   interface FastifyRequest {
     /**
      * This request's session, loaded by the plugin's `onRequest` hook and saved (with the
-     * `Set-Cookie` line) by its `onSend` hook, before the reply is written.
+     * `Set-Cookie` line) by its `onSend` hook, before the reply is written. Its data is typed by
+     * `FastifySessionData` (augment it in '@ostro/session'); free-form while that is empty.
      */
-    session: HttpStore;
+    session: HttpStore<FastifySessionDataOrFree>;
   }
   interface FastifyInstance {
     /** The manager behind the plugin: the one passed as `{ manager }`, or the one built from the config. */

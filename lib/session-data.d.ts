@@ -105,3 +105,16 @@ export type SessionKeys<Data> = Array<SessionPath<Data> | ReadonlyArray<SessionP
 export type SessionFlashArgs<Data, P extends string> = true extends SessionPutValue<Data, P>
   ? [value?: SessionPutValue<Data, P>]
   : [value: SessionPutValue<Data, P>];
+
+/**
+ * The session data of a Fastify app: `request.session` is `HttpStore<FastifySessionData>` once
+ * the app declares it (and free-form while it is empty):
+ *
+ *   declare module '@ostro/session' {
+ *     interface FastifySessionData { user?: { id: number; name: string }; views: number }
+ *   }
+ */
+export interface FastifySessionData {}
+
+/** `FastifySessionData`, or free-form data while nobody declared any. */
+export type FastifySessionDataOrFree = [keyof FastifySessionData] extends [never] ? Record<string, unknown> : FastifySessionData;
