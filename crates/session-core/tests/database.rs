@@ -807,8 +807,29 @@ impl Server {
 
     fn kill(&mut self) {
         if self.child.is_some() {
-            self.signal_group(libc::SIGKILL);
+            let pids = self.pids();
+            for &pid in &pids {
+                // SAFETY: kill(2) on our own child and its children.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
             let _ = self.child.take().unwrap().wait();
+            // Backends outlive the postmaster for a moment and hold its shared memory: a restart
+            // on the same data directory before they are gone fails ("pre-existing shared memory
+            // block is still in use"). Wait until each has exited (a zombie holds nothing).
+            let deadline = Instant::now() + Duration::from_secs(15);
+            for pid in pids {
+                while Instant::now() < deadline {
+                    let stat =
+                        std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                    let state = stat
+                        .rsplit_once(')')
+                        .and_then(|(_, rest)| rest.split_whitespace().next());
+                    if matches!(state, None | Some("Z" | "X")) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
         }
     }
 
