@@ -431,7 +431,7 @@ export interface SessionRequest<Data extends object = Record<string, unknown>> {
 
 /** Drivers by name, per-request Stores, and the HTTP middleware. */
 export class SessionManager<Data extends object = Record<string, unknown>> {
-  constructor(config?: SessionConfig, options?: { app?: unknown; logger?: { error(...args: unknown[]): void }; storeClass?: typeof HttpStore; cache?: { default?: string; stores?: Record<string, { driver: string; [k: string]: unknown }> }; timeoutMs?: number });
+  constructor(config?: SessionConfig, options?: { app?: unknown; logger?: { error(...args: unknown[]): void }; storeClass?: new (name: string, handler: NativeSessionHandler | CustomSessionHandler, id?: string, options?: StoreOptions) => HttpStore<Data>; cache?: { default?: string; stores?: Record<string, { driver: string; [k: string]: unknown }> }; timeoutMs?: number });
   readonly config: Readonly<Required<SessionConfig>>;
   readonly app: unknown;
   getDefaultDriver(): string;

@@ -141,11 +141,19 @@ async function manager(): Promise<void> {
   // A typed manager is still a SessionManager (the Fastify plugin's { manager }, the adapters).
   const base: SessionManager = m;
   const baseStore: HttpStore = store;
+  // A Store subclass for a typed manager (it may add methods, never fields).
+  class AppStore extends HttpStore<AppData> {
+    userName(): string { return this.get('user.name', 'guest'); }
+  }
+  const custom = new SessionManager<AppData>({ driver: 'array', key: 'k' }, { storeClass: AppStore });
+  const plain = new SessionManager({ driver: 'array', key: 'k' }, { storeClass: class extends HttpStore {} });
   // @ts-expect-error the manager's Stores know AppData
   m.createStore().get('nope');
+  // @ts-expect-error a Store class for other data
+  new SessionManager<AppData>({}, { storeClass: class extends HttpStore<{ other: string }> {} });
   // @ts-expect-error views is a number
   (await m.loadStore(undefined)).store.put('views', 'many');
-  void [views, existed, name, base, baseStore];
+  void [views, existed, name, base, baseStore, custom, plain];
 }
 
 function handlers(): void {
