@@ -20,14 +20,16 @@ class HttpSession {
   /**
    * @param {import('./manager').SessionManager} manager
    * @param {import('http').IncomingMessage} req
+   * @param {import('./store').HttpStore|null} [store] a Store already opened for `req`
+   * @param {boolean} [existed] what opening it said
    */
-  constructor(manager, req) {
+  constructor(manager, req, store = null, existed = false) {
     this.manager = manager;
     this.req = req;
     /** @type {import('./store').HttpStore|null} the Store, once `open()` resolved */
-    this.store = null;
+    this.store = store;
     /** Whether the request carried a session the driver knew. */
-    this.existed = false;
+    this.existed = existed;
   }
 
   /**
@@ -94,10 +96,7 @@ function open(manager, req) {
  * @returns {Promise<string|null>}
  */
 function commit(manager, req, statusCode, store, existed) {
-  const hs = new HttpSession(manager, req);
-  hs.store = store;
-  hs.existed = existed;
-  return hs.commit(statusCode);
+  return new HttpSession(manager, req, store, existed).commit(statusCode);
 }
 
 /**

@@ -313,8 +313,15 @@ class SessionManager {
    * @returns {Promise<{ store: HttpStore, existed: boolean }>} `existed`: the request carried a
    *   session the store knew
    */
-  async loadSession(req) {
-    return this._load(req.headers && req.headers.cookie, requestMeta(req, this._config.trust_proxy));
+  loadSession(req) {
+    // Not `async`: the load's own promise is returned, without wrapping it in another one.
+    let meta;
+    try {
+      meta = requestMeta(req, this._config.trust_proxy);
+    } catch (err) {
+      return Promise.reject(err); // a bad `req` rejects, as from an async function
+    }
+    return this._load(req.headers && req.headers.cookie, meta);
   }
 
   /**

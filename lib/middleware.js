@@ -53,16 +53,16 @@ async function handle(manager, req, res, next) {
     }
     return fail(manager, res, next, new Error('req.session is already set by another middleware; mount one session middleware'), null);
   }
-  const hs = new HttpSession(manager, req);
-  let store;
+  let loaded;
   try {
-    store = await hs.open();
+    // The manager's promise itself, not HttpSession#open() around it: one async layer less.
+    loaded = await manager.openSession(req);
   } catch (err) {
     return fail(manager, res, next, err, null);
   }
   // The same Store for the whole request; it cannot be replaced or deleted.
-  Object.defineProperty(req, 'session', { value: store, enumerable: true });
-  hookResponse(res, manager, next, commitHttp, hs);
+  Object.defineProperty(req, 'session', { value: loaded.store, enumerable: true });
+  hookResponse(res, manager, next, commitHttp, new HttpSession(manager, req, loaded.store, loaded.existed));
   if (next) next();
   return true;
 }
