@@ -23,8 +23,6 @@ const OPTION_KEYS = new Set(['app', 'logger', 'storeClass', 'cache', 'timeoutMs'
 // The drivers _resolve() knows by name (before any extend()).
 const BUILT_IN = ['file', 'array', 'memory', 'sqlite', 'database', 'redis', 'memcached', 'cookie', 'cache'];
 
-const LEGACY_ID = /^[A-Za-z0-9_-]{40}$/;
-
 /** Sessions for an app: drivers by name, per-request Stores, and the HTTP middleware. */
 class SessionManager {
   /**
@@ -61,6 +59,7 @@ class SessionManager {
       _storeOptions: { value: null, writable: true },
       _middleware: { value: null, writable: true },
       _cookieAttrs: { value: null, writable: true },
+      _cookieId: { value: null, writable: true },
     });
     // Outside OstroJS a missing or short key is a set-up mistake: say so now, not on the first
     // request. Inside OstroJS it stays lazy, so that `node assistant key:generate` runs on a
@@ -254,6 +253,15 @@ class SessionManager {
     return [this._key(), ...this._config.previousKeys];
   }
 
+  /**
+   * The native handle of this manager's cookie name and keys (src/request.rs), registered on
+   * first use: the request path then crosses with the header and a number, not the key list.
+   */
+  _cookieHandle() {
+    if (this._cookieId === null) this._cookieId = native.registerSessionCookie(this._config.cookie, this._keys());
+    return this._cookieId;
+  }
+
   /** Whether tokens are OstroJS `csrf`-package tokens: under OstroJS, or with `csrf: 'ostro'`. */
   _ostroTokens() {
     return this._config.csrf === 'ostro' || (this._config.csrf === null && this._app !== null);
@@ -359,23 +367,24 @@ class SessionManager {
   /** loadSession/loadStore: verify the cookie, refuse unknown ids, start the Store. */
   async _load(cookieHeader, meta) {
     const cfg = this._config;
-    const value = cookies.readCookie(cookieHeader, cfg.cookie);
     const handler = this.driver();
     let store;
     let claimed = null;
     let legacy = false;
     if (handler instanceof CookieSessionHandler) {
-      store = this.createStore(null, { cookie: value });
+      store = this.createStore(null, { cookie: cookies.readCookie(cookieHeader, cfg.cookie) });
       claimed = store.getHandler().incomingId();
     } else {
-      if (value !== null && value.startsWith('s:')) {
-        const id = native.unsignCookie(value, this._keys());
-        if (id !== null && id !== undefined) {
-          if (native.isValidId(id)) claimed = id;
-          else if (LEGACY_ID.test(id)) {
-            claimed = id;
-            legacy = true;
-          }
+      const header = Array.isArray(cookieHeader) ? cookieHeader.join('; ') : cookieHeader;
+      // One crossing finds the cookie, verifies its signature (key, then previous keys) and
+      // checks the id shape, 1.x ids included: those rules are the core's
+      // (cookie_header::signed_session_id). A header that does not even contain the cookie name
+      // (a new visitor) crosses nothing, and needs no app key yet (OstroJS's lazy key).
+      if (typeof header === 'string' && header.includes(cfg.cookie)) {
+        const signed = native.signedSessionId(header, this._cookieHandle());
+        if (signed !== null && signed !== undefined) {
+          claimed = signed.id;
+          legacy = signed.legacy;
         }
       }
       store = this.createStore(legacy ? null : claimed);
