@@ -459,7 +459,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
    * the driver, loads the session as `loadSession(req)` does, and draws the gc lottery. For
    * adapters of other frameworks.
    */
-  openSession(req: any): Promise<{ store: HttpStore; existed: boolean }>;
+  openSession(req: any): Promise<{ store: HttpStore<Data>; existed: boolean }>;
   /**
    * The session cookie's `Set-Cookie` line under the config's attributes. `value` is the cookie
    * value before URL-encoding (`signedCookieValue(id)`, or the cookie driver's sealed session);
