@@ -9,7 +9,7 @@ use napi_derive::napi;
 use ostro_session_core::clock::{ManualClock, SharedClock};
 use ostro_session_core::handlers::file::{FileOptions, MAX_TIMEOUT_MS};
 use ostro_session_core::{
-    ArraySessionHandler, FileSessionHandler, SessionError, SessionHandler, WriteMeta,
+    ArraySessionHandler, CasOutcome, FileSessionHandler, SessionError, SessionHandler, WriteMeta,
 };
 use std::sync::Arc;
 
@@ -120,6 +120,36 @@ impl NativeHandler {
     pub fn touch<'env>(&self, env: &'env Env, id: String) -> Result<PromiseRaw<'env, bool>> {
         let h = Arc::clone(&self.inner);
         promise(env, h.is_inline(), async move { h.touch(&id).await }, Ok)
+    }
+
+    /// Writes `data` only if the record still holds `previous` (`''`: no record), in one
+    /// atomic step; resolves to `true` when written, `false` when the record changed (a
+    /// tombstone never matches). Without compare-and-set in the driver it writes and resolves
+    /// `true` (last writer wins): see `supportsCas()`.
+    #[napi(catch_unwind, ts_return_type = "Promise<boolean>")]
+    pub fn write_if_unchanged<'env>(
+        &self,
+        env: &'env Env,
+        id: String,
+        data: String,
+        previous: String,
+    ) -> Result<PromiseRaw<'env, bool>> {
+        let h = Arc::clone(&self.inner);
+        promise(
+            env,
+            h.is_inline(),
+            async move {
+                h.write_if_unchanged(&id, &data, &previous, &WriteMeta::default())
+                    .await
+            },
+            |o| Ok(o == CasOutcome::Written),
+        )
+    }
+
+    /// Whether this driver's saves compare-and-set (issue 12), or keep last-writer-wins.
+    #[napi(catch_unwind)]
+    pub fn supports_cas(&self) -> bool {
+        self.inner.supports_cas()
     }
 
     /// Closes connections and threads.

@@ -14,6 +14,14 @@ pub struct WriteMeta {
     pub user_id: Option<String>,
 }
 
+/// What a driver that keeps tombstones as values (redis, memcached) stores for a destroyed
+/// session, for the lifetime: one byte that no payload can be, since a payload is a JSON object
+/// or sealed base64url text. It reads back as no session (`""`), a touch of it answers `false`,
+/// and [`SessionHandler::write_if_unchanged`] never matches it, so a save racing a logout is
+/// dropped instead of bringing the session back. Defined once here so every driver (and a
+/// process of another version sharing the store) agrees on it.
+pub const TOMBSTONE: &str = "!";
+
 /// How a conditional write ([`SessionHandler::write_if_unchanged`]) ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CasOutcome {

@@ -136,23 +136,110 @@ where
         handler.write(id, &payload, meta).await?;
         return Ok(Some(payload));
     }
+    // Saves of one id in this process take turns, so they never conflict with each other: the
+    // save whose turn it is first moves onto what the previous one wrote (handed over in the
+    // turn, without a round trip), so only other processes' writes can make it conflict.
+    // Inline handlers run on one thread to completion and need no turns.
+    let mut queued = false;
+    let mut turn = if handler.is_inline() {
+        None
+    } else {
+        let stripe = save_turn(id);
+        Some(match stripe.try_lock() {
+            Ok(t) => t,
+            Err(_) => {
+                queued = true;
+                stripe.lock().await
+            }
+        })
+    };
     let (mut payload, mut base) = (payload, base);
+    if let Some(t) = turn.as_mut() {
+        if let Some((last_id, last)) = t.last.take() {
+            if last_id == id && last != base {
+                match on_conflict(last.clone())? {
+                    Some(p) => {
+                        payload = p;
+                        base = last;
+                    }
+                    None => return Ok(None),
+                }
+            }
+        }
+        // Fairness between processes: another process's save that just lost a race to this
+        // process is retrying now. A queued save that went at once would win every such race (the
+        // loser has to take the news and replay first, while this one is ready) and could starve
+        // it for as long as this process has saves queued; waiting a little lets the retry land.
+        // A save that did not queue, and whose predecessor raced nobody, goes at once.
+        if std::mem::take(&mut t.contended) || queued {
+            cas_pause().await;
+        }
+    }
     for _ in 0..CAS_TRIES {
         match handler
             .write_if_unchanged(id, &payload, &base, meta)
             .await?
         {
-            CasOutcome::Written => return Ok(Some(payload)),
-            CasOutcome::Conflict(current) => match on_conflict(current.clone())? {
-                Some(p) => {
-                    payload = p;
-                    base = current;
+            CasOutcome::Written => {
+                if let Some(t) = turn.as_mut() {
+                    if payload.len() <= HANDOVER_MAX_BYTES {
+                        t.last = Some((id.to_owned(), payload.clone()));
+                    }
                 }
-                None => return Ok(None),
-            },
+                return Ok(Some(payload));
+            }
+            CasOutcome::Conflict(current) => {
+                if let Some(t) = turn.as_mut() {
+                    t.contended = true;
+                }
+                match on_conflict(current.clone())? {
+                    Some(p) => {
+                        payload = p;
+                        base = current;
+                    }
+                    None => return Ok(None),
+                }
+            }
         }
     }
     Err(conflict_error(id))
+}
+
+/// Largest payload handed over to the next save's turn; a larger one is re-read by it instead,
+/// so the turns never hold more than 64 × this in memory.
+const HANDOVER_MAX_BYTES: usize = 64 * 1024;
+
+/// The state of one stripe of save turns.
+struct Turn {
+    /// The last payload a save wrote in this stripe, with its id.
+    last: Option<(String, String)>,
+    /// Whether the last save here lost a race to another process.
+    contended: bool,
+}
+
+/// Turns of the saves in this process, striped by id (FNV-1a; a shared stripe only queues two
+/// ids' saves, it never merges them).
+fn save_turn(id: &str) -> &'static tokio::sync::Mutex<Turn> {
+    const STRIPES: usize = 64;
+    static TURNS: [tokio::sync::Mutex<Turn>; STRIPES] = [const {
+        tokio::sync::Mutex::const_new(Turn {
+            last: None,
+            contended: false,
+        })
+    }; STRIPES];
+    let mut h: u32 = 0x811c_9dc5;
+    for b in id.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    &TURNS[h as usize % STRIPES]
+}
+
+/// A random wait below 1 ms (see the fairness note in [`write_payload`]).
+async fn cas_pause() {
+    const WINDOW_US: u64 = 1000;
+    let r = getrandom::u64().unwrap_or(WINDOW_US / 2);
+    tokio::time::sleep(std::time::Duration::from_micros(r % WINDOW_US)).await;
 }
 
 /// The error after [`CAS_TRIES`] conflicting attempts.

@@ -12,17 +12,29 @@
 //! memory. Every operation has a deadline (`timeout_ms`) and fails with `ERR_SESSION_TIMEOUT`
 //! past it, holding its in-flight slot until the blocked thread really returns.
 //!
+//! Compare-and-set (issue 12): [`SessionHandler::write_if_unchanged`] and `destroy` of an id
+//! hold an exclusive `flock` on a lock file from the read through the compare, the temp write
+//! and the rename, so they hold across threads and processes sharing the directory. The lock
+//! cannot be taken on the session file itself: every write renames a new inode over the path,
+//! and a lock on the old inode would exclude nobody. Lock files are a fixed set of stripes
+//! (`.ostro-lock.<n>`, n = a hash of the id modulo [`LOCK_STRIPES`]) that are never removed, so
+//! every process always locks the same inode and no lock file outlives its session. A destroy
+//! leaves a tombstone, an empty session file, for the lifetime: it reads as no session, a touch
+//! of it answers `false`, a compare-and-set never matches it, and gc removes it once it is older
+//! than the lifetime like any session file.
+//!
 //! The directory is checked before every operation (an `lstat`): recreated with mode 0700 when
 //! it disappeared (tmp reapers, deploys), refused when another user owns it or it became group-
 //! or world-writable.
 
 use crate::clock::{self, SharedClock};
 use crate::error::{Result, SessionError};
-use crate::handler::{SessionHandler, WriteMeta};
+use crate::handler::{CasOutcome, SessionHandler, WriteMeta};
 use crate::id;
 use async_trait::async_trait;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,6 +54,10 @@ const TEMP_MAX_AGE_MS: i64 = 60_000;
 /// the age covers a writer on another host sharing the directory (NFS), whose pid means
 /// nothing here and whose write takes far less.
 const TEMP_DEAD_WRITER_AGE_MS: i64 = 5_000;
+
+/// Lock files per directory (see the module docs): enough that unrelated sessions rarely wait on
+/// each other, few enough that the directory never fills with them.
+pub const LOCK_STRIPES: u32 = 64;
 
 /// The largest deadline accepted for one operation (10 minutes).
 pub const MAX_TIMEOUT_MS: u64 = 600_000;
@@ -217,6 +233,29 @@ fn pid_is_dead(pid: i32) -> bool {
     r != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
 }
 
+/// What a session path holds, as a compare-and-set sees it.
+enum Stored {
+    /// No live record: missing, expired, unreadable as a session (not a regular file, too large).
+    Missing,
+    /// A live tombstone: the session was destroyed less than a lifetime ago.
+    Tombstone,
+    /// A live record.
+    Data(String),
+}
+
+/// FNV-1a: a hash every process computes alike (std's hasher is randomly seeded per process).
+fn stripe_of(id: &str) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in id.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h % LOCK_STRIPES
+}
+
+/// An exclusive `flock` held until dropped (closing the descriptor releases it).
+struct Locked(#[allow(dead_code)] File);
+
 /// Whether an I/O error means "no session here": missing, a symlink (`ELOOP`), or a unix
 /// socket (`ENXIO` when opened).
 fn is_no_session(e: &io::Error) -> bool {
@@ -332,35 +371,89 @@ impl Inner {
     }
 
     fn read(&self, id: &str) -> Result<String> {
+        Ok(match self.stored(id, "read")? {
+            Stored::Data(s) => s,
+            Stored::Missing | Stored::Tombstone => String::new(),
+        })
+    }
+
+    /// Takes the lock of `id`'s stripe, waiting for it (the operation's deadline bounds the wait).
+    fn lock(&self, id: &str, op: &str) -> Result<Locked> {
+        let path = self.dir.join(format!(".ostro-lock.{}", stripe_of(id)));
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&path)
+            .map_err(|e| self.io_err(op, id, e))?;
+        loop {
+            // SAFETY: the descriptor is open and owned by `f` for the whole call.
+            let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+            if r == 0 {
+                return Ok(Locked(f));
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(self.io_err(op, id, e));
+            }
+        }
+    }
+
+    fn stored(&self, id: &str, op: &str) -> Result<Stored> {
         let f = match Self::open_session(&self.path(id)) {
             Ok(f) => f,
-            Err(e) if is_no_session(&e) => return Ok(String::new()),
-            Err(e) => return Err(self.io_err("read", id, e)),
+            Err(e) if is_no_session(&e) => return Ok(Stored::Missing),
+            Err(e) => return Err(self.io_err(op, id, e)),
         };
-        let meta = f.metadata().map_err(|e| self.io_err("read", id, e))?;
+        let meta = f.metadata().map_err(|e| self.io_err(op, id, e))?;
         // fstat before any read: only a regular file within the size limit is read at all.
         if !meta.is_file() || meta.len() > self.max_file_bytes {
-            return Ok(String::new());
+            return Ok(Stored::Missing);
         }
         let mtime = meta.modified().map(ms_of).unwrap_or(0);
         if self.expired(mtime, self.clock.now_ms()) {
-            return Ok(String::new());
+            return Ok(Stored::Missing);
+        }
+        if meta.len() == 0 {
+            return Ok(Stored::Tombstone);
         }
         let mut buf = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
         // Bounded again in case the file grows between the fstat and the read.
         f.take(self.max_file_bytes.saturating_add(1))
             .read_to_end(&mut buf)
-            .map_err(|e| self.io_err("read", id, e))?;
+            .map_err(|e| self.io_err(op, id, e))?;
         if buf.len() as u64 > self.max_file_bytes {
-            return Ok(String::new());
+            return Ok(Stored::Missing);
+        }
+        if buf.is_empty() {
+            // Emptied between the fstat and the read: a tombstone written by a plain write.
+            return Ok(Stored::Tombstone);
         }
         // Invalid UTF-8 (a disk error, an edit by hand) is decoded lossily: bad bytes inside a
         // string value become U+FFFD and the rest of the session, id included, is kept. Only
         // damage to the JSON structure itself makes the payload corrupt (an empty session).
-        Ok(match String::from_utf8(buf) {
+        Ok(Stored::Data(match String::from_utf8(buf) {
             Ok(s) => s,
             Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-        })
+        }))
+    }
+
+    /// Read, compare, temp write and rename under the id's lock.
+    fn write_if_unchanged(&self, id: &str, data: &str, previous: &str) -> Result<CasOutcome> {
+        let _lock = self.lock(id, "write")?;
+        let current = match self.stored(id, "write")? {
+            Stored::Tombstone => return Ok(CasOutcome::Conflict(String::new())),
+            Stored::Missing => String::new(),
+            Stored::Data(s) => s,
+        };
+        if current != previous {
+            return Ok(CasOutcome::Conflict(current));
+        }
+        self.write(id, data)?;
+        Ok(CasOutcome::Written)
     }
 
     fn write(&self, id: &str, data: &str) -> Result<()> {
@@ -407,7 +500,11 @@ impl Inner {
         };
         let meta = f.metadata().map_err(|e| self.io_err("touch", id, e))?;
         let now = self.clock.now_ms();
-        if !meta.is_file() || self.expired(meta.modified().map(ms_of).unwrap_or(0), now) {
+        // An empty file is a tombstone: a touch never revives it.
+        if !meta.is_file()
+            || meta.len() == 0
+            || self.expired(meta.modified().map(ms_of).unwrap_or(0), now)
+        {
             return Ok(false);
         }
         f.set_modified(time_of(now))
@@ -415,10 +512,19 @@ impl Inner {
         Ok(true)
     }
 
+    /// Replaces a record by a tombstone (an empty file, see the module docs) under the id's
+    /// lock, so a compare-and-set that read the record cannot rename its write over it. An id
+    /// with no file gets no tombstone: nothing was there to bring back.
     fn destroy(&self, id: &str) -> Result<()> {
-        match fs::remove_file(self.path(id)) {
-            Ok(()) if self.durable => self.sync_dir().map_err(|e| self.io_err("destroy", id, e)),
-            Ok(()) => Ok(()),
+        let _lock = self.lock(id, "destroy")?;
+        match fs::symlink_metadata(self.path(id)) {
+            Ok(m) if m.file_type().is_file() => self.write(id, ""),
+            Ok(_) => match fs::remove_file(self.path(id)) {
+                // Not a regular file (a planted symlink or FIFO): it never held a session.
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(self.io_err("destroy", id, e)),
+            },
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(self.io_err("destroy", id, e)),
         }
@@ -487,6 +593,23 @@ impl SessionHandler for FileSessionHandler {
         id::check_storage_id(id)?;
         let id = id.to_owned();
         self.run("touch", move |i| i.touch(&id)).await
+    }
+    async fn write_if_unchanged(
+        &self,
+        id: &str,
+        data: &str,
+        previous: &str,
+        _meta: &WriteMeta,
+    ) -> Result<CasOutcome> {
+        id::check_storage_id(id)?;
+        let (id, data, previous) = (id.to_owned(), data.to_owned(), previous.to_owned());
+        self.run("write", move |i| {
+            i.write_if_unchanged(&id, &data, &previous)
+        })
+        .await
+    }
+    fn supports_cas(&self) -> bool {
+        true
     }
 }
 

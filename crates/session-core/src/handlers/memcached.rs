@@ -12,13 +12,21 @@
 //!
 //! The meta protocol is memcached's text protocol, which has no authentication: configured
 //! credentials are refused rather than silently ignored.
+//!
+//! Compare-and-set (issue 12): [`SessionHandler::write_if_unchanged`] is `gets`/`cas` in meta
+//! commands: `mg` with the CAS token, compare the value here, then `ms` with `C<token>` (or in
+//! add mode `ME` when there was no item), so a write between the two is refused by the server.
+//! `destroy` leaves a tombstone, [`TOMBSTONE`] with the lifetime's expiry (in replace mode:
+//! only over an item that exists), which reads as no session and never matches. `touch` asks for
+//! the item size with the touch and answers `false` for a tombstone (it refreshes the
+//! tombstone's expiry too, which only keeps a logged-out id refused for longer).
 
 use crate::clock::{self, Clock, SystemClock};
 use crate::error::{Result, SessionError};
-use crate::handler::{SessionHandler, WriteMeta};
+use crate::handler::{CasOutcome, SessionHandler, WriteMeta, TOMBSTONE};
 use crate::id;
 use async_trait::async_trait;
-use memcache::exp::{AsyncMetaClient, Error as McError};
+use memcache::exp::{AsyncMetaClient, Error as McError, Meta};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -298,6 +306,13 @@ impl MemcachedSessionHandler {
     }
 }
 
+/// The metadata to ask for with a get (the crate's `Meta` is non-exhaustive).
+fn meta_with(set: impl FnOnce(&mut Meta)) -> Meta {
+    let mut m = Meta::NONE;
+    set(&mut m);
+    m
+}
+
 fn is_broken_connection(e: &McError) -> bool {
     match e {
         McError::Io(io) => io.kind() != std::io::ErrorKind::TimedOut,
@@ -370,7 +385,9 @@ impl SessionHandler for MemcachedSessionHandler {
             })
             .await?;
         Ok(match (r.hit(), r.value) {
-            (true, Some(v)) => String::from_utf8_lossy(&v).into_owned(),
+            (true, Some(v)) if v != TOMBSTONE.as_bytes() => {
+                String::from_utf8_lossy(&v).into_owned()
+            }
             _ => String::new(),
         })
     }
@@ -394,13 +411,75 @@ impl SessionHandler for MemcachedSessionHandler {
     }
 
     async fn destroy(&self, id: &str) -> Result<()> {
+        // A tombstone for the lifetime, only over an item that exists (see the module docs).
         let key = self.key(id)?;
+        let exp = self.expiry()?;
         self.run("destroy", 0, |c| {
             let key = key.clone();
-            async move { c.delete(&key).send().await }
+            async move {
+                c.set(&key, TOMBSTONE.as_bytes())
+                    .ttl_raw(exp)
+                    .replace()
+                    .send()
+                    .await
+            }
         })
         .await
         .map(|_| ())
+    }
+
+    async fn write_if_unchanged(
+        &self,
+        id: &str,
+        data: &str,
+        previous: &str,
+        _meta: &WriteMeta,
+    ) -> Result<CasOutcome> {
+        let key = self.key(id)?;
+        let exp = self.expiry()?;
+        let got = self
+            .run("write", 0, |c| {
+                let key = key.clone();
+                async move { c.get(&key).meta(meta_with(|m| m.cas = true)).send().await }
+            })
+            .await?;
+        let (current, token) = match (got.hit(), got.value, got.item.cas) {
+            (true, v, token) => (v.unwrap_or_default(), token),
+            _ => (Vec::new(), None),
+        };
+        if current == TOMBSTONE.as_bytes() {
+            return Ok(CasOutcome::Conflict(String::new()));
+        }
+        let current = String::from_utf8_lossy(&current).into_owned();
+        if current != previous {
+            return Ok(CasOutcome::Conflict(current));
+        }
+        let stored = self
+            .run("write", data.len(), |c| {
+                let key = key.clone();
+                async move {
+                    let set = c.set(&key, data.as_bytes()).ttl_raw(exp);
+                    match token {
+                        Some(t) => set.compare_cas(t).send().await,
+                        None => set.add().send().await,
+                    }
+                }
+            })
+            .await?;
+        if stored.applied() {
+            return Ok(CasOutcome::Written);
+        }
+        // Refused: another request wrote (or destroyed) in between.
+        let now = self.read(id).await?;
+        // A retry after a dropped connection finds its own first try's write: it was written.
+        if now == data {
+            return Ok(CasOutcome::Written);
+        }
+        Ok(CasOutcome::Conflict(now))
+    }
+
+    fn supports_cas(&self) -> bool {
+        true
     }
 
     async fn gc(&self, _max_lifetime_secs: u64) -> Result<u64> {
@@ -414,10 +493,18 @@ impl SessionHandler for MemcachedSessionHandler {
         let r = self
             .run("touch", 0, |c| {
                 let key = key.clone();
-                async move { c.get(&key).touch_raw(exp).without_value().send().await }
+                async move {
+                    c.get(&key)
+                        .touch_raw(exp)
+                        .without_value()
+                        .meta(meta_with(|m| m.size = true))
+                        .send()
+                        .await
+                }
             })
             .await?;
-        Ok(r.hit())
+        // A payload is at least `{}`: an item of the tombstone's size is the tombstone.
+        Ok(r.hit() && r.item.size != Some(TOMBSTONE.len() as u64))
     }
 }
 

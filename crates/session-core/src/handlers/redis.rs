@@ -8,10 +8,19 @@
 //! Every operation is bounded by `command_timeout`: while Redis is down, unreachable or frozen,
 //! it rejects with [`SessionError::Unavailable`] instead of hanging. Such an operation has an
 //! unknown outcome: a frozen server that resumes still applies a write it had received.
+//!
+//! Compare-and-set (issue 12): [`SessionHandler::write_if_unchanged`] is one Lua script, run by
+//! its SHA (`EVALSHA`, then `EVAL` once when the server answers `NOSCRIPT`: after a restart or a
+//! `SCRIPT FLUSH`), that compares the SHA-1 of the stored value with the SHA-1 of the payload the
+//! request loaded (computed here, so the old payload never travels) and `SET`s with the TTL in
+//! the same step. `destroy` leaves a tombstone, [`TOMBSTONE`] with the TTL (`SET … XX`: only over
+//! a record that exists), which reads as no session and never matches; `touch` is a script too,
+//! so a tombstone is never refreshed and answers `false`. Every command touches one key, so the
+//! driver works unchanged on a cluster.
 
 use crate::clock;
 use crate::error::{Result, SessionError};
-use crate::handler::{SessionHandler, WriteMeta};
+use crate::handler::{CasOutcome, SessionHandler, WriteMeta, TOMBSTONE};
 use crate::id;
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -19,6 +28,7 @@ use redis::{
     Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo, RedisError,
     TlsCertificates,
 };
+use sha1::{Digest, Sha1};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
@@ -32,6 +42,63 @@ pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 2000;
 pub const DEFAULT_COMMAND_TIMEOUT_MS: u64 = 2000;
 /// Longest timeout accepted (10 minutes): anything longer is a typo, not a wish.
 const MAX_TIMEOUT_MS: u64 = 600_000;
+
+/// Compare-and-set. KEYS[1]: the key. ARGV: the SHA-1 (hex) of the payload the request loaded
+/// (`""` for no record), the new payload, the TTL in seconds, the tombstone. Replies 1 when it
+/// wrote, else `{current}` (`""` for no record or a tombstone).
+const CAS_SCRIPT: &str = "local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[4] then return {''} end
+local h = ''
+if cur then h = redis.sha1hex(cur) end
+if h ~= ARGV[1] then return {cur or ''} end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1";
+
+/// Touch. KEYS[1]: the key. ARGV: the TTL in seconds, the tombstone. Replies 1 when a live
+/// record was refreshed. STRLEN first: a payload is never read into the script.
+const TOUCH_SCRIPT: &str = "local n = redis.call('STRLEN', KEYS[1])
+if n == 0 then return 0 end
+if n == #ARGV[2] and redis.call('GET', KEYS[1]) == ARGV[2] then return 0 end
+return redis.call('EXPIRE', KEYS[1], ARGV[1])";
+
+/// The SHA-1 of `text`, as lowercase hex (what `EVALSHA` and `redis.sha1hex` use).
+fn sha1_hex(text: &str) -> String {
+    use std::fmt::Write as _;
+    let digest = Sha1::digest(text.as_bytes());
+    let mut hex = String::with_capacity(40);
+    for b in digest {
+        let _ = write!(hex, "{b:02x}");
+    }
+    hex
+}
+
+/// A script and its SHA.
+struct Script {
+    code: &'static str,
+    sha: String,
+}
+
+impl Script {
+    fn new(code: &'static str) -> Self {
+        Self {
+            code,
+            sha: sha1_hex(code),
+        }
+    }
+
+    /// `EVALSHA` and, for a server that does not have the script yet, `EVAL`.
+    fn cmds(&self, key: &str, args: &[&[u8]]) -> (redis::Cmd, redis::Cmd) {
+        let mut by_sha = redis::cmd("EVALSHA");
+        by_sha.arg(&self.sha).arg(1).arg(key);
+        let mut by_code = redis::cmd("EVAL");
+        by_code.arg(self.code).arg(1).arg(key);
+        for a in args {
+            by_sha.arg(*a);
+            by_code.arg(*a);
+        }
+        (by_sha, by_code)
+    }
+}
 
 /// Where the Redis server is.
 #[derive(Clone)]
@@ -118,6 +185,8 @@ pub struct RedisSessionHandler {
     prefix: String,
     lifetime_ms: i64,
     command_timeout: Duration,
+    cas: Script,
+    touch: Script,
     // `host:port` or the socket path, for messages (never the credentials).
     server: String,
 }
@@ -313,6 +382,8 @@ impl RedisSessionHandler {
             lifetime_ms,
             command_timeout,
             server,
+            cas: Script::new(CAS_SCRIPT),
+            touch: Script::new(TOUCH_SCRIPT),
         })
     }
 
@@ -349,16 +420,29 @@ impl RedisSessionHandler {
         op: &'static str,
         cmd: redis::Cmd,
     ) -> Result<T> {
+        self.query_or(op, cmd, None).await
+    }
+
+    /// [`Self::query`] with the `EVAL` to send when an `EVALSHA` finds no script (`NOSCRIPT`).
+    async fn query_or<T: redis::FromRedisValue>(
+        &self,
+        op: &'static str,
+        cmd: redis::Cmd,
+        noscript: Option<redis::Cmd>,
+    ) -> Result<T> {
         let attempt = async {
             let mut conn = self.manager()?;
-            match cmd.query_async::<T>(&mut conn).await {
-                Ok(v) => Ok(v),
-                Err(e) if is_broken_connection(&e) => cmd
-                    .query_async::<T>(&mut conn)
-                    .await
-                    .map_err(|e| map_error(&self.server, op, &e)),
-                Err(e) => Err(map_error(&self.server, op, &e)),
-            }
+            let r = match cmd.query_async::<T>(&mut conn).await {
+                Err(e) if is_broken_connection(&e) => cmd.query_async::<T>(&mut conn).await,
+                r => r,
+            };
+            let r = match (r, &noscript) {
+                (Err(e), Some(eval)) if e.code() == Some("NOSCRIPT") => {
+                    eval.query_async::<T>(&mut conn).await
+                }
+                (r, _) => r,
+            };
+            r.map_err(|e| map_error(&self.server, op, &e))
         };
         match tokio::time::timeout(self.command_timeout, attempt).await {
             Ok(r) => r,
@@ -454,8 +538,10 @@ impl SessionHandler for RedisSessionHandler {
         let mut cmd = redis::cmd("GET");
         cmd.arg(self.key(id)?);
         let v: Option<Vec<u8>> = self.query("read", cmd).await?;
-        Ok(v.map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default())
+        Ok(match v {
+            Some(b) if b != TOMBSTONE.as_bytes() => String::from_utf8_lossy(&b).into_owned(),
+            _ => String::new(),
+        })
     }
 
     async fn write(&self, id: &str, data: &str, _meta: &WriteMeta) -> Result<()> {
@@ -468,9 +554,14 @@ impl SessionHandler for RedisSessionHandler {
     }
 
     async fn destroy(&self, id: &str) -> Result<()> {
-        let mut cmd = redis::cmd("DEL");
-        cmd.arg(self.key(id)?);
-        self.query::<i64>("destroy", cmd).await.map(|_| ())
+        // A tombstone for the lifetime, only where a record exists (see the module docs).
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.key(id)?)
+            .arg(TOMBSTONE)
+            .arg("EX")
+            .arg(self.ttl_seconds())
+            .arg("XX");
+        self.query::<redis::Value>("destroy", cmd).await.map(|_| ())
     }
 
     async fn gc(&self, _max_lifetime_secs: u64) -> Result<u64> {
@@ -479,10 +570,59 @@ impl SessionHandler for RedisSessionHandler {
     }
 
     async fn touch(&self, id: &str) -> Result<bool> {
-        let mut cmd = redis::cmd("EXPIRE");
-        cmd.arg(self.key(id)?).arg(self.ttl_seconds());
-        let n: i64 = self.query("touch", cmd).await?;
+        let ttl = self.ttl_seconds().to_string();
+        let (by_sha, by_code) = self
+            .touch
+            .cmds(&self.key(id)?, &[ttl.as_bytes(), TOMBSTONE.as_bytes()]);
+        let n: i64 = self.query_or("touch", by_sha, Some(by_code)).await?;
         Ok(n == 1)
+    }
+
+    async fn write_if_unchanged(
+        &self,
+        id: &str,
+        data: &str,
+        previous: &str,
+        _meta: &WriteMeta,
+    ) -> Result<CasOutcome> {
+        let expected = if previous.is_empty() {
+            String::new()
+        } else {
+            sha1_hex(previous)
+        };
+        let ttl = self.ttl_seconds().to_string();
+        let (by_sha, by_code) = self.cas.cmds(
+            &self.key(id)?,
+            &[
+                expected.as_bytes(),
+                data.as_bytes(),
+                ttl.as_bytes(),
+                TOMBSTONE.as_bytes(),
+            ],
+        );
+        let v: redis::Value = self.query_or("write", by_sha, Some(by_code)).await?;
+        let current = match v {
+            redis::Value::Int(1) => return Ok(CasOutcome::Written),
+            redis::Value::Array(mut items) if items.len() == 1 => match items.pop() {
+                Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(&b).into_owned(),
+                Some(redis::Value::SimpleString(s)) => s,
+                _ => String::new(),
+            },
+            _ => {
+                return Err(SessionError::Io(
+                    "redis write failed: unexpected reply to the compare-and-set script".into(),
+                ))
+            }
+        };
+        // A retry after a dropped connection finds its own first try's write: it was written.
+        if current == data {
+            return Ok(CasOutcome::Written);
+        }
+        Ok(CasOutcome::Conflict(current))
+    }
+
+    fn supports_cas(&self) -> bool {
+        true
     }
 }
 

@@ -10,14 +10,25 @@
 //! `spawn_blocking`, this halved latency under load (see the napi notes). The thread is started
 //! and the database opened on the first operation, so a bad file is reported there; the thread
 //! ends when the handler is closed or dropped, and never keeps a process alive.
+//!
+//! Compare-and-set (issue 12): [`SessionHandler::write_if_unchanged`] reads, compares and
+//! writes inside one `BEGIN IMMEDIATE` transaction on the worker thread, which takes SQLite's
+//! write lock before the read, so it also holds against other processes using the file (they
+//! wait up to the busy timeout). `destroy` leaves a tombstone: the row stays with an empty
+//! payload and a fresh `last_activity` (and no `user_id`), so the table keeps the migration's
+//! schema. A tombstone reads as no session, a touch of it changes nothing and answers `false`, a
+//! compare-and-set never matches it, and gc deletes it once it is older than the lifetime, like
+//! any idle row. Laravel and 1.x read an empty payload as an empty session too.
 
 use crate::clock::{self, SharedClock};
 use crate::error::{Result, SessionError};
-use crate::handler::{SessionHandler, WriteMeta};
+use crate::handler::{CasOutcome, SessionHandler, WriteMeta};
 use crate::id;
 use async_trait::async_trait;
 use rusqlite::types::ValueRef;
-use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
+use rusqlite::{
+    params, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior,
+};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::mpsc;
@@ -52,6 +63,8 @@ struct Config {
 /// The statements, built once from the validated table name.
 struct Statements {
     read: String,
+    // The payload and whether the row is live, tombstones and expired rows included.
+    read_any: String,
     write: String,
     touch: String,
     destroy: String,
@@ -236,6 +249,10 @@ impl Statements {
                 "SELECT payload FROM {t} WHERE sid = ?1 \
                  AND (last_activity >= ?2 OR last_activity IS NULL)"
             ),
+            read_any: format!(
+                "SELECT payload, (last_activity >= ?2 OR last_activity IS NULL) \
+                 FROM {t} WHERE sid = ?1"
+            ),
             // ip and user agent keep their last known value when a write has none. user_id
             // follows a write made for a request (?7), so a logout clears it, but a write with
             // no metadata at all (no request in sight) says nothing about the user.
@@ -250,9 +267,12 @@ impl Statements {
             ),
             touch: format!(
                 "UPDATE {t} SET last_activity = ?3 WHERE sid = ?1 \
-                 AND (last_activity >= ?2 OR last_activity IS NULL)"
+                 AND (last_activity >= ?2 OR last_activity IS NULL) AND payload <> ''"
             ),
-            destroy: format!("DELETE FROM {t} WHERE sid = ?1"),
+            // A tombstone (see the module docs), not a delete.
+            destroy: format!(
+                "UPDATE {t} SET payload = '', last_activity = ?2, user_id = NULL WHERE sid = ?1"
+            ),
             gc: format!("DELETE FROM {t} WHERE last_activity < ?1"),
         }
     }
@@ -304,6 +324,24 @@ impl Worker {
             .as_ref()
             .ok_or_else(|| SessionError::Io("the sqlite session database is not open".into()))
     }
+}
+
+/// The upsert of one row, with the request's metadata.
+fn write_row(c: &Connection, cfg: &Config, id: &str, data: &str, meta: &WriteMeta) -> Result<()> {
+    let err = |e| map_err(cfg, "write", Some(id), e);
+    let for_request = *meta != WriteMeta::default();
+    let mut stmt = c.prepare_cached(&cfg.sql.write).map_err(err)?;
+    stmt.execute(params![
+        id,
+        data,
+        now_secs(cfg),
+        clip(meta.ip.as_deref(), MAX_IP_CHARS),
+        clip(meta.user_agent.as_deref(), MAX_USER_AGENT_CHARS),
+        meta.user_id,
+        for_request,
+    ])
+    .map_err(err)?;
+    Ok(())
 }
 
 fn now_secs(cfg: &Config) -> i64 {
@@ -552,23 +590,64 @@ impl SessionHandler for SqliteSessionHandler {
     async fn write(&self, id: &str, data: &str, meta: &WriteMeta) -> Result<()> {
         id::check_storage_id(id)?;
         let (id, data, meta) = (id.to_owned(), data.to_owned(), meta.clone());
+        self.run(move |c, cfg| write_row(c, cfg, &id, &data, &meta))
+            .await
+    }
+
+    async fn write_if_unchanged(
+        &self,
+        id: &str,
+        data: &str,
+        previous: &str,
+        meta: &WriteMeta,
+    ) -> Result<CasOutcome> {
+        id::check_storage_id(id)?;
+        let (id, data, previous, meta) = (
+            id.to_owned(),
+            data.to_owned(),
+            previous.to_owned(),
+            meta.clone(),
+        );
         self.run(move |c, cfg| {
             let err = |e| map_err(cfg, "write", Some(&id), e);
-            let for_request = meta != WriteMeta::default();
-            let mut stmt = c.prepare_cached(&cfg.sql.write).map_err(err)?;
-            stmt.execute(params![
-                id,
-                data,
-                now_secs(cfg),
-                clip(meta.ip.as_deref(), MAX_IP_CHARS),
-                clip(meta.user_agent.as_deref(), MAX_USER_AGENT_CHARS),
-                meta.user_id,
-                for_request,
-            ])
-            .map_err(err)?;
-            Ok(())
+            // IMMEDIATE: the write lock is taken before the read, so no other connection (in
+            // this process or another) can change the row between the compare and the write.
+            let tx = Transaction::new_unchecked(c, TransactionBehavior::Immediate).map_err(err)?;
+            let cutoff = now_secs(cfg) - cfg.lifetime_secs;
+            let row = c
+                .prepare_cached(&cfg.sql.read_any)
+                .map_err(err)?
+                .query_row(params![id, cutoff], |r| {
+                    let payload = match r.get_ref(0)? {
+                        ValueRef::Text(b) | ValueRef::Blob(b) => {
+                            String::from_utf8_lossy(b).into_owned()
+                        }
+                        _ => String::new(),
+                    };
+                    Ok((payload, r.get::<_, Option<bool>>(1)?.unwrap_or(true)))
+                })
+                .optional()
+                .map_err(err)?;
+            let current = match row {
+                // A live tombstone never matches, not even "no record".
+                Some((p, true)) if p.is_empty() => return Ok(CasOutcome::Conflict(String::new())),
+                Some((p, true)) => p,
+                // Expired (tombstones included) or absent: no record.
+                Some((_, false)) | None => String::new(),
+            };
+            if current != previous {
+                // Dropping `tx` rolls back the read-only transaction.
+                return Ok(CasOutcome::Conflict(current));
+            }
+            write_row(c, cfg, &id, &data, &meta)?;
+            tx.commit().map_err(err)?;
+            Ok(CasOutcome::Written)
         })
         .await
+    }
+
+    fn supports_cas(&self) -> bool {
+        true
     }
 
     async fn destroy(&self, id: &str) -> Result<()> {
@@ -577,7 +656,7 @@ impl SessionHandler for SqliteSessionHandler {
         self.run(move |c, cfg| {
             let err = |e| map_err(cfg, "destroy", Some(&id), e);
             let mut stmt = c.prepare_cached(&cfg.sql.destroy).map_err(err)?;
-            stmt.execute([&id]).map_err(err)?;
+            stmt.execute(params![id, now_secs(cfg)]).map_err(err)?;
             Ok(())
         })
         .await
