@@ -218,11 +218,12 @@ function written(s) {
  * handler without touch() is asked by reading: a stored payload is written back as it is, which
  * refreshes its expiry without changing or recreating anything.
  */
-function touchThen(handler, s, ms, meta) {
+function touchThen(handler, s, ms, meta, rewrite) {
   const id = s.getId();
   const next = (found) => {
     const step = s.afterTouch(found);
     if (typeof step === 'string') return step;
+    if (rewrite) return rewrite(step[0]);
     return invoke(handler, 'write', 3, id, step[0], meta, ms, () => written(s));
   };
   if (typeof handler.touch === 'function') {
@@ -248,7 +249,85 @@ function read(handler, s, ms) {
   return r === true ? Promise.resolve(true) : after(r, 'read', ms, (raw) => loaded(s, raw));
 }
 
+// ----- compare-and-set through a custom driver (issue 12) ---------------------------------------
+// A driver with the optional `writeIfUnchanged(sessionId, data, previousData)` takes part in the
+// engine's compare-and-set: the save writes only if the stored data is still what this request
+// loaded; on `false` the bridge re-reads, the engine replays this request's operations onto what
+// it finds (`afterConflict`) and the write is tried again, up to the engine's bound
+// (ERR_SESSION_CONFLICT after it). A record that is gone drops the save ('dropped'). Saves of one
+// id through one handler take turns here, as the engine's native saves do in Rust: in-process
+// saves then conflict at most once each, and only other processes' saves race. A driver without
+// the method keeps last-writer-wins.
+
+const CAS_TRIES = native.casTries();
+// handler -> (id -> the tail of that id's save turns)
+const turns = new WeakMap();
+
+/** Runs `step` after the pending saves of `id` through `handler` settle; the next waits on it. */
+function inTurn(handler, id, step) {
+  let ids = turns.get(handler);
+  if (ids === undefined) {
+    ids = new Map();
+    turns.set(handler, ids);
+  }
+  const prev = ids.get(id);
+  const run = prev === undefined ? step() : prev.then(step, step);
+  if (!isThenable(run)) return run;
+  const tail = run.then(identity, identity);
+  ids.set(id, tail);
+  tail.then(() => {
+    if (ids.get(id) === tail) ids.delete(id);
+  });
+  return run;
+}
+
+function conflictError(id) {
+  return sessionError('ERR_SESSION_CONFLICT', `the session ${id.slice(0, 6)}… kept changing under this save (${CAS_TRIES} attempts); nothing was written and the stored session is intact`);
+}
+
+/** One compare-and-set attempt of `payload` against `base`, and what follows a refusal. */
+function casWrite(handler, s, id, ms, payload, base, tries) {
+  return invoke(handler, 'writeIfUnchanged', 3, id, payload, base, ms, (ok) => {
+    if (ok === true) {
+      s.savedAs(payload);
+      return 'written';
+    }
+    if (ok !== false) {
+      throw sessionError('ERR_SESSION_VALUE', `session handler writeIfUnchanged() must return true or false (or a Promise of one), got ${kindOf(ok)}`);
+    }
+    return invoke(handler, 'read', 1, id, undefined, undefined, ms, (raw) => {
+      if (typeof raw !== 'string') {
+        if (raw !== null && raw !== undefined) {
+          throw sessionError('ERR_SESSION_VALUE', `session handler read() must return a string (or null/undefined when there is none), got ${kindOf(raw)}`);
+        }
+        raw = '';
+      }
+      const next = s.afterConflict(raw);
+      if (next === null) return 'dropped';
+      if (tries + 1 >= CAS_TRIES) throw conflictError(id);
+      return casWrite(handler, s, id, ms, next, raw, tries + 1);
+    });
+  });
+}
+
+/** `persist` for a driver with writeIfUnchanged: the write (or a resave's rewrite) compares. */
+function persistCas(handler, s, ms, resave, meta) {
+  let payload;
+  try {
+    payload = s.prepareSave(resave);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  const id = s.getId();
+  if (payload === null) {
+    return touchThen(handler, s, ms, meta, (p) => inTurn(handler, id, () => casWrite(handler, s, id, ms, p, s.base(), 0)));
+  }
+  const r = inTurn(handler, id, () => casWrite(handler, s, id, ms, payload, s.base(), 0));
+  return isThenable(r) ? r : Promise.resolve(r);
+}
+
 function persist(handler, s, ms, resave, meta) {
+  if (typeof handler.writeIfUnchanged === 'function') return persistCas(handler, s, ms, resave, meta);
   let r;
   try {
     r = native.writeFrom(s, handler, resave, meta);

@@ -12,6 +12,19 @@ class SessionHandlerInterface {
   close() {}
   // read(sessionId), write(sessionId, data, meta) and destroy(sessionId) are left to the
   // subclass on purpose: the Store refuses a handler that lacks one of them, naming it.
+  //
+  // Optional, and also left out on purpose (its presence is what the bridge checks):
+  //
+  //   writeIfUnchanged(sessionId, data, previousData) -> boolean | Promise<boolean>
+  //
+  // Compare-and-set, so that concurrent requests on one session lose nothing (issue 12): store
+  // `data` only if the stored data is still exactly `previousData` (`''` meaning "no record"),
+  // as one atomic step in the backend (a transaction, a conditional UPDATE, a script), and
+  // resolve `true`; resolve `false`, writing nothing, when it is not. On `false` the engine
+  // re-reads with read(), replays the request's changes onto what it finds and tries again; a
+  // record that read() reports gone drops the save. To make a logout stick, destroy() may keep a
+  // tombstone that read() reports as `''` but that never matches any `previousData`, `''`
+  // included. Without this method the driver keeps last-writer-wins (the conformance kit says so).
   /** Removes sessions idle for more than `lifetimeSeconds`; returns how many. */
   gc(lifetimeSeconds) { // eslint-disable-line no-unused-vars
     return 0;

@@ -7,8 +7,10 @@
 //
 // It registers one `describe` suite checking what the engine relies on: read after write,
 // overwrite, destroy, unknown ids, expiry, gc, large and Unicode payloads, 500 concurrent
-// sessions, `touch` (when the handler has it), and the Store on top of the handler with its
-// methods returning plain values or Promises. Every handler the suite creates is closed at the end
+// sessions, `touch` (when the handler has it), compare-and-set (`writeIfUnchanged`, when the
+// handler has it; otherwise the suite reports the driver as last-writer-wins in a test title and
+// a diagnostic), and the Store on top of the handler with its methods returning plain values or
+// Promises. Every handler the suite creates is closed at the end
 // (the suite owns them).
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -87,6 +89,18 @@ function counting(h) {
   if (typeof h.touch === 'function') w.touch = (id) => (calls.touch++, h.touch(id));
   if (typeof h.open === 'function') w.open = (p, n) => h.open(p, n);
   return w;
+}
+
+/**
+ * The handler's compare-and-set as `(id, data, previous) => Promise<boolean>`, or null when it
+ * keeps last-writer-wins: a custom driver's `writeIfUnchanged`, or a built-in driver's (its
+ * native handle says whether the driver compares).
+ */
+function compareAndSet(h) {
+  if (typeof h.writeIfUnchanged === 'function') return async (id, data, prev) => h.writeIfUnchanged(id, data, prev);
+  const n = h._native;
+  if (n && typeof n.supportsCas === 'function' && n.supportsCas()) return (id, data, prev) => n.writeIfUnchanged(id, data, prev);
+  return null;
 }
 
 function checkReadResult(v) {
@@ -283,6 +297,53 @@ function sessionHandlerConformance(factory, options = {}) {
       const r = new Store('conformance', short, s.getId());
       await r.start();
       assert.equal(r.get('t'), 1, `the re-saved session expired ${since} ms after save() with a ${span} s lifetime`);
+    });
+
+    it('writeIfUnchanged() compares and sets (or the driver is reported as last-writer-wins)', async (t) => {
+      const cas = compareAndSet(h);
+      if (cas === null) {
+        t.diagnostic('last-writer-wins: the handler has no writeIfUnchanged(), so concurrent saves of one session overwrite each other');
+        return;
+      }
+      t.diagnostic('compare-and-set: concurrent saves of one session are replayed, not lost');
+      const id = newId();
+      const checkResult = (v, what) => assert.ok(v === true || v === false, `writeIfUnchanged() must resolve true or false, got ${typeof v} (${what})`);
+      let r = await cas(id, '{"v":1}', '{"v":0}');
+      checkResult(r, 'no record, previous data given');
+      assert.equal(r, false, "writeIfUnchanged() wrote over no record although previousData was not ''");
+      assert.ok(isEmpty(await read(h, id)), 'a refused writeIfUnchanged() must write nothing');
+      r = await cas(id, '{"v":1}', '');
+      assert.equal(r, true, "writeIfUnchanged() with previousData '' must write when there is no record");
+      assert.equal(await read(h, id), '{"v":1}');
+      r = await cas(id, '{"v":2}', '');
+      assert.equal(r, false, "writeIfUnchanged() with previousData '' must refuse when a record exists");
+      r = await cas(id, '{"v":2}', '{"v":9}');
+      assert.equal(r, false, 'writeIfUnchanged() must refuse when the stored data changed');
+      assert.equal(await read(h, id), '{"v":1}', 'a refused writeIfUnchanged() must leave the record as it was');
+      r = await cas(id, '{"v":2}', '{"v":1}');
+      assert.equal(r, true, 'writeIfUnchanged() must write when the stored data is unchanged');
+      assert.equal(await read(h, id), '{"v":2}');
+      await h.destroy(id);
+      assert.ok(isEmpty(await read(h, id)), 'a destroyed record must read as empty');
+      r = await cas(id, '{"v":3}', '{"v":2}');
+      assert.equal(r, false, 'writeIfUnchanged() must refuse once the record was destroyed');
+      assert.ok(isEmpty(await read(h, id)), 'a destroyed record came back');
+      // 20 Stores that all loaded the same session, each incrementing and putting its own key.
+      const s0 = new Store('conformance', h);
+      await s0.start();
+      s0.put('n', 0);
+      await s0.save();
+      const stores = Array.from({ length: 20 }, () => new Store('conformance', h, s0.getId()));
+      await Promise.all(stores.map((s) => s.start()));
+      await Promise.all(stores.map((s, i) => {
+        s.increment('n');
+        s.put(`k${i}`, i);
+        return s.save();
+      }));
+      const back = new Store('conformance', h, s0.getId());
+      await back.start();
+      assert.equal(back.get('n'), 20, 'concurrent increments were lost');
+      for (let i = 0; i < 20; i++) assert.equal(back.get(`k${i}`), i, `concurrent put k${i} was lost`);
     });
 
     describe('through a Store', () => {

@@ -420,6 +420,27 @@ impl NativeSession {
         self.s().saved();
     }
 
+    /// The record as this request last saw it (`''` for none): what a custom driver's
+    /// `writeIfUnchanged` compares the stored data with.
+    #[napi(catch_unwind)]
+    pub fn base(&self) -> String {
+        self.s().base().to_owned()
+    }
+
+    /// After `writeIfUnchanged` refused: rebases onto `current` (the record now, `''` when it is
+    /// gone) by replaying this request's operations, and returns the payload to try next, or
+    /// `null` when the record is gone and the save is dropped.
+    #[napi(catch_unwind)]
+    pub fn after_conflict(&self, env: Env, current: String) -> Result<Option<String>> {
+        self.s().after_conflict(current).or_throw(&env)
+    }
+
+    /// Records that `payload` reached the handler: saved, and the base of a later save.
+    #[napi(catch_unwind)]
+    pub fn saved_as(&self, payload: String) {
+        self.s().saved_as(payload);
+    }
+
     /// Reads and decodes off the JS thread through a built-in handler, then applies.
     #[napi(catch_unwind, ts_return_type = "Promise<boolean>")]
     pub fn start_native<'env>(
@@ -528,6 +549,13 @@ impl NativeSession {
     /// A no-op call, the floor that `bench/engine.js` compares method calls with.
     #[napi(catch_unwind)]
     pub fn noop(&self) {}
+}
+
+/// How many times a save writes with compare-and-set before it fails with
+/// `ERR_SESSION_CONFLICT` (the engine's bound, shared by the JS-handler bridge).
+#[napi]
+pub fn cas_tries() -> u32 {
+    u32::try_from(ostro_session_core::session::CAS_TRIES).unwrap_or(u32::MAX)
 }
 
 /// Whether `id` is 40 characters of `[A-Za-z0-9]`.
