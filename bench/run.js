@@ -23,7 +23,7 @@ const quick = args.includes('--quick');
 const onlyArg = args.find((a) => a.startsWith('--only='));
 const onlyIdx = args.indexOf('--only');
 const only = (onlyArg ? onlyArg.slice(7) : onlyIdx >= 0 ? args[onlyIdx + 1] || '' : '').split(',').filter(Boolean);
-const CASES = ['store', 'http', 'fastify', 'memory', 'gc', 'scale', 'database'];
+const CASES = ['store', 'http', 'fastify', 'memory', 'gc', 'scale', 'database', 'contention'];
 const wanted = only.length ? CASES.filter((c) => only.includes(c)) : CASES;
 
 const t0 = Date.now();
