@@ -275,3 +275,43 @@ driver_suite!(file, file());
 driver_suite!(sqlite, sqlite());
 driver_suite!(redis, redis());
 driver_suite!(memcached, memcached());
+
+/// The scripts run by SHA; a server that lost them (restart, `SCRIPT FLUSH`) gets them again.
+#[tokio::test]
+async fn redis_scripts_are_sent_again_after_script_flush() {
+    use ostro_session_core::handlers::redis::{RedisConnection, RedisOptions};
+    let server = support::servers::RedisServer::start();
+    let h = ostro_session_core::RedisSessionHandler::new(
+        &RedisConnection::Url(server.url()),
+        RedisOptions::default(),
+    )
+    .unwrap();
+    let m = WriteMeta::default();
+    let id = "e".repeat(40);
+    let flush = || async {
+        let client = ::redis::Client::open(server.url()).unwrap();
+        let mut c = client.get_multiplexed_async_connection().await.unwrap();
+        let _: () = ::redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+    };
+    flush().await;
+    assert_eq!(
+        h.write_if_unchanged(&id, r#"{"a":1}"#, "", &m)
+            .await
+            .unwrap(),
+        CasOutcome::Written
+    );
+    flush().await;
+    assert!(h.touch(&id).await.unwrap());
+    flush().await;
+    assert_eq!(
+        h.write_if_unchanged(&id, r#"{"a":2}"#, r#"{"a":1}"#, &m)
+            .await
+            .unwrap(),
+        CasOutcome::Written
+    );
+    assert_eq!(h.read(&id).await.unwrap(), r#"{"a":2}"#);
+}

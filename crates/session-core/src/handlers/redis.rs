@@ -86,17 +86,22 @@ impl Script {
         }
     }
 
-    /// `EVALSHA` and, for a server that does not have the script yet, `EVAL`.
-    fn cmds(&self, key: &str, args: &[&[u8]]) -> (redis::Cmd, redis::Cmd) {
-        let mut by_sha = redis::cmd("EVALSHA");
-        by_sha.arg(&self.sha).arg(1).arg(key);
-        let mut by_code = redis::cmd("EVAL");
-        by_code.arg(self.code).arg(1).arg(key);
+    /// `EVALSHA` or, for a server that does not have the script yet, `EVAL`.
+    fn cmd(&self, by_sha: bool, key: &str, args: &[&[u8]]) -> redis::Cmd {
+        let mut c = if by_sha {
+            let mut c = redis::cmd("EVALSHA");
+            c.arg(&self.sha);
+            c
+        } else {
+            let mut c = redis::cmd("EVAL");
+            c.arg(self.code);
+            c
+        };
+        c.arg(1).arg(key);
         for a in args {
-            by_sha.arg(*a);
-            by_code.arg(*a);
+            c.arg(*a);
         }
-        (by_sha, by_code)
+        c
     }
 }
 
@@ -420,15 +425,16 @@ impl RedisSessionHandler {
         op: &'static str,
         cmd: redis::Cmd,
     ) -> Result<T> {
-        self.query_or(op, cmd, None).await
+        self.query_or(op, cmd, None::<fn() -> redis::Cmd>).await
     }
 
-    /// [`Self::query`] with the `EVAL` to send when an `EVALSHA` finds no script (`NOSCRIPT`).
-    async fn query_or<T: redis::FromRedisValue>(
+    /// [`Self::query`] with the `EVAL` to send when an `EVALSHA` finds no script (`NOSCRIPT`),
+    /// built only then: the payload is not copied twice on every write.
+    async fn query_or<T: redis::FromRedisValue, F: Fn() -> redis::Cmd + Send + Sync>(
         &self,
         op: &'static str,
         cmd: redis::Cmd,
-        noscript: Option<redis::Cmd>,
+        noscript: Option<F>,
     ) -> Result<T> {
         let attempt = async {
             let mut conn = self.manager()?;
@@ -438,7 +444,7 @@ impl RedisSessionHandler {
             };
             let r = match (r, &noscript) {
                 (Err(e), Some(eval)) if e.code() == Some("NOSCRIPT") => {
-                    eval.query_async::<T>(&mut conn).await
+                    eval().query_async::<T>(&mut conn).await
                 }
                 (r, _) => r,
             };
@@ -571,10 +577,15 @@ impl SessionHandler for RedisSessionHandler {
 
     async fn touch(&self, id: &str) -> Result<bool> {
         let ttl = self.ttl_seconds().to_string();
-        let (by_sha, by_code) = self
-            .touch
-            .cmds(&self.key(id)?, &[ttl.as_bytes(), TOMBSTONE.as_bytes()]);
-        let n: i64 = self.query_or("touch", by_sha, Some(by_code)).await?;
+        let key = self.key(id)?;
+        let args: [&[u8]; 2] = [ttl.as_bytes(), TOMBSTONE.as_bytes()];
+        let n: i64 = self
+            .query_or(
+                "touch",
+                self.touch.cmd(true, &key, &args),
+                Some(|| self.touch.cmd(false, &key, &args)),
+            )
+            .await?;
         Ok(n == 1)
     }
 
@@ -591,16 +602,20 @@ impl SessionHandler for RedisSessionHandler {
             sha1_hex(previous)
         };
         let ttl = self.ttl_seconds().to_string();
-        let (by_sha, by_code) = self.cas.cmds(
-            &self.key(id)?,
-            &[
-                expected.as_bytes(),
-                data.as_bytes(),
-                ttl.as_bytes(),
-                TOMBSTONE.as_bytes(),
-            ],
-        );
-        let v: redis::Value = self.query_or("write", by_sha, Some(by_code)).await?;
+        let key = self.key(id)?;
+        let args: [&[u8]; 4] = [
+            expected.as_bytes(),
+            data.as_bytes(),
+            ttl.as_bytes(),
+            TOMBSTONE.as_bytes(),
+        ];
+        let v: redis::Value = self
+            .query_or(
+                "write",
+                self.cas.cmd(true, &key, &args),
+                Some(|| self.cas.cmd(false, &key, &args)),
+            )
+            .await?;
         let current = match v {
             redis::Value::Int(1) => return Ok(CasOutcome::Written),
             redis::Value::Array(mut items) if items.len() == 1 => match items.pop() {
