@@ -83,6 +83,13 @@ export interface CustomSessionHandler {
   gc?(lifetimeSeconds: number): number | undefined | Promise<number | undefined>;
   /** Refreshes expiry without rewriting; returns false when there was no record. */
   touch?(sessionId: string): boolean | Promise<boolean>;
+  /**
+   * Optional compare-and-set: store `data` only if the stored data is exactly `previousData`
+   * (`''` = no record), atomically, and resolve `true`; otherwise write nothing and resolve
+   * `false`. With it, concurrent requests on one session lose nothing; without it, the driver
+   * keeps last-writer-wins.
+   */
+  writeIfUnchanged?(sessionId: string, data: string, previousData: string): boolean | Promise<boolean>;
 }
 
 /** Base of the built-in drivers: every method returns a Promise and runs off the JS thread. */
@@ -468,6 +475,13 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
   sessionCookie(value: string | null, req?: any): string;
   /** The signed cookie value for `id` (`s:<id>.<signature>`, as cookie-signature and 1.x sign it). */
   signedCookieValue(id: string): string;
+  /**
+   * The native handle of the session cookie's `Set-Cookie` attributes and signing key,
+   * registered on first use; the request layer commits with it, and the line is built in the
+   * core as `sessionCookie` builds it. Throws `ERR_SESSION_INVALID_OPTION` when the app key is
+   * missing.
+   */
+  setCookieHandle(): number;
   /** Where errors off the request path go (the `logger` option; console by default). */
   readonly logger: { error(...args: unknown[]): void };
   /**
