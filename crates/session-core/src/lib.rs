@@ -28,6 +28,7 @@ pub mod handler;
 pub mod handlers;
 pub mod id;
 pub mod lazy;
+pub mod lifecycle;
 pub mod ops;
 pub mod payload;
 pub mod session;

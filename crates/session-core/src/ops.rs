@@ -7,7 +7,12 @@
 //! - `put`/`forget` on a dot path: this request's value wins for that path only;
 //! - `increment`/`decrement`: an addition to whatever the record holds then (+1 and +1 give +2);
 //! - `push`: an append to whatever list the record holds then;
-//! - `flush`: empties the record as it is then (the later writer's keys included);
+//! - `flush`: empties the record as it is then (the later writer's keys included), keeping its
+//!   lifecycle keys;
+//! - lifecycle stamps (`_created`, `_id_at`, see [`crate::lifecycle`]): the ones made at load
+//!   for a record without them are set only where still absent, so a concurrent request never
+//!   resets the creation time another request stamped; a new id's issue time (`migrate`) and a
+//!   new lifecycle (`invalidate`) are set as this request made them;
 //! - flash ageing: forgets only the old flash keys this request saw, and moves only the new flash
 //!   keys it saw to old, so a flash written concurrently survives to the next request.
 
@@ -52,6 +57,14 @@ pub enum Op {
     /// The token made at `start()` for a record without one: set only if the record still has
     /// none, so a concurrent request's token is not replaced.
     TokenIfAbsent(String),
+    /// The lifecycle stamps made at `start()` for a record without them (unix seconds): each
+    /// set only if the record still has none.
+    StampIfAbsent(i64),
+    /// `migrate`: the new id's issue time (unix seconds).
+    IdIssued(i64),
+    /// A session with no app data moved to a new id (`invalidate`): both stamps set to this
+    /// time (unix seconds).
+    Restart(i64),
 }
 
 const FLASH_NEW: &str = "_flash.new";
@@ -126,6 +139,7 @@ pub fn replay(s: &mut Session, ops: &[Op]) -> Result<()> {
             Op::FlashOnly(keys) => s.flash_only(keys),
             Op::FlashExcept(keys) => s.flash_except(keys),
             Op::Age { old, new } => s.logged(op.clone(), |s| age_seen(s, old, new))?,
+            Op::StampIfAbsent(_) | Op::IdIssued(_) | Op::Restart(_) => s.write_stamps(op),
             Op::TokenIfAbsent(t) => s.logged(op.clone(), |s| {
                 if s.token().is_none() {
                     s.put("_token", Value::String(t.clone()))?;
@@ -269,7 +283,7 @@ mod tests {
 
     #[test]
     fn a_failed_rebase_leaves_the_session_as_it_was() {
-        let mut s = loaded(r#"{"_token":"t","cart":[1]}"#);
+        let mut s = loaded(r#"{"_token":"t","_created":1,"_id_at":1,"cart":[1]}"#);
         s.push("cart", json!(2)).unwrap();
         assert!(s.rebase(r#"{"_token":"t","cart":"text"}"#).is_err());
         assert_eq!(s.get("cart"), Some(&json!([1, 2])));
@@ -278,7 +292,7 @@ mod tests {
 
     #[test]
     fn composite_operations_log_once() {
-        let mut s = loaded(r#"{"_token":"t"}"#);
+        let mut s = loaded(r#"{"_token":"t","_created":1,"_id_at":1}"#);
         s.flash("k", json!(1)).unwrap();
         s.merge("m", json!({"a": 1})).unwrap();
         s.age_flash_data();

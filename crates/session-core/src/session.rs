@@ -4,11 +4,13 @@
 //! that no lock is held across an await.
 
 use crate::attributes::{self, Attributes};
+use crate::clock::{self, SharedClock};
 use crate::crypto::Cipher;
 use crate::error::{Result, SessionError};
 use crate::handler::{CasOutcome, SessionHandler, WriteMeta};
 use crate::id;
 use crate::lazy::TopMap;
+use crate::lifecycle::{self, Expiry, CREATED, ID_AT};
 use crate::ops::{self, Op};
 use crate::payload::{self, Decoded};
 use crate::token::TokenFormat;
@@ -16,7 +18,7 @@ use serde_json::{Map, Number, Value};
 use std::sync::Arc;
 
 /// Options of a session.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SessionOptions {
     /// Largest payload that is read or written, in bytes.
     pub max_payload_bytes: usize,
@@ -28,6 +30,13 @@ pub struct SessionOptions {
     /// With a cipher: read an unsealed payload once (it is sealed at the next save) instead of
     /// treating it as no record.
     pub encrypt_migrate: bool,
+    /// The absolute timeout (`absolute_lifetime`), in seconds since the session was created; a
+    /// session loaded past it starts over as a new empty session with a new id (see
+    /// [`crate::lifecycle`]). `None` (the default) turns it off. The idle timeout is the
+    /// handlers' `lifetime`.
+    pub absolute_lifetime_secs: Option<u64>,
+    /// Where lifecycle stamps and the absolute timeout read the time.
+    pub clock: SharedClock,
 }
 
 impl Default for SessionOptions {
@@ -37,7 +46,21 @@ impl Default for SessionOptions {
             token: TokenFormat::Random,
             cipher: None,
             encrypt_migrate: false,
+            absolute_lifetime_secs: None,
+            clock: clock::system(),
         }
+    }
+}
+
+impl std::fmt::Debug for SessionOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionOptions")
+            .field("max_payload_bytes", &self.max_payload_bytes)
+            .field("token", &self.token)
+            .field("cipher", &self.cipher)
+            .field("encrypt_migrate", &self.encrypt_migrate)
+            .field("absolute_lifetime_secs", &self.absolute_lifetime_secs)
+            .finish_non_exhaustive()
     }
 }
 
@@ -104,6 +127,10 @@ pub struct Session {
     // The record as this request last saw it (read at start, or written since); `""` for none.
     // A compare-and-set save writes only if the store still holds exactly this.
     base: String,
+    // Set when the record loaded at start was expired and the session started over: why, and
+    // the expired id until the caller takes it to destroy its record.
+    expired: Option<Expiry>,
+    expired_id: Option<String>,
     options: SessionOptions,
 }
 
@@ -268,6 +295,8 @@ impl Session {
             ops: Vec::new(),
             muted: false,
             base: String::new(),
+            expired: None,
+            expired_id: None,
             options,
         };
         s.set_id(id.unwrap_or(""))?;
@@ -338,13 +367,31 @@ impl Session {
     // ----- lifecycle -------------------------------------------------------------------------
 
     /// Merges a decoded payload (stored keys win over keys put before start), generates the
-    /// token when absent or null, and marks the session started and clean.
+    /// token when absent or null, stamps the lifecycle keys when absent (see
+    /// [`crate::lifecycle`]), and marks the session started and clean.
+    ///
+    /// A record past the absolute timeout is not used: the session starts over, empty, under a
+    /// new id (nothing of the expired record is kept, keys put before start included), and
+    /// [`Session::expired`] says why. The caller destroys the expired record, whose id
+    /// [`Session::take_expired_id`] hands over ([`Session::start`] does both).
     pub fn apply(&mut self, decoded: Decoded) -> Result<()> {
         let Decoded {
             attributes: stored,
             missing,
             legacy,
         } = decoded;
+        self.expired = None;
+        self.expired_id = None;
+        if !missing {
+            let created = lifecycle::stamp(stored.get(CREATED));
+            if let Some(reason) = lifecycle::check_absolute(
+                created,
+                self.now_secs(),
+                self.options.absolute_lifetime_secs,
+            ) {
+                return self.start_over(reason);
+            }
+        }
         if self.attributes.is_empty() {
             self.attributes = stored;
         } else {
@@ -358,9 +405,81 @@ impl Session {
             self.attributes
                 .insert("_token".to_owned(), Value::String(t));
         }
+        let stamped = self.created_at().is_none() || self.id_issued_at().is_none();
+        if stamped {
+            self.write_stamps(&Op::StampIfAbsent(self.now_secs()));
+        }
         self.started = true;
-        self.dirty = legacy || had_extra_before_start;
+        // A record that predates the stamps gets them written at this request's save when an
+        // absolute timeout is on (else the cap would restart at every load); without one they
+        // ride along with the next write, so a read-only request still only touches.
+        let stamp_now = stamped && !missing && self.options.absolute_lifetime_secs.is_some();
+        self.dirty = legacy || had_extra_before_start || stamp_now;
         Ok(())
+    }
+
+    // The loaded record is expired: an empty new session under a new id, as if none was found.
+    fn start_over(&mut self, reason: Expiry) -> Result<()> {
+        let new = id::generate_id()?;
+        let old = std::mem::replace(&mut self.id, new);
+        self.attributes.clear();
+        self.ops.clear();
+        self.base.clear();
+        self.dirty = false;
+        self.resave_pending = false;
+        self.apply(Decoded {
+            missing: true,
+            ..Decoded::default()
+        })?;
+        self.expired = Some(reason);
+        self.expired_id = Some(old);
+        Ok(())
+    }
+
+    /// Why the record loaded at the last start was expired (the session then started over under
+    /// a new id), or `None`.
+    pub fn expired(&self) -> Option<Expiry> {
+        self.expired
+    }
+
+    /// The id of the expired record (see [`Session::expired`]), once: the caller destroys it.
+    pub fn take_expired_id(&mut self) -> Option<String> {
+        self.expired_id.take()
+    }
+
+    /// When the session was created (unix seconds); `None` before start.
+    pub fn created_at(&self) -> Option<i64> {
+        lifecycle::stamp(self.attributes.get(CREATED))
+    }
+
+    /// When the current id was issued (unix seconds); `None` before start.
+    pub fn id_issued_at(&self) -> Option<i64> {
+        lifecycle::stamp(self.attributes.get(ID_AT))
+    }
+
+    fn now_secs(&self) -> i64 {
+        lifecycle::secs(self.options.clock.now_ms())
+    }
+
+    /// Carries out a lifecycle stamp operation ([`Op::StampIfAbsent`], [`Op::IdIssued`],
+    /// [`Op::Restart`]) and logs it; other operations are ignored.
+    pub(crate) fn write_stamps(&mut self, op: &Op) {
+        let (t, created, if_absent) = match *op {
+            Op::StampIfAbsent(t) => (t, true, true),
+            Op::IdIssued(t) => (t, false, false),
+            Op::Restart(t) => (t, true, false),
+            _ => return,
+        };
+        for key in [CREATED, ID_AT] {
+            if key == CREATED && !created {
+                continue;
+            }
+            if if_absent && lifecycle::stamp(self.attributes.get(key)).is_some() {
+                continue;
+            }
+            self.set(key, Value::from(t));
+        }
+        self.log(|| op.clone());
     }
 
     /// How to decode what a handler returned for this session (limits, and the cipher when
@@ -384,14 +503,19 @@ impl Session {
     pub fn load(&mut self, raw: &str) -> Result<()> {
         let decoded = self.reader().decode(raw);
         self.apply(decoded)?;
-        raw.clone_into(&mut self.base);
+        self.set_base(raw.to_owned());
         Ok(())
     }
 
     /// Remembers `raw` as the record this request loaded (after [`Session::apply`] of what a
     /// handler read off the JS thread): compare-and-set saves compare against it.
+    ///
+    /// After an expired record made the session start over, the new id has no record: the base
+    /// stays empty whatever `raw` is.
     pub fn set_base(&mut self, raw: String) {
-        self.base = raw;
+        if self.expired.is_none() {
+            self.base = raw;
+        }
     }
 
     /// The record as this request last saw it (`""` for none).
@@ -541,10 +665,14 @@ impl Session {
         }
     }
 
-    /// Loads the session from `handler`.
+    /// Loads the session from `handler`. A record past the absolute timeout is destroyed and
+    /// the session starts over under a new id (see [`Session::apply`]).
     pub async fn start(&mut self, handler: &dyn SessionHandler) -> Result<bool> {
         let raw = handler.read(&self.id).await?;
         self.load(&raw)?;
+        if let Some(old) = self.take_expired_id() {
+            handler.destroy(&old).await?;
+        }
         Ok(true)
     }
 
@@ -619,8 +747,21 @@ impl Session {
 
     /// Switches to a fresh id and returns the old one (for the caller to destroy when asked).
     /// The new id has no record yet, so the next save writes.
+    ///
+    /// The creation time is kept and the id's issue time set to now; a session holding no app
+    /// data (`flush` then migrate: `invalidate`) starts a new lifecycle instead, both stamps now.
     pub fn migrate_id(&mut self) -> Result<String> {
         let new = id::generate_id()?;
+        let now = self.now_secs();
+        let empty = self
+            .attributes
+            .iter()
+            .all(|(k, _)| lifecycle::RESERVED.contains(&k.as_str()));
+        self.write_stamps(&if empty {
+            Op::Restart(now)
+        } else {
+            Op::IdIssued(now)
+        });
         self.record_missing = true;
         self.dirty = true;
         // The new id has no record: its first save compares against "none".
@@ -641,20 +782,36 @@ impl Session {
         self.attributes.raw(key)
     }
 
-    /// A copy of all attributes, internal keys included.
+    /// A copy of all attributes, internal keys (`_token`, `_flash`, …) included; the lifecycle
+    /// keys of [`crate::lifecycle`] are never shown.
     pub fn all(&self) -> Attributes {
-        self.attributes.to_map()
+        let mut out = self.attributes.to_map();
+        for k in lifecycle::RESERVED {
+            out.shift_remove(k);
+        }
+        out
     }
 
-    /// All attributes as JSON text (untouched values copied verbatim).
+    /// All attributes as JSON text (untouched values copied verbatim), as [`Session::all`].
     pub fn all_json(&self) -> String {
-        self.attributes.encode()
+        if lifecycle::RESERVED
+            .iter()
+            .any(|k| self.attributes.contains_key(k))
+        {
+            lifecycle::encode_visible(&self.attributes)
+        } else {
+            self.attributes.encode()
+        }
     }
 
-    /// The listed top-level keys that are present (no dot notation, as Laravel's `Arr::only`).
+    /// The listed top-level keys that are present (no dot notation, as Laravel's `Arr::only`);
+    /// never the lifecycle keys.
     pub fn only<S: AsRef<str>>(&self, keys: &[S]) -> Attributes {
         let mut out = Map::new();
         for (k, slot) in self.attributes.iter() {
+            if lifecycle::RESERVED.contains(&k.as_str()) {
+                continue;
+            }
             if keys.iter().any(|key| key.as_ref() == k) {
                 out.insert(k.clone(), slot.value().clone());
             }
@@ -662,9 +819,9 @@ impl Session {
         out
     }
 
-    /// A copy without the listed keys (dot-aware).
+    /// A copy without the listed keys (dot-aware), and without the lifecycle keys.
     pub fn except<S: AsRef<str>>(&self, keys: &[S]) -> Attributes {
-        let mut out = self.attributes.to_map();
+        let mut out = self.all();
         for k in keys {
             attributes::forget(&mut out, k.as_ref());
         }
@@ -747,8 +904,11 @@ impl Session {
         Ok(())
     }
 
-    /// Removes `key` (dot-aware) and returns its value.
+    /// Removes `key` (dot-aware) and returns its value. A lifecycle key is not removed (`None`).
     pub fn forget(&mut self, key: &str) -> Option<Value> {
+        if lifecycle::is_reserved(key) {
+            return None;
+        }
         let v = self.attributes.forget(key);
         if v.is_some() {
             self.dirty = true;
@@ -762,13 +922,21 @@ impl Session {
         self.forget(key)
     }
 
-    /// Empties the session, the token included.
+    /// Empties the session, the token included. The lifecycle keys stay, so flushing cannot
+    /// extend the absolute timeout; `invalidate` (flush, then a new id) resets them.
     pub fn flush(&mut self) {
+        self.log(|| Op::Flush);
+        let kept: Vec<(&str, Value)> = lifecycle::RESERVED
+            .iter()
+            .filter_map(|k| self.attributes.remove(k).map(|v| (*k, v)))
+            .collect();
         if !self.attributes.is_empty() {
             self.dirty = true;
         }
-        self.log(|| Op::Flush);
         self.attributes.clear();
+        for (k, v) in kept {
+            self.attributes.insert(k.to_owned(), v);
+        }
     }
 
     /// Appends `value` to the array at `key` (absent or null starts a new array).
@@ -1037,7 +1205,15 @@ impl Session {
 /// Refuses `value` at `key` when it would sit deeper than [`payload::MAX_DEPTH`] in the stored
 /// payload: the top-level object, one level per dot segment of `key` after the first, `extra`
 /// levels (a push goes inside an array) and the value's own nesting.
+///
+/// Also refuses the lifecycle keys, which only the engine writes (see [`crate::lifecycle`]).
 fn check_depth(key: &str, value: &Value, extra: usize) -> Result<()> {
+    if lifecycle::is_reserved(key) {
+        return Err(SessionError::Value(format!(
+            "cannot store a value at session key \"{key}\": it is reserved for the session's \
+             lifecycle (creation and id times); nothing was stored"
+        )));
+    }
     let at = key.split('.').count().saturating_add(extra);
     let room = payload::MAX_DEPTH.saturating_sub(at);
     if at <= payload::MAX_DEPTH && payload::value_depth_within(value, room) {
