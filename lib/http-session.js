@@ -6,14 +6,15 @@
 // plugin runs them from its hooks; the express-session mode builds on `open()` and
 // `cookieLine()`.
 //
-// Everything here goes through the manager's public API (`openSession`, `signedCookieValue`,
-// `sessionCookie`, `logger`) and never imports lib/manager.js: the manager imports this file
-// (for `requestMeta` and `isSecure`), and lib/middleware.js imports it, so neither needs the
-// other.
+// Everything here goes through the manager's public API (`openSession`, `setCookieHandle`,
+// `signedCookieValue`, `sessionCookie`, `logger`) and never imports lib/manager.js: the manager
+// imports this file (for `requestMeta` and `isSecure`), and lib/middleware.js imports it, so
+// neither needs the other.
 const { tokenWasRead, internals } = require('./store');
 const { CookieRequestHandler } = require('./drivers/cookie');
 const cookies = require('./cookies');
 const { sessionError } = require('./errors');
+const native = require('./native');
 
 /** One request's session: its cookie, its load and its commit. */
 class HttpSession {
@@ -60,19 +61,28 @@ class HttpSession {
     const { manager, req, store } = this;
     const cfg = manager.config;
     if (!this.existed && !cfg.saveUninitialized && !store.isDirty() && !tokenWasRead(store)) return null;
-    if (cfg.previous_url) rememberUrl(req, statusCode, store);
+    const url = cfg.previous_url ? urlToRemember(req, statusCode) : null;
     const handler = store.getHandler();
     if (handler instanceof CookieRequestHandler) {
+      if (url !== null && store.previousUrl() !== url) store.setPreviousUrl(url);
       await store.save({ resave: cfg.resave });
       const out = handler.outgoing();
       if (out === null) return null;
       // '' means the session was emptied: the cookie is expired.
       return manager.sessionCookie(out === '' ? null : out, req);
     }
-    // Signing first: a missing app key fails before anything is written.
-    const value = manager.signedCookieValue(store.getId());
+    // Registered once per manager; the first call checks the app key, so a missing key fails
+    // before anything is written.
+    const handle = manager.setCookieHandle();
+    const secure = cfg.secure === 'auto' ? isSecure(req, cfg.trust_proxy) : !!cfg.secure;
+    if (internals.isNative(store)) {
+      // One crossing: previous URL, save, signed id and the whole line.
+      const done = await internals.commitNative(store, !!cfg.resave, { handle, secure }, url);
+      return done.setCookie;
+    }
+    if (url !== null && store.previousUrl() !== url) store.setPreviousUrl(url);
     const outcome = await store.save({ resave: cfg.resave });
-    return manager.sessionCookie(outcome === 'dropped' ? null : value, req);
+    return native.sessionCookieLine(handle, outcome === 'dropped' ? null : store.getId(), secure);
   }
 }
 
@@ -100,18 +110,17 @@ function commit(manager, req, statusCode, store, existed) {
 }
 
 /**
- * Stores the path and query (never the Host) of a GET that ends 2xx and is neither XHR nor a
- * prefetch, so that `back()`-style redirects have somewhere to go; the session changes only when
- * the URL does.
+ * The URL to remember as the previous one: the path and query (never the Host) of a GET that
+ * ends 2xx and is neither XHR nor a prefetch, so that `back()`-style redirects have somewhere to
+ * go; null otherwise. The session changes only when the URL does (the commit compares).
  */
-function rememberUrl(req, status, store) {
-  if (req.method !== 'GET' || status < 200 || status > 299) return;
+function urlToRemember(req, status) {
+  if (req.method !== 'GET' || status < 200 || status > 299) return null;
   const h = req.headers;
   const xrw = h['x-requested-with'];
-  if (typeof xrw === 'string' && xrw.toLowerCase() === 'xmlhttprequest') return;
-  if (isPrefetch(h)) return;
-  const url = pathAndQuery(req.originalUrl || req.url);
-  if (url !== null && store.previousUrl() !== url) store.setPreviousUrl(url);
+  if (typeof xrw === 'string' && xrw.toLowerCase() === 'xmlhttprequest') return null;
+  if (isPrefetch(h)) return null;
+  return pathAndQuery(req.originalUrl || req.url);
 }
 
 function isPrefetch(h) {

@@ -60,6 +60,7 @@ class SessionManager {
       _middleware: { value: null, writable: true },
       _cookieAttrs: { value: null, writable: true },
       _cookieId: { value: null, writable: true },
+      _setCookieId: { value: null, writable: true },
     });
     // Outside OstroJS a missing or short key is a set-up mistake: say so now, not on the first
     // request. Inside OstroJS it stays lazy, so that `node assistant key:generate` runs on a
@@ -426,6 +427,29 @@ class SessionManager {
     if (this._cookieAttrs === null) this._cookieAttrs = cookies.attributes(cfg);
     const secure = cfg.secure === 'auto' ? req !== undefined && req !== null && isSecure(req, cfg.trust_proxy) : cfg.secure;
     return cookies.serialize(cfg.cookie, value, this._cookieAttrs, secure, Date.now());
+  }
+
+  /**
+   * The native handle of this manager's `Set-Cookie` attributes and signing key (src/request.rs),
+   * registered on first use: a request's commit then crosses with a number, and the line
+   * (signed id, attributes, Expires) is built in the core, as `sessionCookie` builds it.
+   * @returns {number}
+   * @throws {TypeError} `ERR_SESSION_INVALID_OPTION` when the app key is missing
+   */
+  setCookieHandle() {
+    if (this._setCookieId !== null) return this._setCookieId;
+    const cfg = this._config;
+    this._setCookieId = native.registerSetCookie({
+      name: cfg.cookie,
+      key: this._key(),
+      lifetime: cfg.lifetime,
+      expireOnClose: !!cfg.expire_on_close,
+      path: cfg.path,
+      domain: cfg.domain || undefined,
+      httpOnly: !!cfg.http_only,
+      sameSite: cfg.same_site || undefined,
+    });
+    return this._setCookieId;
   }
 
   /**

@@ -416,6 +416,18 @@ const internals = Object.freeze({
   startEmpty(store) { store._s.load(''); },
   /** Moves the loaded data to a fresh id without destroying the old record (1.x upgrade). */
   moveToFreshId(store) { store._s.migrateId(false); },
+  /** Whether the Store's driver is a built-in (native) one. */
+  isNative(store) { return store._nativeHandler !== null; },
+  /**
+   * A built-in driver's whole commit in one crossing (lib/http-session.js): remembers
+   * `previousUrl` (when not null and different), saves as `save()` does, and builds the
+   * `Set-Cookie` line of the registered cookie `cookie.handle`. Resolves to
+   * `{ outcome, setCookie }`.
+   */
+  commitNative(store, resave, cookie, previousUrl) {
+    store._tick();
+    return store._s.commitNative(store._nativeHandler, resave, store[kState].meta, cookie, previousUrl).catch(rethrow);
+  },
 });
 
 module.exports = { Store, HttpStore, kState, freezeClass, tokenWasRead, internals };

@@ -8,7 +8,9 @@ use crate::values::{self, Out, Scalar};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use ostro_session_core::session::write_payload;
-use ostro_session_core::{AfterTouch, SaveAction, SaveOutcome, Session, SessionOptions};
+use ostro_session_core::{
+    AfterTouch, SaveAction, SaveOutcome, Session, SessionError, SessionOptions,
+};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Options of a session.
@@ -486,52 +488,115 @@ impl NativeSession {
         resave: bool,
         meta: Option<WriteMetaJs>,
     ) -> Result<PromiseRaw<'env, &'static str>> {
+        let fut = match self.save_future(handler, resave, meta) {
+            Ok(f) => f,
+            Err(e) => return PromiseRaw::reject(env, errors::reject(&e)),
+        };
+        let inner = Arc::clone(&self.inner);
+        promise(env, handler.inner.is_inline(), fut, move |saved| {
+            Ok(finish_save(&inner, saved).as_str())
+        })
+    }
+
+    /// The whole end of an HTTP request in one crossing: remembers `previousUrl` (when given and
+    /// different), saves exactly as `saveNative` does, and builds the `Set-Cookie` line of the
+    /// registered cookie `cookie.handle` (`registerSetCookie`): the signed id, or a line that
+    /// clears the cookie when the save was `'dropped'`. Resolves to `{ outcome, setCookie }`;
+    /// `setCookie` is null when no cookie was asked for.
+    #[napi(
+        catch_unwind,
+        ts_return_type = "Promise<{ outcome: 'written' | 'touched' | 'dropped', setCookie: string | null }>"
+    )]
+    pub fn commit_native<'env>(
+        &self,
+        env: &'env Env,
+        handler: &NativeHandler,
+        resave: bool,
+        meta: Option<WriteMetaJs>,
+        cookie: Option<CommitCookie>,
+        previous_url: Option<String>,
+    ) -> Result<PromiseRaw<'env, Committed>> {
+        let line = match cookie {
+            Some(c) => match crate::request::set_cookie(c.handle) {
+                Some(cfg) => Some((cfg, c.secure)),
+                None => {
+                    let e = SessionError::InvalidOption(format!(
+                        "unknown session cookie handle {}",
+                        c.handle
+                    ));
+                    return PromiseRaw::reject(env, errors::reject(&e));
+                }
+            },
+            None => None,
+        };
+        if let Some(url) = previous_url {
+            let mut s = self.s();
+            if s.previous_url() != Some(url.as_str()) {
+                s.set_previous_url(&url);
+            }
+        }
+        let fut = match self.save_future(handler, resave, meta) {
+            Ok(f) => f,
+            Err(e) => return PromiseRaw::reject(env, errors::reject(&e)),
+        };
+        let inner = Arc::clone(&self.inner);
+        promise(env, handler.inner.is_inline(), fut, move |saved| {
+            let outcome = finish_save(&inner, saved);
+            let set_cookie = line.map(|(cfg, secure)| match outcome {
+                SaveOutcome::Dropped => cfg.line_for(None, secure),
+                _ => cfg.line_for(Some(lock(&inner).id()), secure),
+            });
+            Ok(Committed {
+                outcome: outcome.as_str().to_owned(),
+                set_cookie,
+            })
+        })
+    }
+
+    /// Prepares a save (ageing flash data, encoding) and returns the I/O that carries it out
+    /// through `handler`: a write when changed or new, else a touch, and a write with
+    /// compare-and-set (`session::write_payload`) either way. `finish_save` applies the result.
+    fn save_future(
+        &self,
+        handler: &NativeHandler,
+        resave: bool,
+        meta: Option<WriteMetaJs>,
+    ) -> std::result::Result<
+        impl std::future::Future<Output = std::result::Result<Saved, SessionError>> + Send + 'static,
+        SessionError,
+    > {
         let h = Arc::clone(&handler.inner);
         let (id, action, base) = {
             let mut s = self.s();
             let action = s.prepare_save(resave);
             (s.id().to_owned(), action, s.base().to_owned())
         };
-        let action = match action {
-            Ok(a) => a,
-            Err(e) => return PromiseRaw::reject(env, errors::reject(&e)),
-        };
+        let action = action?;
         let meta = crate::handlers::meta_of(meta);
         let inner = Arc::clone(&self.inner);
-        let inner2 = Arc::clone(&self.inner);
-        promise(
-            env,
-            h.is_inline(),
-            async move {
-                let payload = match action {
-                    SaveAction::Write(p) => p,
-                    SaveAction::Touch => {
-                        let found = h.touch(&id).await?;
-                        // The lock is held for this sync step only, never across the await.
-                        let next = lock(&inner).after_touch(found)?;
-                        match next {
-                            AfterTouch::Write(p) => p,
-                            AfterTouch::Done(outcome) => return Ok((outcome, None)),
-                        }
+        Ok(async move {
+            let payload = match action {
+                SaveAction::Write(p) => p,
+                SaveAction::Touch => {
+                    let found = h.touch(&id).await?;
+                    // The lock is held for this sync step only, never across the await.
+                    let next = lock(&inner).after_touch(found)?;
+                    match next {
+                        AfterTouch::Write(p) => p,
+                        AfterTouch::Done(outcome) => return Ok((outcome, None)),
                     }
-                };
-                // On a conflict the session is rebased under the lock for that sync step only.
-                let written = write_payload(&*h, &id, payload, base, &meta, |current| {
-                    lock(&inner).after_conflict(current)
-                })
-                .await?;
-                Ok(match written {
-                    Some(p) => (SaveOutcome::Written, Some(p)),
-                    None => (SaveOutcome::Dropped, None),
-                })
-            },
-            move |(outcome, written)| {
-                if let Some(p) = written {
-                    lock(&inner2).saved_as(p);
                 }
-                Ok(outcome.as_str())
-            },
-        )
+            };
+            // On a conflict the session is rebased under the lock for that sync step only.
+            let written = write_payload(&*h, &id, payload, base, &meta, |current| {
+                lock(&inner).after_conflict(current)
+            })
+            .await?;
+            Ok(match written {
+                Some(p) => (SaveOutcome::Written, Some(p)),
+                None => (SaveOutcome::Dropped, None),
+            })
+        })
     }
 
     /// Destroys a record through a built-in handler (for migrate/invalidate).
@@ -549,6 +614,36 @@ impl NativeSession {
     /// A no-op call, the floor that `bench/engine.js` compares method calls with.
     #[napi(catch_unwind)]
     pub fn noop(&self) {}
+}
+
+/// What a save's I/O did, and the payload written (the base of a later save).
+type Saved = (SaveOutcome, Option<String>);
+
+/// Applies a finished save to the session (on the JS thread) and returns its outcome.
+fn finish_save(inner: &Mutex<Session>, (outcome, written): Saved) -> SaveOutcome {
+    if let Some(p) = written {
+        lock(inner).saved_as(p);
+    }
+    outcome
+}
+
+/// The cookie `commitNative` builds the `Set-Cookie` line of.
+#[napi(object)]
+pub struct CommitCookie {
+    /// What `registerSetCookie` returned.
+    pub handle: u32,
+    /// Whether the line carries `Secure` (the config's `secure`, or the request's when 'auto').
+    pub secure: bool,
+}
+
+/// What `commitNative` resolves to.
+#[napi(object)]
+pub struct Committed {
+    /// `'written'`, `'touched'` or `'dropped'`.
+    #[napi(ts_type = "'written' | 'touched' | 'dropped'")]
+    pub outcome: String,
+    /// The `Set-Cookie` line, when a cookie was asked for.
+    pub set_cookie: Option<String>,
 }
 
 /// How many times a save writes with compare-and-set before it fails with

@@ -32,6 +32,7 @@ pub mod lifecycle;
 pub mod ops;
 pub mod payload;
 pub mod session;
+pub mod set_cookie;
 pub mod token;
 
 pub use error::{Result, SessionError};
