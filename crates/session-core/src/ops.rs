@@ -70,37 +70,15 @@ pub enum Op {
 const FLASH_NEW: &str = "_flash.new";
 const FLASH_OLD: &str = "_flash.old";
 
-/// Flash lists as strings, as `Session` keeps them (a JSON object of strings is read as a list,
-/// since Laravel's serialisation can write one).
-fn list(s: &Session, key: &str) -> Vec<String> {
-    match s.get(key) {
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect(),
-        Some(Value::Object(m)) => m
-            .values()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-fn set_list(s: &mut Session, key: &str, l: Vec<String>) -> Result<()> {
-    s.put(
-        key,
-        Value::Array(l.into_iter().map(Value::String).collect()),
-    )
-}
-
 /// Ages flash data as [`Op::Age`] describes, on whatever `s` holds now.
 pub(crate) fn age_seen(s: &mut Session, old: &[String], new: &[String]) -> Result<()> {
-    let cur_new = list(s, FLASH_NEW);
+    let cur_new = s.list(FLASH_NEW);
     // An old key flashed again by someone else is new there now: it must survive.
     for k in old.iter().filter(|k| !cur_new.contains(k)) {
         s.forget(k);
     }
-    let mut cur_old: Vec<String> = list(s, FLASH_OLD)
+    let mut cur_old: Vec<String> = s
+        .list(FLASH_OLD)
         .into_iter()
         .filter(|k| !old.contains(k))
         .collect();
@@ -110,8 +88,9 @@ pub(crate) fn age_seen(s: &mut Session, old: &[String], new: &[String]) -> Resul
             cur_old.push(k.clone());
         }
     }
-    set_list(s, FLASH_OLD, cur_old)?;
-    set_list(s, FLASH_NEW, rest_new)
+    s.set_list(FLASH_OLD, cur_old);
+    s.set_list(FLASH_NEW, rest_new);
+    Ok(())
 }
 
 /// Replays `ops` on `s` (a session freshly loaded from the latest record), in order.

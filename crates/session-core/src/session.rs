@@ -1011,7 +1011,7 @@ impl Session {
 
     // ----- flash -----------------------------------------------------------------------------
 
-    fn list(&self, key: &str) -> Vec<String> {
+    pub(crate) fn list(&self, key: &str) -> Vec<String> {
         match self.get(key) {
             Some(Value::Array(a)) => a
                 .iter()
@@ -1026,7 +1026,7 @@ impl Session {
         }
     }
 
-    fn set_list(&mut self, key: &str, list: Vec<String>) {
+    pub(crate) fn set_list(&mut self, key: &str, list: Vec<String>) {
         self.set(
             key,
             Value::Array(list.into_iter().map(Value::String).collect()),
