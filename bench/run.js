@@ -1,5 +1,6 @@
 'use strict';
 // `npm run bench [-- --quick] [-- --only store,http,fastify,memory,gc,scale]`
+// (OSTRO_BENCH_CONTENDERS=id,id runs only those contenders, for work on one row.)
 //
 // Runs every case of the benchmark issue against our drivers, the peers people install instead,
 // and the raw-client limits, in one run on this machine with the rounds interleaved. Installs the
@@ -57,7 +58,7 @@ function loadContenders() {
     const file = path.join(dir, f);
     const c = require(file);
     return { ...c, file };
-  }).sort((a, b) => order[a.kind] - order[b.kind] || FAMILY.indexOf(a.family) - FAMILY.indexOf(b.family) || a.id.localeCompare(b.id));
+  }).filter((c) => !process.env.OSTRO_BENCH_CONTENDERS || process.env.OSTRO_BENCH_CONTENDERS.split(',').includes(c.id)).sort((a, b) => order[a.kind] - order[b.kind] || FAMILY.indexOf(a.family) - FAMILY.indexOf(b.family) || a.id.localeCompare(b.id));
 }
 const FAMILY = ['array', 'bridge', 'file', 'sqlite', 'redis', 'memcached', 'json'];
 

@@ -79,6 +79,7 @@ async function cannon(port, seconds, verify) {
 
 function httpLabel(c) {
   if (c.id === 'raw-map') return 'node:http, no session (baseline)';
+  if (c.kind === 'floor') return c.label;
   if (c.kind === 'ours') return `our middleware + ${c.family === 'bridge' ? 'JS Map handler' : c.family}`;
   return `express-session + ${c.label.replace(/^express-session /, '')}`;
 }
@@ -98,7 +99,7 @@ async function run(env) {
     try {
       e.port = (await e.worker.call('listen')).port;
       const p = await probe(e.port);
-      e.verify = e.id !== 'raw-map';
+      e.verify = e.id !== 'raw-map' && e.kind !== 'floor';
       if (e.verify && !(p.first === 1 && p.second === 2)) throw new Error(`the session did not persist across two requests (counter ${p.first} then ${p.second}, cookie ${p.cookie ? 'set' : 'missing'})`);
       await cannon(e.port, quick ? 0.3 : 1, false); // warm-up
     } catch (err) {
@@ -115,7 +116,7 @@ async function run(env) {
         await e.worker.call('mark');
         const c = await cannon(e.port, seconds, e.verify);
         const s = await e.worker.call('collect');
-        (e.samples.http ||= []).push({ ...c, cpuUsPerReq: s.cpuUs / Math.max(1, s.requests), eldP99: s.eldP99, eldMax: s.eldMax, rssMB: s.rssMB });
+        (e.samples.http ||= []).push({ ...c, cpuUsPerReq: s.cpuUs / Math.max(1, s.requests), eldP99: s.eldP99, eldMax: s.eldMax, rssMB: s.rssMB, psi: s.psi });
       } catch (err) {
         e.status = 'failed';
         e.reason = firstLine(err.message);
@@ -142,6 +143,7 @@ async function run(env) {
       reqPerSec: m((x) => x.reqPerSec), reqRounds: s.map((x) => x.reqPerSec),
       p50: m((x) => x.p50), p99: m((x) => x.p99), cpuUsPerReq: m((x) => x.cpuUsPerReq),
       eldP99: m((x) => x.eldP99), eldMax: Math.max(...s.map((x) => x.eldMax)),
+      psi: s.some((x) => x.psi == null) ? null : m((x) => x.psi),
       persisted: Math.min(...s.map((x) => x.persisted)), connections: s[0].connections,
       broken: s.reduce((a, x) => a + x.broken, 0), errors: s.reduce((a, x) => a + x.errors + x.non2xx, 0),
       maxCounter: Math.max(...s.map((x) => x.maxCounter)),

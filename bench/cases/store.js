@@ -117,6 +117,7 @@ function summarize(entries, rounds, windowMs) {
         serverUs: s[0].serverUs === null ? null : m((x) => x.serverUs),
         eldP99: m((x) => x.eldP99),
         eldMax: Math.max(...s.map((x) => x.eldMax)),
+        psi: s.some((x) => x.psi === null) ? null : m((x) => x.psi),
         errors: s.reduce((a, x) => a + x.errors, 0),
       };
     }

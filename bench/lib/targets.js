@@ -1,9 +1,15 @@
 'use strict';
-// The targets of the benchmark issue, evaluated on the numbers of this run: each row states the
-// ratio reached and whether it meets the target. Throughput ratios are the median of per-round
+// The targets of the benchmark issue, with issue 11's values where it set one (array cycle, sqlite
+// at concurrency 1, file vs the raw floor, CPU pressure, 1M rows, memory, event-loop p99 in HTTP),
+// evaluated on the numbers of this run: each row states the ratio reached and whether it meets the
+// target. Throughput ratios are the median of per-round
 // ratios (the two contenders ran in the same round, so load hits both alike).
 
 const { median, fmt, ratio } = require('./stats');
+
+// File cycle CPU µs at concurrency 64 when issue 11 was filed (bench run at f1fe30b); the target
+// is half of it.
+const FILE_CPU_AT_ISSUE_11 = 1143.7;
 
 function pairedRatio(a, b) {
   const n = Math.min(a.length, b.length);
@@ -44,7 +50,32 @@ function evaluate(data) {
     const loop = x ? `our loop p99 ${fmt(x.eldP99, 1)} ms vs ${tuned ? fmt(tuned.eldP99, 1) : '–'} ms` : '';
     throughput('sqlite cycle, concurrency 64', 'ours-sqlite', 'peer-sqlite-store-defaults', 64, 3.0, [vsTuned, loop].filter(Boolean).join('; '));
   }
-  throughput('array cycle, concurrency 64', 'ours-array', 'peer-memorystore', 64, 1.2);
+  throughput('sqlite cycle, concurrency 1', 'ours-sqlite', 'peer-sqlite-store', 1, 1.0);
+  {
+    const x = conc('ours-file', 64);
+    const cpu = x ? `; CPU ${fmt(x.cpuUs, 1)} µs/cycle, target <= ${fmt(FILE_CPU_AT_ISSUE_11 / 2, 1)} (half of ${fmt(FILE_CPU_AT_ISSUE_11, 1)} at issue 11)` : '';
+    const y = conc('raw-fs', 64);
+    if (!x || !y) add('file cycle, concurrency 64', `>= 0.9× ${st['raw-fs'] ? st['raw-fs'].label : 'raw-fs'}, CPU <= 0.5× issue 11's`, '–', null, why('ours-file') || why('raw-fs'));
+    else {
+      const r = pairedRatio(x.perSecRounds, y.perSecRounds);
+      add('file cycle, concurrency 64', `>= 0.9× ${st['raw-fs'].label}, CPU <= 0.5× issue 11's`, ratio(r), r >= 0.9 && x.cpuUs <= FILE_CPU_AT_ISSUE_11 / 2, `${fmt(x.perSec, 0)} vs ${fmt(y.perSec, 0)} cycles/s${cpu}`);
+    }
+  }
+  throughput('array cycle, concurrency 64', 'ours-array', 'peer-memorystore', 64, 1.5);
+  // CPU pressure (Linux PSI "some", machine-wide) during our rows against the peers' rows: the
+  // worst of each side, per concurrency.
+  for (const c of [1, 64]) {
+    const side = (kind) => Object.values(st).filter((d) => d.kind === kind && d.status === 'ok' && d.conc[c] && d.conc[c].psi != null);
+    const ours = side('ours');
+    const peers = side('peer');
+    const kase = `CPU pressure during store rows, concurrency ${c}`;
+    if (!ours.length || !peers.length) { add(kase, 'no worse than the peers', '–', null, 'not measured (no /proc/pressure/cpu)'); continue; }
+    const worst = (list) => list.reduce((a, d) => (d.conc[c].psi > a.conc[c].psi ? d : a));
+    const a = worst(ours);
+    const b = worst(peers);
+    const pct = (v) => `${fmt(v * 100, 1)} %`;
+    add(kase, 'no worse than the peers', pct(a.conc[c].psi), a.conc[c].psi <= b.conc[c].psi, `worst ours ${a.label} ${pct(a.conc[c].psi)} vs worst peer ${b.label} ${pct(b.conc[c].psi)}`);
+  }
   for (const c of [1, 64]) {
     const x = conc('ours-bridge', c);
     const y = conc('peer-memorystore', c);
@@ -75,6 +106,10 @@ function evaluate(data) {
     const r = ours / theirs;
     add(kase, `<= 0.4× express-session + ${h[b].store}`, ratio(r), r <= 0.4, `${fmt(ours, 0)} vs ${fmt(theirs, 0)} µs/request above the ${fmt(base.cpuUsPerReq, 0)} µs baseline`);
   }
+  for (const [id, d] of Object.entries(h)) {
+    if (!id.startsWith('ours-') || d.status !== 'ok') continue;
+    add(`event-loop p99, HTTP ${d.label}`, '<= 10 ms', `${fmt(d.eldP99, 1)} ms`, d.eldP99 <= 10, `max ${fmt(d.eldMax, 1)} ms`);
+  }
 
   // Fastify (bench/cases/fastify.js): our plugin against @fastify/session, same store family.
   const f = data.fastify || {};
@@ -95,8 +130,8 @@ function evaluate(data) {
   const m = data.memory || {};
   if (m['ours-array'] && m['peer-memorystore'] && m['ours-array'].ok && m['peer-memorystore'].ok) {
     const r = m['ours-array'].bytesPerSession / m['peer-memorystore'].bytesPerSession;
-    add('memory per 1 KB session (array)', '<= 0.75× MemoryStore', ratio(r), r <= 0.75, `${fmt(m['ours-array'].bytesPerSession, 0)} vs ${fmt(m['peer-memorystore'].bytesPerSession, 0)} bytes (RSS)`);
-  } else add('memory per 1 KB session (array)', '<= 0.75× MemoryStore', '–', null, 'not measured');
+    add('memory per 1 KB session (array)', '<= 0.6× MemoryStore', ratio(r), r <= 0.6, `${fmt(m['ours-array'].bytesPerSession, 0)} vs ${fmt(m['peer-memorystore'].bytesPerSession, 0)} bytes (RSS)`);
+  } else add('memory per 1 KB session (array)', '<= 0.6× MemoryStore', '–', null, 'not measured');
 
   // Event-loop delay during gc
   const g = data.gc || {};
@@ -112,8 +147,10 @@ function evaluate(data) {
   for (const fam of ['file', 'sqlite', 'redis']) {
     const x = sc[fam];
     const kase = `${x ? x.bigLabel : '1M'} vs ${x ? x.smallLabel : '10k'} stored, ${fam}`;
-    if (!x || !x.ok) { add(kase, '<= 1.3× slower per cycle', '–', null, x ? x.reason : 'not run'); continue; }
-    add(kase, '<= 1.3× slower per cycle', ratio(x.slowdown), x.slowdown <= 1.3, `${fmt(x.smallPerSec, 0)} → ${fmt(x.bigPerSec, 0)} cycles/s at concurrency ${x.conc}`);
+    // Issue 11 set 1.15× for sqlite; file and redis keep the benchmark issue's 1.3×.
+    const max = fam === 'sqlite' ? 1.15 : 1.3;
+    if (!x || !x.ok) { add(kase, `<= ${max}× slower per cycle`, '–', null, x ? x.reason : 'not run'); continue; }
+    add(kase, `<= ${max}× slower per cycle`, ratio(x.slowdown), x.slowdown <= max, `${fmt(x.smallPerSec, 0)} → ${fmt(x.bigPerSec, 0)} cycles/s at concurrency ${x.conc}`);
   }
 
   // Floors
@@ -124,6 +161,11 @@ function evaluate(data) {
     const c1 = d.conc[1];
     const c64 = d.conc[64];
     floorRows.push([d.label, c1 ? fmt(1e6 / c1.perSec, 2) : '–', c64 ? fmt(c64.perSec, 0) : '–', c64 ? fmt(c64.cpuUs, 2) : '–', '']);
+  }
+  for (const [id, d] of Object.entries(h)) {
+    if (!id.startsWith('floor-')) continue;
+    if (d.status !== 'ok') { floorRows.push([d.label, '–', '–', '–', d.reason]); continue; }
+    floorRows.push([d.label, '–', fmt(d.reqPerSec, 0), fmt(d.cpuUsPerReq, 2), `HTTP, 50 connections: req/s and server CPU µs/request (no-session baseline ${base && base.status === 'ok' ? fmt(base.cpuUsPerReq, 2) : '–'})`]);
   }
   return {
     targets: { header: ['case', 'target', 'reached', 'verdict', 'detail'], rows },

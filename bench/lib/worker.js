@@ -26,6 +26,20 @@ function eld() {
 }
 
 const ms = (ns) => ns / 1e6;
+
+/** Linux CPU pressure: µs in which some task waited for a CPU (machine-wide); null elsewhere. */
+function cpuPressureUs() {
+  try {
+    const m = /^some .*total=(\d+)/m.exec(require('node:fs').readFileSync('/proc/pressure/cpu', 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+const pressureShare = (p0, elapsedMs) => {
+  const p1 = cpuPressureUs();
+  return p0 === null || p1 === null ? null : (p1 - p0) / (elapsedMs * 1000);
+};
 const yieldToLoop = () => new Promise((resolve) => setImmediate(resolve));
 
 async function runCycles({ concurrency, ms: duration, pool, random, stride = 1, warm }) {
@@ -38,6 +52,7 @@ async function runCycles({ concurrency, ms: duration, pool, random, stride = 1, 
   const loop = eld();
   const deadline = performance.now() + duration;
   const cpu0 = process.cpuUsage();
+  const psi0 = cpuPressureUs();
   const t0 = performance.now();
   const lane = async (w) => {
     let j = 0;
@@ -66,6 +81,7 @@ async function runCycles({ concurrency, ms: duration, pool, random, stride = 1, 
   await Promise.all(Array.from({ length: concurrency }, (_, w) => lane(w)));
   const elapsed = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
+  const psi = pressureShare(psi0, elapsed);
   loop.disable();
   if (warm) return { count };
   return {
@@ -79,6 +95,7 @@ async function runCycles({ concurrency, ms: duration, pool, random, stride = 1, 
     cpuUs: (cpu.user + cpu.system) / Math.max(1, count),
     eldP99: ms(loop.percentile(99)),
     eldMax: ms(loop.max),
+    psi,
   };
 }
 
@@ -124,17 +141,19 @@ async function listen() {
 
 function mark() {
   if (window) window.loop.disable();
-  window = { cpu: process.cpuUsage(), requests, loop: eld(), t: performance.now() };
+  window = { cpu: process.cpuUsage(), requests, loop: eld(), t: performance.now(), psi: cpuPressureUs() };
   return {};
 }
 
 function collect() {
   const cpu = process.cpuUsage(window.cpu);
   window.loop.disable();
+  const elapsedMs = performance.now() - window.t;
   const out = {
     cpuUs: cpu.user + cpu.system,
     requests: requests - window.requests,
-    elapsedMs: performance.now() - window.t,
+    elapsedMs,
+    psi: pressureShare(window.psi, elapsedMs),
     eldP99: ms(window.loop.percentile(99)),
     eldMax: ms(window.loop.max),
     rssMB: process.memoryUsage().rss / 1048576,
