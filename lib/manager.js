@@ -377,12 +377,24 @@ class SessionManager {
       claimed = store.getHandler().incomingId();
     } else {
       const header = Array.isArray(cookieHeader) ? cookieHeader.join('; ') : cookieHeader;
+      // A header that does not even contain the cookie name (a new visitor) needs no app key
+      // yet (OstroJS's lazy key).
+      const carried = typeof header === 'string' && header.includes(cfg.cookie) ? header : null;
+      // (A storeClass with its own start() keeps the step-by-step path below, which calls it.)
+      if (handler instanceof NativeSessionHandler && this._storeClass.prototype.start === HttpStore.prototype.start) {
+        store = this.createStore(null);
+        if (meta !== undefined) store.setRequestMeta(meta);
+        // One crossing finds and verifies the cookie, loads the id and settles it (strict mode,
+        // 1.x upgrade): the core's Session::open.
+        const existed = await internals.open(store, carried, carried === null ? 0 : this._cookieHandle());
+        return { store, existed };
+      }
       // One crossing finds the cookie, verifies its signature (key, then previous keys) and
       // checks the id shape, 1.x ids included: those rules are the core's
       // (cookie_header::signed_session_id). A header that does not even contain the cookie name
       // (a new visitor) crosses nothing, and needs no app key yet (OstroJS's lazy key).
-      if (typeof header === 'string' && header.includes(cfg.cookie)) {
-        const signed = native.signedSessionId(header, this._cookieHandle());
+      if (carried !== null) {
+        const signed = native.signedSessionId(carried, this._cookieHandle());
         if (signed !== null && signed !== undefined) {
           claimed = signed.id;
           legacy = signed.legacy;

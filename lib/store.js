@@ -416,6 +416,16 @@ const internals = Object.freeze({
   startEmpty(store) { store._s.load(''); },
   /** Moves the loaded data to a fresh id without destroying the old record (1.x upgrade). */
   moveToFreshId(store) { store._s.migrateId(false); },
+  /**
+   * A built-in driver's whole open in one crossing (the manager's loadSession): finds the
+   * registered session cookie `cookieHandle` in `cookieHeader` (null: none, the fresh id starts
+   * empty), verifies it, loads the id it claims and settles it (strict mode, 1.x upgrade).
+   * Resolves to whether the driver knew the claimed id.
+   */
+  open(store, cookieHeader, cookieHandle) {
+    store._tick();
+    return store._s.openNative(store._nativeHandler, cookieHeader, cookieHandle).catch(rethrow);
+  },
   /** Whether the Store's driver is a built-in (native) one. */
   isNative(store) { return store._nativeHandler !== null; },
   /**

@@ -474,6 +474,59 @@ impl NativeSession {
         )
     }
 
+    /// The whole start of an HTTP request in one crossing: finds the registered session cookie
+    /// `cookie` (`registerSessionCookie`) in the raw `Cookie` header, verifies it, and loads the
+    /// id it claims through a built-in handler (read and decode off the JS thread), settling it
+    /// as the core does (`Session::open`: an unknown id moves to a fresh one, a 1.x id is moved
+    /// after loading). No header, or no verified cookie in it, starts the fresh id empty in
+    /// place. Resolves to whether the handler knew the claimed id.
+    #[napi(catch_unwind, ts_return_type = "Promise<boolean>")]
+    pub fn open_native<'env>(
+        &self,
+        env: &'env Env,
+        handler: &NativeHandler,
+        header: Option<String>,
+        cookie: u32,
+    ) -> Result<PromiseRaw<'env, bool>> {
+        let claimed = match header {
+            Some(h) => match crate::request::signed_id(&h, cookie) {
+                Ok(c) => c,
+                Err(e) => return PromiseRaw::reject(env, errors::reject(&e)),
+            },
+            None => None,
+        };
+        let Some(claimed) = claimed else {
+            return match self.s().load("") {
+                Ok(()) => PromiseRaw::resolve(env, false),
+                Err(e) => PromiseRaw::reject(env, errors::reject(&e)),
+            };
+        };
+        let h = Arc::clone(&handler.inner);
+        let (id, reader) = {
+            let mut s = self.s();
+            if let Err(e) = s.claim_id(&claimed) {
+                return PromiseRaw::reject(env, errors::reject(&e));
+            }
+            (s.id().to_owned(), s.reader())
+        };
+        let inner = Arc::clone(&self.inner);
+        promise(
+            env,
+            h.is_inline(),
+            async move {
+                let raw = h.read(&id).await?;
+                let decoded = reader.decode(&raw);
+                Ok((decoded, raw))
+            },
+            move |(decoded, raw)| {
+                let mut s = lock(&inner);
+                s.apply(decoded)?;
+                s.set_base(raw);
+                s.settle_claim(claimed.legacy)
+            },
+        )
+    }
+
     /// Saves through a built-in handler as the engine decides: write when changed or new, else
     /// touch, and nothing when the touch finds no record. Resolves to `'written'`, `'touched'`
     /// or `'dropped'` (the record was gone: the id must not be sent again).
@@ -566,10 +619,10 @@ impl NativeSession {
         SessionError,
     > {
         let h = Arc::clone(&handler.inner);
-        let (id, action, base) = {
+        let (id, action) = {
             let mut s = self.s();
             let action = s.prepare_save(resave);
-            (s.id().to_owned(), action, s.base().to_owned())
+            (s.id().to_owned(), action)
         };
         let action = action?;
         let meta = crate::handlers::meta_of(meta);
@@ -587,11 +640,21 @@ impl NativeSession {
                     }
                 }
             };
+            // The base moves out of the session for the write (no copy of the record); a write
+            // that fails puts it back. The session is not used while its save is in flight.
+            let mut base = lock(&inner).take_base();
             // On a conflict the session is rebased under the lock for that sync step only.
-            let written = write_payload(&*h, &id, payload, base, &meta, |current| {
+            let written = match write_payload(&*h, &id, payload, &mut base, &meta, |current| {
                 lock(&inner).after_conflict(current)
             })
-            .await?;
+            .await
+            {
+                Ok(w) => w,
+                Err(e) => {
+                    lock(&inner).restore_base(base);
+                    return Err(e);
+                }
+            };
             Ok(match written {
                 Some(p) => (SaveOutcome::Written, Some(p)),
                 None => (SaveOutcome::Dropped, None),

@@ -5,6 +5,7 @@
 
 use crate::attributes::{self, Attributes};
 use crate::clock::{self, SharedClock};
+use crate::cookie_header::SignedId;
 use crate::crypto::Cipher;
 use crate::error::{Result, SessionError};
 use crate::handler::{CasOutcome, SessionHandler, WriteMeta};
@@ -140,7 +141,8 @@ pub struct Session {
 pub const CAS_TRIES: usize = 16;
 
 /// Carries out a save's write. A handler that compares gets a compare-and-set against `base`
-/// (the record as the request loaded it); on a conflict, `on_conflict` gets the record as it is
+/// (the record as the request loaded it, taken out of the session with [`Session::take_base`]
+/// rather than copied, and moved on to the record seen at each conflict); on a conflict, `on_conflict` gets the record as it is
 /// now and returns the payload to try next (the session rebased and replayed, see
 /// [`Session::after_conflict`]) or `None` when the record is gone. Resolves to the payload that
 /// was written, or `None` when the save was dropped. Both [`Session::save`] and the binding
@@ -152,7 +154,7 @@ pub async fn write_payload<F>(
     handler: &dyn SessionHandler,
     id: &str,
     payload: String,
-    base: String,
+    base: &mut String,
     meta: &WriteMeta,
     mut on_conflict: F,
 ) -> Result<Option<String>>
@@ -180,14 +182,14 @@ where
             }
         })
     };
-    let (mut payload, mut base) = (payload, base);
+    let mut payload = payload;
     if let Some(t) = turn.as_mut() {
         if let Some((last_id, last)) = t.last.take() {
-            if last_id == id && last != base {
+            if last_id == id && last != *base {
                 match on_conflict(last.clone())? {
                     Some(p) => {
                         payload = p;
-                        base = last;
+                        *base = last;
                     }
                     None => return Ok(None),
                 }
@@ -203,10 +205,7 @@ where
         }
     }
     for _ in 0..CAS_TRIES {
-        match handler
-            .write_if_unchanged(id, &payload, &base, meta)
-            .await?
-        {
+        match handler.write_if_unchanged(id, &payload, base, meta).await? {
             CasOutcome::Written => {
                 if let Some(t) = turn.as_mut() {
                     if payload.len() <= HANDOVER_MAX_BYTES {
@@ -222,7 +221,7 @@ where
                 match on_conflict(current.clone())? {
                     Some(p) => {
                         payload = p;
-                        base = current;
+                        *base = current;
                     }
                     None => return Ok(None),
                 }
@@ -327,6 +326,32 @@ impl Session {
         } else {
             self.set_id(id)
         }
+    }
+
+    /// Adopts the id a request's verified session cookie claimed
+    /// ([`crate::cookie_header::signed_session_id`]), before loading it; a 1.x id is the storage
+    /// key for that one read (see [`Session::set_legacy_id`]).
+    pub fn claim_id(&mut self, claimed: &SignedId) -> Result<()> {
+        if claimed.legacy {
+            self.set_legacy_id(&claimed.id)
+        } else {
+            self.set_id(&claimed.id)
+        }
+    }
+
+    /// After loading a claimed id: whether the handler knew it. Strict mode: an id the handler
+    /// does not know is never adopted (session fixation), the session moves to a fresh id. A
+    /// known 1.x id moves to a fresh id too, keeping its data (the old record is left to
+    /// expire, so parallel requests during the upgrade still find it).
+    pub fn settle_claim(&mut self, legacy: bool) -> Result<bool> {
+        if !self.record_exists() {
+            self.set_id("")?;
+            return Ok(false);
+        }
+        if legacy {
+            self.migrate_id()?;
+        }
+        Ok(true)
     }
 
     /// The cookie name.
@@ -523,6 +548,19 @@ impl Session {
         &self.base
     }
 
+    /// Takes the base out for a save's write ([`write_payload`] compares against it): a move, not
+    /// a copy of the payload. A write that succeeds replaces it ([`Session::saved_as`]); one that
+    /// fails hands it back with [`Session::restore_base`].
+    pub fn take_base(&mut self) -> String {
+        std::mem::take(&mut self.base)
+    }
+
+    /// Puts back the base taken by [`Session::take_base`] after a write failed: the record as
+    /// last seen (the loaded one, or the one the last conflict found).
+    pub fn restore_base(&mut self, base: String) {
+        self.base = base;
+    }
+
     /// After a compare-and-set found the record changed to `current`: rebases onto it (see
     /// [`Session::rebase`]) and returns the payload to try next, or `None` when the record is
     /// gone and the save must be dropped.
@@ -676,6 +714,24 @@ impl Session {
         Ok(true)
     }
 
+    /// Opens a request's session: with no verified cookie (`claimed` is `None`) the fresh id
+    /// starts empty without asking the handler (a fresh random id has no record); otherwise the
+    /// claimed id is loaded and settled ([`Session::settle_claim`]). Resolves to whether the
+    /// handler knew the claimed id.
+    pub async fn open(
+        &mut self,
+        handler: &dyn SessionHandler,
+        claimed: Option<&SignedId>,
+    ) -> Result<bool> {
+        let Some(c) = claimed else {
+            self.load("")?;
+            return Ok(false);
+        };
+        self.claim_id(c)?;
+        self.start(handler).await?;
+        self.settle_claim(c.legacy)
+    }
+
     /// Saves the session to `handler` as [`Session::prepare_save`] and [`Session::after_touch`]
     /// decide: a write when changed or new, else a touch, and nothing when the touch finds no
     /// record.
@@ -705,11 +761,18 @@ impl Session {
             }
         };
         let id = self.id.clone();
-        let base = self.base.clone();
-        let written = write_payload(handler, &id, payload, base, meta, |current| {
+        let mut base = self.take_base();
+        let written = match write_payload(handler, &id, payload, &mut base, meta, |current| {
             self.after_conflict(current)
         })
-        .await?;
+        .await
+        {
+            Ok(w) => w,
+            Err(e) => {
+                self.restore_base(base);
+                return Err(e);
+            }
+        };
         Ok(match written {
             Some(p) => {
                 self.saved_as(p);

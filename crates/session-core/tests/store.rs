@@ -520,3 +520,156 @@ async fn array_expiry_boundary_and_gc() {
     assert_eq!(h.gc(60).await.unwrap(), 1);
     assert!(h.is_empty());
 }
+
+// ----- opening a request's session in one step (Session::open) -------------------------------
+
+use ostro_session_core::cookie_header::SignedId;
+
+fn claim(id: &str, legacy: bool) -> SignedId {
+    SignedId {
+        id: id.to_owned(),
+        legacy,
+    }
+}
+
+#[tokio::test]
+async fn open_without_a_claim_starts_the_fresh_id_empty_without_reading() {
+    let h = Recorder {
+        inner: array(),
+        calls: Mutex::new(Vec::new()),
+    };
+    let mut s = session(None);
+    let fresh = s.id().to_owned();
+    assert!(!s.open(&h, None).await.unwrap());
+    assert_eq!(s.id(), fresh);
+    assert!(s.is_started());
+    assert!(
+        h.calls.lock().unwrap().is_empty(),
+        "a fresh id has no record to read"
+    );
+}
+
+#[tokio::test]
+async fn open_loads_a_known_claimed_id_and_keeps_it() {
+    let h = array();
+    let mut first = session(None);
+    first.start(&h).await.unwrap();
+    first.put("user", json!("ada")).unwrap();
+    first.save(&h, &WriteMeta::default()).await.unwrap();
+
+    let mut s = session(None);
+    assert!(s.open(&h, Some(&claim(first.id(), false))).await.unwrap());
+    assert_eq!(s.id(), first.id());
+    assert_eq!(s.get("user"), Some(&json!("ada")));
+}
+
+#[tokio::test]
+async fn open_never_adopts_an_unknown_claimed_id() {
+    let h = array();
+    let planted = "F".repeat(40);
+    let mut s = session(None);
+    assert!(!s.open(&h, Some(&claim(&planted, false))).await.unwrap());
+    assert_ne!(
+        s.id(),
+        planted,
+        "session fixation: an id the store does not know is replaced"
+    );
+    assert!(ostro_session_core::id::is_valid_id(s.id()));
+    s.put("k", json!(1)).unwrap();
+    s.save(&h, &WriteMeta::default()).await.unwrap();
+    assert_eq!(
+        h.read(&planted).await.unwrap(),
+        "",
+        "nothing was written under the planted id"
+    );
+}
+
+#[tokio::test]
+async fn open_moves_a_known_legacy_id_to_a_fresh_one_and_keeps_the_old_record() {
+    let h = array();
+    let legacy = format!("{}-_", "a".repeat(38));
+    h.write(&legacy, r#"{"user":"ada"}"#, &WriteMeta::default())
+        .await
+        .unwrap();
+    let mut s = session(None);
+    assert!(s.open(&h, Some(&claim(&legacy, true))).await.unwrap());
+    assert!(ostro_session_core::id::is_valid_id(s.id()));
+    assert_ne!(s.id(), legacy);
+    assert_eq!(s.get("user"), Some(&json!("ada")));
+    s.save(&h, &WriteMeta::default()).await.unwrap();
+    assert!(h.read(s.id()).await.unwrap().contains("ada"));
+    assert!(
+        h.read(&legacy).await.unwrap().contains("ada"),
+        "the 1.x record is left to expire, for parallel requests during the upgrade"
+    );
+}
+
+/// An array handler whose compare-and-set writes fail while `fail` is set.
+struct FailingWrites {
+    inner: ArraySessionHandler,
+    fail: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl SessionHandler for FailingWrites {
+    async fn read(&self, id: &str) -> ostro_session_core::Result<String> {
+        self.inner.read(id).await
+    }
+    async fn write(&self, id: &str, d: &str, m: &WriteMeta) -> ostro_session_core::Result<()> {
+        self.inner.write(id, d, m).await
+    }
+    async fn destroy(&self, id: &str) -> ostro_session_core::Result<()> {
+        self.inner.destroy(id).await
+    }
+    async fn gc(&self, s: u64) -> ostro_session_core::Result<u64> {
+        self.inner.gc(s).await
+    }
+    async fn touch(&self, id: &str) -> ostro_session_core::Result<bool> {
+        self.inner.touch(id).await
+    }
+    async fn write_if_unchanged(
+        &self,
+        id: &str,
+        data: &str,
+        previous: &str,
+        meta: &WriteMeta,
+    ) -> ostro_session_core::Result<ostro_session_core::CasOutcome> {
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(SessionError::Handler("disk full".into()));
+        }
+        self.inner
+            .write_if_unchanged(id, data, previous, meta)
+            .await
+    }
+    fn supports_cas(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test]
+async fn a_failed_write_keeps_the_base_so_a_retry_compares_against_the_loaded_record() {
+    let h = FailingWrites {
+        inner: array(),
+        fail: std::sync::atomic::AtomicBool::new(false),
+    };
+    let mut s = session(None);
+    s.start(&h).await.unwrap();
+    s.put("n", json!(1)).unwrap();
+    s.save(&h, &WriteMeta::default()).await.unwrap();
+    let loaded = h.read(s.id()).await.unwrap();
+
+    s.start(&h).await.unwrap();
+    s.put("n", json!(2)).unwrap();
+    h.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(s.save(&h, &WriteMeta::default()).await.is_err());
+    assert_eq!(s.base(), loaded, "the base taken for the write is put back");
+
+    h.fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    s.start(&h).await.unwrap();
+    s.put("n", json!(3)).unwrap();
+    assert_eq!(
+        s.save(&h, &WriteMeta::default()).await.unwrap(),
+        SaveOutcome::Written
+    );
+    assert!(h.read(s.id()).await.unwrap().contains("\"n\":3"));
+}
