@@ -10,7 +10,7 @@
 //   - "proto rust direct": Rust calls the handler and chains a Rust Promise continuation itself
 //     (startDirect/saveDirect in src/js_handler.rs; no deadline);
 //   - "proto rust tsfn": the engine drives the handler from tokio through threadsafe functions
-//     (JsHandler#asNative with the engine's startNative/saveNative).
+//     (jsHandlerAsNative(JsHandler) with the engine's startNative/saveNative).
 //
 //   node bench/bridge.js [--rounds N] [--cycles N] [--json]
 //
@@ -132,8 +132,8 @@ async function main() {
   const sync = new MemorySessionHandler();
   const asyncH = new AsyncMemoryHandler();
   const array = new ArraySessionHandler(120);
-  const syncBridge = new JsHandler(sync).asNative();
-  const asyncBridge = new JsHandler(asyncH).asNative();
+  const syncBridge = native.jsHandlerAsNative(new JsHandler(sync));
+  const asyncBridge = native.jsHandlerAsNative(new JsHandler(asyncH));
   for (const h of [sync, asyncH, array]) await seed(h, IDS);
 
   const cases = [

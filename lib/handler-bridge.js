@@ -7,7 +7,7 @@
 // sync call. bench/bridge.js measures this against JS calling the handler and handing strings to
 // the engine in separate sync calls (`startJs`/`saveJs` below), Rust chaining a Promise
 // continuation itself (`startDirect`/`saveDirect`) and Rust calling through threadsafe functions
-// from tokio (`JsHandler#asNative`). At equal or lower CPU per cycle than each of them, this one
+// from tokio (`jsHandlerAsNative`, a contributor-build hook). At equal or lower CPU per cycle than each of them, this one
 // was kept (run `node bench/bridge.js`).
 //
 // Off the JS thread, through weak threadsafe functions (src/js_handler.rs):

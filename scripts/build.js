@@ -66,6 +66,9 @@ function main() {
   const args = ['build', '-p', CRATE];
   if (!opts.debug) args.push('--release');
   if (opts.target) args.push('--target', opts.target);
+  // Contributor builds carry the bench and test hooks (src/js_handler_dev.rs); the release
+  // workflow builds each shipped package with --target, without them.
+  else args.push('--features', 'dev-hooks');
   const env = { ...process.env };
   if (musl) {
     // musl targets link the C runtime statically by default, and a static CRT cannot produce the

@@ -3,8 +3,9 @@
 //! The request path does not come through this file. `lib/handler-bridge.js` calls a JS handler
 //! on the JS thread and hands the string to one sync native call (`load`, `prepareSave`,
 //! `saved`), because that measured several times cheaper than Rust calling the handler, whether
-//! directly with a Promise continuation ([`start_direct`]/[`save_direct`], kept for
-//! `bench/bridge.js`) or through threadsafe functions ([`JsHandler::as_native`]).
+//! directly with a Promise continuation (`startDirect`/`saveDirect`) or through threadsafe
+//! functions (`jsHandlerAsNative`); both stay for `bench/bridge.js` in `js_handler_dev.rs`,
+//! compiled into contributor builds only.
 //!
 //! Two calls start off the JS thread and need threadsafe functions (tsfns), all of them weak so
 //! they never keep Node alive, all called with `call_async_catch` so a JS throw is a `Result`
@@ -20,19 +21,25 @@
 //! forms a cycle the GC cannot see through; it is freed after [`JsHandler::close`] drops the
 //! tsfns. [`schedule_gc`] drops its tsfn as soon as the run ends, so it never leaks.
 
-use crate::handlers::{NativeHandler, WriteMetaJs};
+use crate::handlers::WriteMetaJs;
 use crate::session::NativeSession;
 use napi::bindgen_prelude::*;
 use napi::sys;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
-use ostro_session_core::{SessionError, SessionHandler, WriteMeta};
+use ostro_session_core::SessionError;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
+
+// Bench-only and test-only hooks (the `start_direct`/`save_direct` prototypes, the tsfn path as
+// a built-in handle, the panic self-test) live there, out of the shipped addon.
+#[cfg(feature = "dev-hooks")]
+#[path = "js_handler_dev.rs"]
+pub mod dev;
 
 // ----- values coming back from JS ---------------------------------------------------------------
 
@@ -179,25 +186,6 @@ impl FromNapiValue for Found {
 /// A napi error carrying an engine error's code as the `[ERR_SESSION_X] ` prefix.
 fn coded(e: &SessionError) -> Error {
     crate::errors::reject(e)
-}
-
-/// Recovers the engine error from a napi error, for the pure-Rust [`SessionHandler`] impl. The
-/// JS object of a handler's own error cannot travel in a `SessionError`; the napi-facing methods
-/// of [`JsHandler`] therefore keep the napi error, which carries that object.
-fn to_session_error(what: &str, e: &Error) -> SessionError {
-    let reason = e.reason.as_str();
-    if let Some(rest) = reason.strip_prefix('[') {
-        if let Some((code, msg)) = rest.split_once("] ") {
-            let msg = msg.to_owned();
-            match code {
-                "ERR_SESSION_TIMEOUT" => return SessionError::Timeout(msg),
-                "ERR_SESSION_VALUE" => return SessionError::Value(msg),
-                "ERR_SESSION_HANDLER" => return SessionError::Handler(msg),
-                _ => {}
-            }
-        }
-    }
-    SessionError::Handler(format!("session handler {what}() failed: {reason}"))
 }
 
 /// Runs a future, turning a panic into an `ERR_SESSION_HANDLER` error instead of a bare
@@ -406,77 +394,6 @@ impl Inner {
     }
 }
 
-fn meta_js(meta: &WriteMeta) -> Option<WriteMetaJs> {
-    if meta.ip.is_none() && meta.user_agent.is_none() && meta.user_id.is_none() {
-        return None;
-    }
-    Some(WriteMetaJs {
-        ip: meta.ip.clone(),
-        user_agent: meta.user_agent.clone(),
-        user_id: meta.user_id.clone(),
-    })
-}
-
-/// The engine's handler trait over a JS handler, for Rust callers off the JS thread. Errors keep
-/// their code; a handler's own Error object becomes an `ERR_SESSION_HANDLER` message here.
-#[async_trait::async_trait]
-impl SessionHandler for Inner {
-    async fn open(&self) -> ostro_session_core::Result<()> {
-        let m = self.methods().map_err(|e| to_session_error("open", &e))?;
-        self.ensure_open(&m)
-            .await
-            .map_err(|e| to_session_error("open", &e))
-    }
-    async fn close(&self) -> ostro_session_core::Result<()> {
-        Inner::close(self)
-            .await
-            .map_err(|e| to_session_error("close", &e))
-    }
-    async fn read(&self, id: &str) -> ostro_session_core::Result<String> {
-        Inner::read(self, id.to_owned())
-            .await
-            .map_err(|e| to_session_error("read", &e))
-    }
-    async fn write(
-        &self,
-        id: &str,
-        data: &str,
-        meta: &WriteMeta,
-    ) -> ostro_session_core::Result<()> {
-        Inner::write(self, id.to_owned(), data.to_owned(), meta_js(meta))
-            .await
-            .map_err(|e| to_session_error("write", &e))
-    }
-    async fn destroy(&self, id: &str) -> ostro_session_core::Result<()> {
-        Inner::destroy(self, id.to_owned())
-            .await
-            .map_err(|e| to_session_error("destroy", &e))
-    }
-    async fn gc(&self, max_lifetime_secs: u64) -> ostro_session_core::Result<u64> {
-        #[allow(clippy::cast_precision_loss)]
-        let secs = max_lifetime_secs as f64;
-        Inner::gc(self, secs)
-            .await
-            .map_err(|e| to_session_error("gc", &e))
-    }
-    async fn touch(&self, id: &str) -> ostro_session_core::Result<bool> {
-        let found = Inner::touch(self, id.to_owned())
-            .await
-            .map_err(|e| to_session_error("touch", &e))?;
-        if let Some(found) = found {
-            return Ok(found);
-        }
-        // No touch(): read, and write the stored text back to refresh its expiry. A record that
-        // is gone stays gone (see `Session::after_touch`), as with lib/handler-bridge.js.
-        let raw = SessionHandler::read(self, id).await?;
-        if raw.is_empty() {
-            return Ok(false);
-        }
-        SessionHandler::write(self, id, &raw, &WriteMeta::default()).await?;
-        Ok(true)
-    }
-}
-
 fn invalid(env: &Env, msg: String) -> Error {
     crate::errors::throw(env, &SessionError::InvalidOption(msg))
 }
@@ -603,13 +520,6 @@ impl JsHandler {
         let h = Arc::clone(&self.inner);
         env.spawn_future(guarded(async move { h.close().await }))
     }
-
-    /// This handler as a built-in handle, so the engine's own `startNative`/`saveNative` drive it
-    /// through the tsfns (the path `bench/bridge.js` measures against the JS one).
-    #[napi]
-    pub fn as_native(&self) -> NativeHandler {
-        NativeHandler::new(Arc::clone(&self.inner) as Arc<dyn SessionHandler>, None)
-    }
 }
 
 /// Runs `handler.gc(lifetimeSeconds)` from napi's tokio runtime through a weak tsfn, off the
@@ -709,121 +619,6 @@ impl DeadlineTimer {
             p.abort();
         }
     }
-}
-
-// ----- prototype: Rust calls the handler directly on the JS thread --------------------------------
-
-/// Prototype kept for `bench/bridge.js`: `start()` with Rust calling `handler.read` directly on
-/// the JS thread and applying the result in a Promise continuation. Measured slower than
-/// `lib/handler-bridge.js` (JS awaits the handler, then one sync `load`), so the Store does not
-/// use it. A sync throw from the handler is thrown, not turned into a rejection.
-#[napi(
-    ts_args_type = "session: NativeSession, handler: object",
-    ts_return_type = "Promise<boolean>"
-)]
-pub fn start_direct<'env>(
-    env: &'env Env,
-    session: Object<'env>,
-    handler: Object<'env>,
-) -> Result<PromiseRaw<'env, bool>> {
-    let session = session_ref(env, &session)?;
-    let Some(read) = method::<String, MaybeRaw<ReadValue>>(env, &handler, "read")? else {
-        return Err(invalid(env, "the session handler is missing read()".into()));
-    };
-    match read.apply(handler, session.get_id())? {
-        MaybeRaw::Ready(raw) => {
-            session.load(*env, raw.0)?;
-            PromiseRaw::resolve(env, true)
-        }
-        MaybeRaw::Pending(p) => {
-            let p: PromiseRaw<'env, ReadValue> = PromiseRaw::new(env.raw(), p);
-            p.then(move |ctx| {
-                session.load(ctx.env, ctx.value.0)?;
-                Ok(true)
-            })
-        }
-    }
-}
-
-/// Prototype kept for `bench/bridge.js`: `save()` with Rust calling `handler.write` directly
-/// (always a write; no touch) and marking the session saved in a Promise continuation. Not a
-/// save path of the Store: it would write an unchanged session back (see `Session::after_touch`).
-#[napi(
-    ts_args_type = "session: NativeSession, handler: object",
-    ts_return_type = "Promise<void>"
-)]
-pub fn save_direct<'env>(
-    env: &'env Env,
-    session: Object<'env>,
-    handler: Object<'env>,
-) -> Result<PromiseRaw<'env, ()>> {
-    let session = session_ref(env, &session)?;
-    let Some(write) =
-        method::<FnArgs<(String, String)>, MaybeRaw<Ignored>>(env, &handler, "write")?
-    else {
-        return Err(invalid(
-            env,
-            "the session handler is missing write()".into(),
-        ));
-    };
-    let payload = match session.prepare_save(*env, false)? {
-        Some(p) => p,
-        None => session.payload(*env)?,
-    };
-    match write.apply(handler, (session.get_id(), payload).into())? {
-        MaybeRaw::Ready(_) => {
-            session.saved();
-            PromiseRaw::resolve(env, ())
-        }
-        MaybeRaw::Pending(p) => {
-            let p: PromiseRaw<'env, Ignored> = PromiseRaw::new(env.raw(), p);
-            p.then(move |_| {
-                session.saved();
-                Ok(())
-            })
-        }
-    }
-}
-
-/// A counted reference to the `NativeSession` behind `obj`, so a continuation can keep it.
-fn session_ref(env: &Env, obj: &Object) -> Result<Reference<NativeSession>> {
-    // SAFETY: env and the value are live for this call; napi checks the type tag.
-    unsafe { Reference::<NativeSession>::from_napi_value(env.raw(), obj.raw()) }
-}
-
-/// A value or the raw Promise, on the JS thread (no channel, unlike [`MaybeAsync`]).
-pub enum MaybeRaw<T> {
-    /// A plain value.
-    Ready(T),
-    /// A native Promise.
-    Pending(sys::napi_value),
-}
-
-impl<T: FromNapiValue> FromNapiValue for MaybeRaw<T> {
-    unsafe fn from_napi_value(env: sys::napi_env, v: sys::napi_value) -> Result<Self> {
-        let mut is_promise = false;
-        // SAFETY: env and v come from napi for this call.
-        check_status!(unsafe { sys::napi_is_promise(env, v, &mut is_promise) })?;
-        if is_promise {
-            Ok(Self::Pending(v))
-        } else {
-            Ok(Self::Ready(unsafe { T::from_napi_value(env, v) }?))
-        }
-    }
-}
-
-/// Test hook for `__test__/js-handler.test.js`: a Promise whose work panics inside the bridge's
-/// guard, to check that a Rust panic becomes an `ERR_SESSION_HANDLER` rejection and the process
-/// lives on.
-#[napi(js_name = "__panicInBridge", ts_return_type = "Promise<void>")]
-#[allow(clippy::panic)]
-pub fn panic_in_bridge(env: &Env) -> Result<PromiseRaw<'_, ()>> {
-    env.spawn_future(guarded(async {
-        if std::hint::black_box(true) {
-            panic!("deliberate panic from the bridge self-test");
-        }
-        Ok(())
-    }))
 }
 
 // ----- the request path: one native call that calls the handler --------------------------------
