@@ -33,6 +33,7 @@ async function run(env) {
   const rows = [];
   for (const [fam, id] of FAMILIES) {
     const c = env.contenders.find((x) => x.id === id);
+    if (!c) continue; // filtered out (OSTRO_BENCH_CONTENDERS)
     const sizes = [small, big];
     // Two stores: separate directories, database files, or redis databases (1 and 2).
     const envFor = (size, i) => ({

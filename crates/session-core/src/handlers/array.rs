@@ -7,11 +7,17 @@ use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
+type Records = HashMap<Box<str>, (Box<str>, i64)>;
+
 /// Sessions in a map: payload and last-activity time in ms. A destroyed session stays as a
 /// tombstone (an empty payload) for the lifetime, so that a save racing the destroy (a request
 /// that loaded the session before a logout) is refused instead of bringing it back.
+///
+/// Keys and payloads are boxed `str`s, allocated at their exact length: a `String` key would
+/// add 8 bytes of capacity per entry to the table, which is most of the per-session overhead
+/// beside the payload itself.
 pub struct ArraySessionHandler {
-    records: Mutex<HashMap<String, (Box<str>, i64)>>,
+    records: Mutex<Records>,
     lifetime_ms: i64,
     clock: SharedClock,
 }
@@ -26,7 +32,7 @@ impl ArraySessionHandler {
         })
     }
 
-    fn records(&self) -> MutexGuard<'_, HashMap<String, (Box<str>, i64)>> {
+    fn records(&self) -> MutexGuard<'_, Records> {
         // No code path panics while holding the lock, but a poisoned map is still consistent.
         self.records.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -53,7 +59,14 @@ impl ArraySessionHandler {
     /// Synchronous write.
     pub fn write_now(&self, id: &str, data: &str) {
         let now = self.clock.now_ms();
-        self.records().insert(id.to_owned(), (data.into(), now));
+        let mut records = self.records();
+        // An existing entry keeps its key allocation.
+        match records.get_mut(id) {
+            Some(rec) => *rec = (data.into(), now),
+            None => {
+                records.insert(id.into(), (data.into(), now));
+            }
+        }
     }
 
     /// Synchronous touch: `false` when there is no live record.
@@ -81,20 +94,27 @@ impl ArraySessionHandler {
     pub fn write_if_unchanged_now(&self, id: &str, data: &str, previous: &str) -> CasOutcome {
         let now = self.clock.now_ms();
         let mut records = self.records();
-        let current = match records.get(id) {
-            Some((d, at)) if now - at <= self.lifetime_ms => {
-                if d.is_empty() {
+        if let Some(rec) = records.get_mut(id) {
+            let current = if now - rec.1 <= self.lifetime_ms {
+                if rec.0.is_empty() {
                     // A tombstone: the session was destroyed after this request loaded it.
                     return CasOutcome::Conflict(String::new());
                 }
-                &**d
+                &*rec.0
+            } else {
+                ""
+            };
+            if current != previous {
+                return CasOutcome::Conflict(current.to_owned());
             }
-            _ => "",
-        };
-        if current != previous {
-            return CasOutcome::Conflict(current.to_owned());
+            // An existing entry keeps its key allocation.
+            *rec = (data.into(), now);
+            return CasOutcome::Written;
         }
-        records.insert(id.to_owned(), (data.into(), now));
+        if !previous.is_empty() {
+            return CasOutcome::Conflict(String::new());
+        }
+        records.insert(id.into(), (data.into(), now));
         CasOutcome::Written
     }
 
