@@ -16,11 +16,24 @@
 //! that the next operation connects afresh (recovery needs no restart). Such an operation has an
 //! unknown outcome: a frozen server that resumes may still apply a write it had received.
 //!
+//! Compare-and-set (issue 12): [`SessionHandler::write_if_unchanged`] is one conditional
+//! statement, so concurrent requests of one session lose nothing, across processes too: an
+//! `UPDATE … WHERE sid = ? AND payload = <the payload the request loaded> AND <alive>` (the
+//! payload itself is the version: no column is added, and rows written by any other writer of the
+//! table, the query-builder handler or 1.x, compare the same way), or for a request that loaded
+//! nothing an insert that only replaces an expired row. Only on a refusal is the row read again
+//! (a second round trip), to hand the engine what is there now. `destroy` leaves a tombstone, as
+//! the sqlite driver does: the row stays with an empty payload, a fresh `last_activity` and no
+//! `user_id`; it reads as no session, a touch answers `false`, a compare-and-set never matches it
+//! (so a save racing a logout cannot bring the session back), and gc deletes it after the
+//! lifetime like any idle row. A compare-and-set whose connection breaks is not retried: it may
+//! have been applied, and a replay on top of it would apply the request twice.
+//!
 //! No TLS: connect over loopback, a private network or a tunnel.
 
 use crate::clock::{self, SharedClock};
 use crate::error::{Result, SessionError};
-use crate::handler::{SessionHandler, WriteMeta};
+use crate::handler::{CasOutcome, SessionHandler, WriteMeta};
 use crate::id;
 use async_trait::async_trait;
 use std::sync::{Arc, PoisonError};
@@ -412,6 +425,20 @@ impl DatabaseSessionHandler {
     }
 }
 
+impl DatabaseSessionHandler {
+    fn row(&self, id: &str, data: &str, meta: &WriteMeta) -> Row {
+        Row {
+            id: id.to_owned(),
+            payload: data.to_owned(),
+            now: self.settings.now_secs(),
+            ip: clip(meta.ip.as_deref(), MAX_IP_CHARS).map(Into::into),
+            user_agent: clip(meta.user_agent.as_deref(), MAX_USER_AGENT_CHARS).map(Into::into),
+            user_id: meta.user_id.clone(),
+            for_request: *meta != WriteMeta::default(),
+        }
+    }
+}
+
 /// Truncates `s` to at most `max` characters.
 fn clip(s: Option<&str>, max: usize) -> Option<&str> {
     s.map(|s| match s.char_indices().nth(max) {
@@ -452,15 +479,7 @@ impl SessionHandler for DatabaseSessionHandler {
 
     async fn write(&self, id: &str, data: &str, meta: &WriteMeta) -> Result<()> {
         id::check_storage_id(id)?;
-        let row = Row {
-            id: id.to_owned(),
-            payload: data.to_owned(),
-            now: self.settings.now_secs(),
-            ip: clip(meta.ip.as_deref(), MAX_IP_CHARS).map(Into::into),
-            user_agent: clip(meta.user_agent.as_deref(), MAX_USER_AGENT_CHARS).map(Into::into),
-            user_id: meta.user_id.clone(),
-            for_request: *meta != WriteMeta::default(),
-        };
+        let row = self.row(id, data, meta);
         let (done, result) = oneshot::channel();
         let tx = self.writer.sender(&self.backend, self.settings.pool);
         tx.send(Job { row, done })
@@ -475,9 +494,32 @@ impl SessionHandler for DatabaseSessionHandler {
         }
     }
 
+    async fn write_if_unchanged(
+        &self,
+        id: &str,
+        data: &str,
+        previous: &str,
+        meta: &WriteMeta,
+    ) -> Result<CasOutcome> {
+        id::check_storage_id(id)?;
+        let row = self.row(id, data, meta);
+        let cutoff = row.now - self.settings.lifetime_secs;
+        if dispatch!(self, b => b.write_if_unchanged(&row, previous, cutoff).await)? {
+            return Ok(CasOutcome::Written);
+        }
+        // Refused: what is there now (a tombstone or an expired row reads as "").
+        let current = dispatch!(self, b => b.read(id, cutoff).await)?;
+        Ok(CasOutcome::Conflict(current))
+    }
+
+    fn supports_cas(&self) -> bool {
+        true
+    }
+
     async fn destroy(&self, id: &str) -> Result<()> {
         id::check_storage_id(id)?;
-        dispatch!(self, b => b.destroy(id).await)
+        let now = self.settings.now_secs();
+        dispatch!(self, b => b.destroy(id, now).await)
     }
 
     async fn gc(&self, max_lifetime_secs: u64) -> Result<u64> {

@@ -26,6 +26,12 @@ struct Sql {
     touch: String,
     destroy: String,
     gc: String,
+    /// Compare-and-set over the payload the request loaded (never '': a tombstone).
+    cas_update: String,
+    /// Compare-and-set for a request that loaded nothing: a plain insert, and when the id
+    /// exists, `cas_revive` replaces it only if it expired.
+    cas_insert: String,
+    cas_revive: String,
 }
 
 impl Sql {
@@ -48,12 +54,34 @@ impl Sql {
                  user_agent = COALESCE(VALUES(user_agent), user_agent), \
                  user_id = IF(?, VALUES(user_id), user_id)"
             ),
+            // A tombstone ('' payload) is never refreshed.
             touch: format!(
                 "UPDATE {t} SET last_activity = ? WHERE sid = ? \
+                 AND (last_activity >= ? OR last_activity IS NULL) AND payload <> ''"
+            ),
+            // A tombstone (see the module docs of the database driver), not a delete.
+            destroy: format!(
+                "UPDATE {t} SET payload = '', last_activity = ?, user_id = NULL WHERE sid = ?"
+            ),
+            gc: format!("DELETE FROM {t} WHERE last_activity < ?"),
+            // Compared as utf8mb4 bytes: a migration's table has a case-insensitive PAD SPACE
+            // collation, under which `payload = ?` would match a payload that differs in case.
+            cas_update: format!(
+                "UPDATE {t} SET payload = ?, last_activity = ?, \
+                 ip_address = COALESCE(?, ip_address), user_agent = COALESCE(?, user_agent), \
+                 user_id = IF(?, ?, user_id) \
+                 WHERE sid = ? AND CAST(CONVERT(payload USING utf8mb4) AS BINARY) = CAST(? AS BINARY) \
                  AND (last_activity >= ? OR last_activity IS NULL)"
             ),
-            destroy: format!("DELETE FROM {t} WHERE sid = ?"),
-            gc: format!("DELETE FROM {t} WHERE last_activity < ?"),
+            cas_insert: format!(
+                "INSERT INTO {t} (sid, payload, last_activity, ip_address, user_agent, user_id) \
+                 VALUES (?, ?, ?, ?, ?, ?)"
+            ),
+            // An expired row (tombstones included) is no record: replaced whole.
+            cas_revive: format!(
+                "UPDATE {t} SET payload = ?, last_activity = ?, ip_address = ?, user_agent = ?, \
+                 user_id = ? WHERE sid = ? AND last_activity < ?"
+            ),
         }
     }
 }
@@ -105,7 +133,7 @@ impl Mysql {
             // Payloads may hold any character; the default connection charset may be 3-byte utf8.
             .init(vec!["SET NAMES utf8mb4 COLLATE utf8mb4_bin"])
             .prefer_socket(false)
-            // 5 single-row statements and 2 × 7 batch sizes (see `many`), with room to spare.
+            // 8 single-row statements and 2 × 7 batch sizes (see `many`), with room to spare.
             .stmt_cache_size(32);
         Ok(Self {
             opts: Opts::from(opts),
@@ -194,9 +222,19 @@ impl Mysql {
     }
 
     /// Runs `f` on a pooled connection, once more on a fresh pool when the first try failed
-    /// because the server went away (every statement here is idempotent), all within the
-    /// command timeout.
+    /// because the server went away, all within the command timeout.
     async fn run<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T>
+    where
+        F: Fn(Conn) -> Fut + Send + Sync,
+        Fut: Future<Output = std::result::Result<T, mysql_async::Error>> + Send,
+        T: Send,
+    {
+        self.run_with(op, true, f).await
+    }
+
+    /// `run`, retrying on a broken connection only when `idempotent`: a compare-and-set that
+    /// may have been applied must not run twice.
+    async fn run_with<T, F, Fut>(&self, op: &'static str, idempotent: bool, f: F) -> Result<T>
     where
         F: Fn(Conn) -> Fut + Send + Sync,
         Fut: Future<Output = std::result::Result<T, mysql_async::Error>> + Send,
@@ -221,7 +259,7 @@ impl Mysql {
                     Ok(v) => return Ok(v),
                     Err(e) if is_unavailable(&e) => {
                         self.discard(&pool);
-                        if retried {
+                        if retried || !idempotent {
                             return Err(self.map_error(op, &e));
                         }
                         retried = true;
@@ -426,10 +464,66 @@ impl Mysql {
         }
     }
 
-    pub async fn destroy(&self, id: &str) -> Result<()> {
+    /// Writes `row` if the stored payload is still `previous` (`""`: no live record); `false`
+    /// when it is not, nothing written.
+    pub async fn write_if_unchanged(&self, row: &Row, previous: &str, cutoff: i64) -> Result<bool> {
+        let sql = &self.sql;
+        if previous.is_empty() {
+            return self
+                .run_with("write", false, |mut c| async move {
+                    let fresh = (
+                        row.id.as_str(),
+                        row.payload.as_str(),
+                        row.now,
+                        row.ip.as_deref(),
+                        row.user_agent.as_deref(),
+                        row.user_id.as_deref(),
+                    );
+                    match c.exec_drop(sql.cas_insert.as_str(), fresh).await {
+                        Ok(()) => return Ok(true),
+                        // 1062: the id exists; it is no record only if it expired.
+                        Err(mysql_async::Error::Server(se)) if se.code == 1062 => {}
+                        Err(e) => return Err(e),
+                    }
+                    let revive = Params::from(vec![
+                        mysql_async::Value::from(row.payload.as_str()),
+                        row.now.into(),
+                        row.ip.as_deref().into(),
+                        row.user_agent.as_deref().into(),
+                        row.user_id.as_deref().into(),
+                        row.id.as_str().into(),
+                        cutoff.into(),
+                    ]);
+                    c.exec_drop(sql.cas_revive.as_str(), revive).await?;
+                    Ok(c.affected_rows() > 0)
+                })
+                .await;
+        }
+        let n = self
+            .run_with("write", false, |mut c| async move {
+                let p = Params::from(vec![
+                    mysql_async::Value::from(row.payload.as_str()),
+                    row.now.into(),
+                    row.ip.as_deref().into(),
+                    row.user_agent.as_deref().into(),
+                    row.for_request.into(),
+                    row.user_id.as_deref().into(),
+                    row.id.as_str().into(),
+                    previous.into(),
+                    cutoff.into(),
+                ]);
+                c.exec_drop(sql.cas_update.as_str(), p).await?;
+                Ok(c.affected_rows())
+            })
+            .await?;
+        // Found rows are counted (client_found_rows): a match that changed nothing counts too.
+        Ok(n > 0)
+    }
+
+    pub async fn destroy(&self, id: &str, now: i64) -> Result<()> {
         let sql = &self.sql.destroy;
         self.run("destroy", |mut c| async move {
-            c.exec_drop(sql.as_str(), (id,)).await
+            c.exec_drop(sql.as_str(), (now, id)).await
         })
         .await
     }

@@ -36,6 +36,10 @@ struct Sql {
     touch: String,
     destroy: String,
     gc: String,
+    /// Compare-and-set over the payload the request loaded (never '': a tombstone).
+    cas_update: String,
+    /// Compare-and-set for a request that loaded nothing: inserts, or replaces an expired row.
+    cas_insert: String,
 }
 
 impl Sql {
@@ -60,12 +64,35 @@ impl Sql {
             ),
             batch: batch(&t, "EXCLUDED.user_id"),
             batch_keep: batch(&t, "s.user_id"),
+            // A tombstone ('' payload) is never refreshed.
             touch: format!(
                 "UPDATE {t} SET last_activity = $3::bigint WHERE sid = $1 \
-                 AND (last_activity >= $2::bigint OR last_activity IS NULL)"
+                 AND (last_activity >= $2::bigint OR last_activity IS NULL) AND payload <> ''"
             ),
-            destroy: format!("DELETE FROM {t} WHERE sid = $1"),
+            // A tombstone (see the module docs of the database driver), not a delete.
+            destroy: format!(
+                "UPDATE {t} SET payload = '', last_activity = $2::bigint, user_id = NULL \
+                 WHERE sid = $1"
+            ),
             gc: format!("DELETE FROM {t} WHERE last_activity < $1::bigint"),
+            // text `=` compares bytes (deterministic collations), so no other payload matches.
+            cas_update: format!(
+                "UPDATE {t} SET payload = $2, last_activity = $3::bigint, \
+                 ip_address = COALESCE($4, ip_address), user_agent = COALESCE($5, user_agent), \
+                 user_id = CASE WHEN $7::boolean THEN $6 ELSE user_id END \
+                 WHERE sid = $1 AND payload = $8 \
+                 AND (last_activity >= $9::bigint OR last_activity IS NULL)"
+            ),
+            // An expired row (tombstones included) is no record: replaced whole. A live one,
+            // or a NULL last_activity (alive), is left alone and counts 0 rows.
+            cas_insert: format!(
+                "INSERT INTO {t} AS s (sid, payload, last_activity, ip_address, user_agent, user_id) \
+                 VALUES ($1, $2, $3::bigint, $4, $5, $6) \
+                 ON CONFLICT (sid) DO UPDATE SET payload = EXCLUDED.payload, \
+                 last_activity = EXCLUDED.last_activity, ip_address = EXCLUDED.ip_address, \
+                 user_agent = EXCLUDED.user_agent, user_id = EXCLUDED.user_id \
+                 WHERE s.last_activity < $7::bigint"
+            ),
         }
     }
 }
@@ -92,6 +119,8 @@ struct Prepared {
     touch: Statement,
     destroy: Statement,
     gc: Statement,
+    cas_update: Statement,
+    cas_insert: Statement,
 }
 
 /// Aborts the task driving a connection when the last user of its client is gone: against a
@@ -204,6 +233,8 @@ impl Postgres {
                 touch: prepare(&self.sql.touch).await?,
                 destroy: prepare(&self.sql.destroy).await?,
                 gc: prepare(&self.sql.gc).await?,
+                cas_update: prepare(&self.sql.cas_update).await?,
+                cas_insert: prepare(&self.sql.cas_insert).await?,
             })
         }
         .await
@@ -231,8 +262,19 @@ impl Postgres {
     }
 
     /// Runs `f` on the next client, once more on a fresh connection when the first failed on a
-    /// broken one (every statement here is idempotent), all within the command timeout.
+    /// broken one, all within the command timeout.
     async fn run<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T>
+    where
+        F: Fn(Conn) -> Fut + Send + Sync,
+        Fut: Future<Output = std::result::Result<T, tokio_postgres::Error>> + Send,
+        T: Send,
+    {
+        self.run_with(op, true, f).await
+    }
+
+    /// `run`, retrying on a broken connection only when `idempotent`: a compare-and-set that
+    /// may have been applied must not run twice.
+    async fn run_with<T, F, Fut>(&self, op: &'static str, idempotent: bool, f: F) -> Result<T>
     where
         F: Fn(Conn) -> Fut + Send + Sync,
         Fut: Future<Output = std::result::Result<T, tokio_postgres::Error>> + Send,
@@ -247,7 +289,7 @@ impl Postgres {
                     Ok(v) => return Ok(v),
                     Err(e) if is_unavailable(&e) => {
                         self.discard(i, Some(&c)).await;
-                        if retried {
+                        if retried || !idempotent {
                             return Err(self.map_error(op, &e));
                         }
                         retried = true;
@@ -492,9 +534,59 @@ impl Postgres {
         Ok(())
     }
 
-    pub async fn destroy(&self, id: &str) -> Result<()> {
+    /// Writes `row` if the stored payload is still `previous` (`""`: no live record); `false`
+    /// when it is not, nothing written.
+    pub async fn write_if_unchanged(&self, row: &Row, previous: &str, cutoff: i64) -> Result<bool> {
+        let payload = encode(&row.payload);
+        let payload: &str = &payload;
+        let n = if previous.is_empty() {
+            self.run_with("write", false, |c| async move {
+                c.client
+                    .execute(
+                        &c.st.cas_insert,
+                        &[
+                            &row.id,
+                            &payload,
+                            &row.now,
+                            &row.ip,
+                            &row.user_agent,
+                            &row.user_id,
+                            &cutoff,
+                        ],
+                    )
+                    .await
+            })
+            .await?
+        } else {
+            // Stored payloads are encoded; the comparison is with what is stored.
+            let previous = encode(previous);
+            let previous: &str = &previous;
+            self.run_with("write", false, |c| async move {
+                c.client
+                    .execute(
+                        &c.st.cas_update,
+                        &[
+                            &row.id,
+                            &payload,
+                            &row.now,
+                            &row.ip,
+                            &row.user_agent,
+                            &row.user_id,
+                            &row.for_request,
+                            &previous,
+                            &cutoff,
+                        ],
+                    )
+                    .await
+            })
+            .await?
+        };
+        Ok(n > 0)
+    }
+
+    pub async fn destroy(&self, id: &str, now: i64) -> Result<()> {
         self.run("destroy", |c| async move {
-            c.client.execute(&c.st.destroy, &[&id]).await
+            c.client.execute(&c.st.destroy, &[&id, &now]).await
         })
         .await?;
         Ok(())
