@@ -180,16 +180,30 @@ pub(crate) fn same_error(e: &SessionError) -> SessionError {
 /// Most writes one batch carries.
 const MAX_BATCH: usize = 64;
 
-struct Job {
-    row: Row,
-    done: oneshot::Sender<Result<()>>,
+/// A write the workers batch: plain (last writer wins), or compare-and-set over `previous`.
+pub(crate) struct Cas {
+    pub row: Row,
+    /// The payload the request loaded (`""`: no record).
+    pub previous: String,
 }
 
-/// Group commit in the client: concurrent writes are queued and written by up to `pool`
-/// workers, each taking everything queued (up to [`MAX_BATCH`]) as one batch that costs the
-/// server one commit (one log flush) instead of one per write. A lone write is a batch of one,
-/// so nothing waits for company. The workers start with the first write (they need the
-/// runtime) and end when the handler is dropped.
+enum Op {
+    Write(Row),
+    Cas(Cas),
+}
+
+struct Job {
+    op: Op,
+    /// `Ok(true)` when written; `Ok(false)` when a compare-and-set was refused.
+    done: oneshot::Sender<Result<bool>>,
+}
+
+/// Group commit in the client: concurrent writes and compare-and-sets are queued and run by up to
+/// `pool` workers, each taking everything queued (up to [`MAX_BATCH`]) as one batch that costs
+/// the server one commit (one log flush) instead of one per write: with durable commits the
+/// flush, not the statement, is what a save costs. A lone write is a batch of one, so nothing
+/// waits for company. The workers start with the first write (they need the runtime) and end
+/// when the handler is dropped.
 struct Writer {
     tx: std::sync::Mutex<Option<mpsc::UnboundedSender<Job>>>,
 }
@@ -208,11 +222,31 @@ impl Writer {
             let (rx, backend) = (Arc::clone(&rx), backend.clone());
             tokio::spawn(async move {
                 while let Some(batch) = next_batch(&rx).await {
-                    let (rows, dones): (Vec<Row>, Vec<_>) =
-                        batch.into_iter().map(|j| (j.row, j.done)).unzip();
-                    let results = backend.write_batch(rows).await;
-                    for (done, r) in dones.into_iter().zip(results) {
-                        let _ = done.send(r);
+                    let (mut rows, mut row_dones, mut cas, mut cas_dones) =
+                        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                    for j in batch {
+                        match j.op {
+                            Op::Write(r) => {
+                                rows.push(r);
+                                row_dones.push(j.done);
+                            }
+                            Op::Cas(c) => {
+                                cas.push(c);
+                                cas_dones.push(j.done);
+                            }
+                        }
+                    }
+                    if !rows.is_empty() {
+                        let results = backend.write_batch(rows).await;
+                        for (done, r) in row_dones.into_iter().zip(results) {
+                            let _ = done.send(r.map(|()| true));
+                        }
+                    }
+                    if !cas.is_empty() {
+                        let results = backend.cas_batch(cas).await;
+                        for (done, r) in cas_dones.into_iter().zip(results) {
+                            let _ = done.send(r);
+                        }
                     }
                 }
             });
@@ -260,6 +294,34 @@ impl Backend {
             Backend::Mysql(b) => b.write_batch(rows).await,
         }
     }
+
+    /// One result per compare-and-set, in order: whether it wrote.
+    async fn cas_batch(&self, items: Vec<Cas>) -> Vec<Result<bool>> {
+        match self {
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(b) => b.cas_batch(items).await,
+            #[cfg(feature = "mysql")]
+            Backend::Mysql(b) => b.cas_batch(items).await,
+        }
+    }
+}
+
+/// Splits `items` into rounds in which every id appears once (one statement may not change a
+/// row twice), keeping each id's order; returns the rounds as indices into `items`.
+pub(crate) fn unique_rounds(items: &[Cas]) -> Vec<Vec<usize>> {
+    let mut rounds: Vec<(std::collections::HashSet<&str>, Vec<usize>)> = Vec::new();
+    let mut last_round: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, c) in items.iter().enumerate() {
+        let id = c.row.id.as_str();
+        let r = last_round.get(id).map_or(0, |r| r + 1);
+        if rounds.len() <= r {
+            rounds.push((std::collections::HashSet::new(), Vec::new()));
+        }
+        rounds[r].0.insert(id);
+        rounds[r].1.push(i);
+        last_round.insert(id, r);
+    }
+    rounds.into_iter().map(|(_, idx)| idx).collect()
 }
 
 /// Sessions in a PostgreSQL or MySQL/MariaDB table.
@@ -426,6 +488,22 @@ impl DatabaseSessionHandler {
 }
 
 impl DatabaseSessionHandler {
+    /// Hands `op` to the batching workers (see [`Writer`]) and waits for its result.
+    async fn queue(&self, op: Op) -> Result<bool> {
+        let (done, result) = oneshot::channel();
+        let tx = self.writer.sender(&self.backend, self.settings.pool);
+        tx.send(Job { op, done })
+            .map_err(|_| SessionError::Io("the database session writer stopped".into()))?;
+        // The batch is bounded by the command timeout too; this bounds the wait in the queue.
+        match tokio::time::timeout(self.settings.command_timeout, result).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(SessionError::Io(
+                "the database session writer stopped".into(),
+            )),
+            Err(_) => Err(self.settings.timed_out(self.backend(), "write")),
+        }
+    }
+
     fn row(&self, id: &str, data: &str, meta: &WriteMeta) -> Row {
         Row {
             id: id.to_owned(),
@@ -480,18 +558,7 @@ impl SessionHandler for DatabaseSessionHandler {
     async fn write(&self, id: &str, data: &str, meta: &WriteMeta) -> Result<()> {
         id::check_storage_id(id)?;
         let row = self.row(id, data, meta);
-        let (done, result) = oneshot::channel();
-        let tx = self.writer.sender(&self.backend, self.settings.pool);
-        tx.send(Job { row, done })
-            .map_err(|_| SessionError::Io("the database session writer stopped".into()))?;
-        // The batch is bounded by the command timeout too; this bounds the wait in the queue.
-        match tokio::time::timeout(self.settings.command_timeout, result).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(SessionError::Io(
-                "the database session writer stopped".into(),
-            )),
-            Err(_) => Err(self.settings.timed_out(self.backend(), "write")),
-        }
+        self.queue(Op::Write(row)).await.map(|_| ())
     }
 
     async fn write_if_unchanged(
@@ -504,7 +571,8 @@ impl SessionHandler for DatabaseSessionHandler {
         id::check_storage_id(id)?;
         let row = self.row(id, data, meta);
         let cutoff = row.now - self.settings.lifetime_secs;
-        if dispatch!(self, b => b.write_if_unchanged(&row, previous, cutoff).await)? {
+        let previous = previous.to_owned();
+        if self.queue(Op::Cas(Cas { row, previous })).await? {
             return Ok(CasOutcome::Written);
         }
         // Refused: what is there now (a tombstone or an expired row reads as "").

@@ -10,7 +10,7 @@
 //! payloads may hold any character. `payload` is `LONGTEXT` (a migration's `TEXT` holds 64 KB;
 //! a longer payload is then refused with [`SessionError::TooLarge`]).
 
-use super::database::{coalesce, same_error, Row, Settings};
+use super::database::{coalesce, same_error, Cas, Row, Settings};
 use crate::error::{Result, SessionError};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Params, Pool, PoolConstraints, PoolOpts, TxOpts};
@@ -466,58 +466,51 @@ impl Mysql {
 
     /// Writes `row` if the stored payload is still `previous` (`""`: no live record); `false`
     /// when it is not, nothing written.
-    pub async fn write_if_unchanged(&self, row: &Row, previous: &str, cutoff: i64) -> Result<bool> {
-        let sql = &self.sql;
-        if previous.is_empty() {
-            return self
-                .run_with("write", false, |mut c| async move {
-                    let fresh = (
-                        row.id.as_str(),
-                        row.payload.as_str(),
-                        row.now,
-                        row.ip.as_deref(),
-                        row.user_agent.as_deref(),
-                        row.user_id.as_deref(),
-                    );
-                    match c.exec_drop(sql.cas_insert.as_str(), fresh).await {
-                        Ok(()) => return Ok(true),
-                        // 1062: the id exists; it is no record only if it expired.
-                        Err(mysql_async::Error::Server(se)) if se.code == 1062 => {}
-                        Err(e) => return Err(e),
-                    }
-                    let revive = Params::from(vec![
-                        mysql_async::Value::from(row.payload.as_str()),
-                        row.now.into(),
-                        row.ip.as_deref().into(),
-                        row.user_agent.as_deref().into(),
-                        row.user_id.as_deref().into(),
-                        row.id.as_str().into(),
-                        cutoff.into(),
-                    ]);
-                    c.exec_drop(sql.cas_revive.as_str(), revive).await?;
-                    Ok(c.affected_rows() > 0)
-                })
-                .await;
+    pub async fn write_if_unchanged(&self, row: &Row, previous: &str) -> Result<bool> {
+        let (sql, lifetime) = (&self.sql, self.s.lifetime_secs);
+        self.run_with("write", false, |mut c| async move {
+            cas_on(&mut c, sql, row, previous, lifetime).await
+        })
+        .await
+    }
+
+    /// Many compare-and-sets in one transaction (one commit), in id order so that batches of
+    /// other processes lock rows in the same order; when the transaction fails for another
+    /// reason than the server (it is then rolled back whole), one by one.
+    pub async fn cas_batch(&self, items: Vec<Cas>) -> Vec<Result<bool>> {
+        if let [c] = items.as_slice() {
+            return vec![self.write_if_unchanged(&c.row, &c.previous).await];
         }
-        let n = self
+        let mut order: Vec<usize> = (0..items.len()).collect();
+        // Stable: two saves of one id keep their order (the second then sees the first).
+        order.sort_by(|&a, &b| items[a].row.id.cmp(&items[b].row.id));
+        let (sql, lifetime, items_ref, order_ref) =
+            (&self.sql, self.s.lifetime_secs, &items, &order);
+        let outcome = self
             .run_with("write", false, |mut c| async move {
-                let p = Params::from(vec![
-                    mysql_async::Value::from(row.payload.as_str()),
-                    row.now.into(),
-                    row.ip.as_deref().into(),
-                    row.user_agent.as_deref().into(),
-                    row.for_request.into(),
-                    row.user_id.as_deref().into(),
-                    row.id.as_str().into(),
-                    previous.into(),
-                    cutoff.into(),
-                ]);
-                c.exec_drop(sql.cas_update.as_str(), p).await?;
-                Ok(c.affected_rows())
+                let mut tx = c.start_transaction(TxOpts::default()).await?;
+                let mut written = vec![false; items_ref.len()];
+                for &i in order_ref {
+                    let it = &items_ref[i];
+                    written[i] = cas_on(&mut tx, sql, &it.row, &it.previous, lifetime).await?;
+                }
+                tx.commit().await?;
+                Ok(written)
             })
-            .await?;
-        // Found rows are counted (client_found_rows): a match that changed nothing counts too.
-        Ok(n > 0)
+            .await;
+        match outcome {
+            Ok(w) => w.into_iter().map(Ok).collect(),
+            Err(e @ SessionError::Unavailable(_)) => {
+                items.iter().map(|_| Err(same_error(&e))).collect()
+            }
+            Err(_) => {
+                let mut out = Vec::with_capacity(items.len());
+                for c in &items {
+                    out.push(self.write_if_unchanged(&c.row, &c.previous).await);
+                }
+                out
+            }
+        }
     }
 
     pub async fn destroy(&self, id: &str, now: i64) -> Result<()> {
@@ -588,6 +581,76 @@ fn many(table: &str, rows: &[Row], keep_user: bool) -> (String, Params) {
         values.push(r.user_id.as_deref().into());
     }
     (sql, Params::Positional(values))
+}
+
+/// `affected_rows` of a connection or a transaction (an inherent method of each).
+trait Affected {
+    fn affected(&self) -> u64;
+}
+
+impl Affected for Conn {
+    fn affected(&self) -> u64 {
+        self.affected_rows()
+    }
+}
+
+impl Affected for mysql_async::Transaction<'_> {
+    fn affected(&self) -> u64 {
+        self.affected_rows()
+    }
+}
+
+/// One compare-and-set on `q` (see [`Mysql::write_if_unchanged`]): whether it wrote.
+async fn cas_on<Q: Queryable + Affected + Send>(
+    q: &mut Q,
+    sql: &Sql,
+    row: &Row,
+    previous: &str,
+    lifetime: i64,
+) -> std::result::Result<bool, mysql_async::Error> {
+    let cutoff = row.now - lifetime;
+    if previous.is_empty() {
+        let fresh = (
+            row.id.as_str(),
+            row.payload.as_str(),
+            row.now,
+            row.ip.as_deref(),
+            row.user_agent.as_deref(),
+            row.user_id.as_deref(),
+        );
+        match q.exec_drop(sql.cas_insert.as_str(), fresh).await {
+            Ok(()) => return Ok(true),
+            // 1062: the id exists; it is no record only if it expired. (InnoDB rolls back the
+            // statement only, not a transaction around it.)
+            Err(mysql_async::Error::Server(se)) if se.code == 1062 => {}
+            Err(e) => return Err(e),
+        }
+        let revive = Params::from(vec![
+            mysql_async::Value::from(row.payload.as_str()),
+            row.now.into(),
+            row.ip.as_deref().into(),
+            row.user_agent.as_deref().into(),
+            row.user_id.as_deref().into(),
+            row.id.as_str().into(),
+            cutoff.into(),
+        ]);
+        q.exec_drop(sql.cas_revive.as_str(), revive).await?;
+        return Ok(q.affected() > 0);
+    }
+    let p = Params::from(vec![
+        mysql_async::Value::from(row.payload.as_str()),
+        row.now.into(),
+        row.ip.as_deref().into(),
+        row.user_agent.as_deref().into(),
+        row.for_request.into(),
+        row.user_id.as_deref().into(),
+        row.id.as_str().into(),
+        previous.into(),
+        cutoff.into(),
+    ]);
+    q.exec_drop(sql.cas_update.as_str(), p).await?;
+    // Found rows are counted (client_found_rows): a match that changed nothing counts too.
+    Ok(q.affected() > 0)
 }
 
 fn params(r: &Row) -> Params {

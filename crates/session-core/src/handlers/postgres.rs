@@ -9,7 +9,7 @@
 //! payloads never carry one; a payload that does (or that starts with [`ESCAPE`]) is stored as
 //! [`ESCAPE`] + base64 and decoded on read, so the driver still round-trips any string.
 
-use super::database::{coalesce, same_error, Row, Settings};
+use super::database::{coalesce, same_error, unique_rounds, Cas, Row, Settings};
 use crate::error::{Result, SessionError};
 use base64::Engine as _;
 use std::future::Future;
@@ -40,6 +40,9 @@ struct Sql {
     cas_update: String,
     /// Compare-and-set for a request that loaded nothing: inserts, or replaces an expired row.
     cas_insert: String,
+    /// The same two for many rows in one statement (one commit), returning the ids written.
+    cas_update_many: String,
+    cas_insert_many: String,
 }
 
 impl Sql {
@@ -84,18 +87,36 @@ impl Sql {
                  AND (last_activity >= $9::bigint OR last_activity IS NULL)"
             ),
             // An expired row (tombstones included) is no record: replaced whole. A live one,
-            // or a NULL last_activity (alive), is left alone and counts 0 rows.
+            // or a NULL last_activity (alive), is left alone and counts 0 rows. ($7: the
+            // lifetime in seconds.)
             cas_insert: format!(
                 "INSERT INTO {t} AS s (sid, payload, last_activity, ip_address, user_agent, user_id) \
-                 VALUES ($1, $2, $3::bigint, $4, $5, $6) \
-                 ON CONFLICT (sid) DO UPDATE SET payload = EXCLUDED.payload, \
-                 last_activity = EXCLUDED.last_activity, ip_address = EXCLUDED.ip_address, \
-                 user_agent = EXCLUDED.user_agent, user_id = EXCLUDED.user_id \
-                 WHERE s.last_activity < $7::bigint"
+                 VALUES ($1, $2, $3::bigint, $4, $5, $6) {REVIVE}"
+            ),
+            cas_update_many: format!(
+                "UPDATE {t} AS s SET payload = v.payload, last_activity = v.now, \
+                 ip_address = COALESCE(v.ip, s.ip_address), user_agent = COALESCE(v.ua, s.user_agent), \
+                 user_id = CASE WHEN v.req THEN v.uid ELSE s.user_id END \
+                 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], \
+                 $6::text[], $7::boolean[], $8::text[], $9::bigint[]) \
+                 AS v(sid, payload, now, ip, ua, uid, req, prev, cutoff) \
+                 WHERE s.sid = v.sid AND s.payload = v.prev \
+                 AND (s.last_activity >= v.cutoff OR s.last_activity IS NULL) RETURNING s.sid"
+            ),
+            cas_insert_many: format!(
+                "INSERT INTO {t} AS s (sid, payload, last_activity, ip_address, user_agent, user_id) \
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], \
+                 $6::text[]) {REVIVE} RETURNING s.sid"
             ),
         }
     }
 }
+
+/// The conflict clause of a compare-and-set insert: only an expired row is replaced, whole.
+const REVIVE: &str = "ON CONFLICT (sid) DO UPDATE SET payload = EXCLUDED.payload, \
+     last_activity = EXCLUDED.last_activity, ip_address = EXCLUDED.ip_address, \
+     user_agent = EXCLUDED.user_agent, user_id = EXCLUDED.user_id \
+     WHERE s.last_activity < EXCLUDED.last_activity - $7::bigint";
 
 /// A multi-row upsert from arrays: one prepared statement for every batch size.
 fn batch(t: &str, user_id: &str) -> String {
@@ -121,6 +142,8 @@ struct Prepared {
     gc: Statement,
     cas_update: Statement,
     cas_insert: Statement,
+    cas_update_many: Statement,
+    cas_insert_many: Statement,
 }
 
 /// Aborts the task driving a connection when the last user of its client is gone: against a
@@ -235,6 +258,8 @@ impl Postgres {
                 gc: prepare(&self.sql.gc).await?,
                 cas_update: prepare(&self.sql.cas_update).await?,
                 cas_insert: prepare(&self.sql.cas_insert).await?,
+                cas_update_many: prepare(&self.sql.cas_update_many).await?,
+                cas_insert_many: prepare(&self.sql.cas_insert_many).await?,
             })
         }
         .await
@@ -536,9 +561,11 @@ impl Postgres {
 
     /// Writes `row` if the stored payload is still `previous` (`""`: no live record); `false`
     /// when it is not, nothing written.
-    pub async fn write_if_unchanged(&self, row: &Row, previous: &str, cutoff: i64) -> Result<bool> {
+    pub async fn write_if_unchanged(&self, row: &Row, previous: &str) -> Result<bool> {
         let payload = encode(&row.payload);
         let payload: &str = &payload;
+        let lifetime = self.s.lifetime_secs;
+        let cutoff = row.now - lifetime;
         let n = if previous.is_empty() {
             self.run_with("write", false, |c| async move {
                 c.client
@@ -551,7 +578,7 @@ impl Postgres {
                             &row.ip,
                             &row.user_agent,
                             &row.user_id,
-                            &cutoff,
+                            &lifetime,
                         ],
                     )
                     .await
@@ -582,6 +609,103 @@ impl Postgres {
             .await?
         };
         Ok(n > 0)
+    }
+
+    /// Many compare-and-sets, one statement (one commit) per kind and round of distinct ids;
+    /// when a statement fails for another reason than the server, its rows one by one.
+    pub async fn cas_batch(&self, items: Vec<Cas>) -> Vec<Result<bool>> {
+        if let [c] = items.as_slice() {
+            return vec![self.write_if_unchanged(&c.row, &c.previous).await];
+        }
+        let mut out: Vec<Option<Result<bool>>> = items.iter().map(|_| None).collect();
+        for round in unique_rounds(&items) {
+            let (inserts, updates): (Vec<usize>, Vec<usize>) = round
+                .into_iter()
+                .partition(|&i| items[i].previous.is_empty());
+            for (idx, insert) in [(inserts, true), (updates, false)] {
+                if idx.is_empty() {
+                    continue;
+                }
+                match self.cas_many(&items, &idx, insert).await {
+                    Ok(written) => {
+                        for i in idx {
+                            out[i] = Some(Ok(written.contains(&items[i].row.id)));
+                        }
+                    }
+                    Err(e @ SessionError::Unavailable(_)) => {
+                        for i in idx {
+                            out[i] = Some(Err(same_error(&e)));
+                        }
+                    }
+                    Err(_) => {
+                        for i in idx {
+                            let c = &items[i];
+                            out[i] = Some(self.write_if_unchanged(&c.row, &c.previous).await);
+                        }
+                    }
+                }
+            }
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(SessionError::Io("a batched write was lost".into()))))
+            .collect()
+    }
+
+    /// The rows `idx` of `items` (distinct ids) as one statement; the ids it wrote.
+    async fn cas_many(
+        &self,
+        items: &[Cas],
+        idx: &[usize],
+        insert: bool,
+    ) -> Result<std::collections::HashSet<String>> {
+        let rows: Vec<&Cas> = idx.iter().map(|&i| &items[i]).collect();
+        let ids: Vec<&str> = rows.iter().map(|c| c.row.id.as_str()).collect();
+        let payloads: Vec<String> = rows
+            .iter()
+            .map(|c| encode(&c.row.payload).into_owned())
+            .collect();
+        let nows: Vec<i64> = rows.iter().map(|c| c.row.now).collect();
+        let ips: Vec<Option<&str>> = rows.iter().map(|c| c.row.ip.as_deref()).collect();
+        let agents: Vec<Option<&str>> = rows.iter().map(|c| c.row.user_agent.as_deref()).collect();
+        let users: Vec<Option<&str>> = rows.iter().map(|c| c.row.user_id.as_deref()).collect();
+        let reqs: Vec<bool> = rows.iter().map(|c| c.row.for_request).collect();
+        let prevs: Vec<String> = rows
+            .iter()
+            .map(|c| encode(&c.previous).into_owned())
+            .collect();
+        let cutoffs: Vec<i64> = rows
+            .iter()
+            .map(|c| c.row.now - self.s.lifetime_secs)
+            .collect();
+        let lifetime = self.s.lifetime_secs;
+        let (ids, payloads, nows, ips, agents, users, reqs, prevs, cutoffs) = (
+            &ids, &payloads, &nows, &ips, &agents, &users, &reqs, &prevs, &cutoffs,
+        );
+        let written = self
+            .run_with("write", false, |c| async move {
+                if insert {
+                    c.client
+                        .query(
+                            &c.st.cas_insert_many,
+                            &[ids, payloads, nows, ips, agents, users, &lifetime],
+                        )
+                        .await
+                } else {
+                    c.client
+                        .query(
+                            &c.st.cas_update_many,
+                            &[
+                                ids, payloads, nows, ips, agents, users, reqs, prevs, cutoffs,
+                            ],
+                        )
+                        .await
+                }
+            })
+            .await?;
+        Ok(written
+            .iter()
+            .filter_map(|r| r.try_get::<_, String>(0).ok())
+            .collect())
     }
 
     pub async fn destroy(&self, id: &str, now: i64) -> Result<()> {
