@@ -133,8 +133,9 @@ impl Mysql {
             // Payloads may hold any character; the default connection charset may be 3-byte utf8.
             .init(vec!["SET NAMES utf8mb4 COLLATE utf8mb4_bin"])
             .prefer_socket(false)
-            // 8 single-row statements and 2 × 7 batch sizes (see `many`), with room to spare.
-            .stmt_cache_size(32);
+            // 8 single-row statements, 2 × 7 upsert sizes (see `many`) and 7 lock sizes (see
+            // `cas_locked`), with room to spare.
+            .stmt_cache_size(48);
         Ok(Self {
             opts: Opts::from(opts),
             sql: Sql::for_table(&s.table),
@@ -474,26 +475,22 @@ impl Mysql {
         .await
     }
 
-    /// Many compare-and-sets in one transaction (one commit), in id order so that batches of
-    /// other processes lock rows in the same order; when the transaction fails for another
-    /// reason than the server (it is then rolled back whole), one by one.
+    /// Many compare-and-sets in one transaction (one commit) of four round trips whatever the
+    /// batch size: the compared rows are locked and read in one `SELECT … FOR UPDATE` (in index
+    /// order, so batches of other processes lock in the same order), compared here byte for
+    /// byte, and the matching ones written by one multi-row upsert (they are locked: nobody can
+    /// change them in between); sets for ids that had no record insert one by one. When the
+    /// transaction fails for another reason than the server (it is then rolled back whole), the
+    /// sets run one by one.
     pub async fn cas_batch(&self, items: Vec<Cas>) -> Vec<Result<bool>> {
         if let [c] = items.as_slice() {
             return vec![self.write_if_unchanged(&c.row, &c.previous).await];
         }
-        let mut order: Vec<usize> = (0..items.len()).collect();
-        // Stable: two saves of one id keep their order (the second then sees the first).
-        order.sort_by(|&a, &b| items[a].row.id.cmp(&items[b].row.id));
-        let (sql, lifetime, items_ref, order_ref) =
-            (&self.sql, self.s.lifetime_secs, &items, &order);
+        let (sql, s, items_ref) = (&self.sql, &self.s, &items);
         let outcome = self
             .run_with("write", false, |mut c| async move {
                 let mut tx = c.start_transaction(TxOpts::default()).await?;
-                let mut written = vec![false; items_ref.len()];
-                for &i in order_ref {
-                    let it = &items_ref[i];
-                    written[i] = cas_on(&mut tx, sql, &it.row, &it.previous, lifetime).await?;
-                }
+                let written = cas_locked(&mut tx, sql, s, items_ref).await?;
                 tx.commit().await?;
                 Ok(written)
             })
@@ -598,6 +595,82 @@ impl Affected for mysql_async::Transaction<'_> {
     fn affected(&self) -> u64 {
         self.affected_rows()
     }
+}
+
+/// The body of [`Mysql::cas_batch`] inside its transaction: whether each set wrote.
+async fn cas_locked(
+    tx: &mut mysql_async::Transaction<'_>,
+    sql: &Sql,
+    s: &Settings,
+    items: &[Cas],
+) -> std::result::Result<Vec<bool>, mysql_async::Error> {
+    let mut written = vec![false; items.len()];
+    let ids: std::collections::BTreeSet<&str> = items
+        .iter()
+        .filter(|c| !c.previous.is_empty())
+        .map(|c| c.row.id.as_str())
+        .collect();
+    if !ids.is_empty() {
+        // Padded to a power of two (repeating the last id) so that a few texts stay cached.
+        let n = ids.len().next_power_of_two();
+        let mut lock = format!(
+            "SELECT sid, payload, last_activity FROM `{}` WHERE sid IN (",
+            sql.table
+        );
+        let mut params = Vec::with_capacity(n);
+        let last = ids.iter().next_back().copied().unwrap_or_default();
+        for (k, id) in ids
+            .iter()
+            .copied()
+            .chain(std::iter::repeat(last))
+            .take(n)
+            .enumerate()
+        {
+            lock.push_str(if k == 0 { "?" } else { ", ?" });
+            params.push(mysql_async::Value::from(id));
+        }
+        lock.push_str(") FOR UPDATE");
+        let rows: Vec<(Vec<u8>, Option<Vec<u8>>, Option<i64>)> =
+            tx.exec(lock, Params::Positional(params)).await?;
+        // What each id holds now, if it is a live record (tombstones hold "": never a match).
+        let mut now: std::collections::HashMap<Vec<u8>, Vec<u8>> = rows
+            .into_iter()
+            .filter(|(_, _, last)| last.is_none_or(|t| t >= s.cutoff()))
+            .map(|(id, p, _)| (id, p.unwrap_or_default()))
+            .collect();
+        let mut wins = Vec::new();
+        for (i, c) in items.iter().enumerate() {
+            if c.previous.is_empty() {
+                continue;
+            }
+            let key = c.row.id.as_bytes();
+            if now
+                .get(key)
+                .is_some_and(|p| p.as_slice() == c.previous.as_bytes())
+            {
+                written[i] = true;
+                // A later set of the same id in this batch compares with this one's payload.
+                now.insert(key.to_vec(), c.row.payload.as_bytes().to_vec());
+                wins.push(c.row.clone());
+            }
+        }
+        let (follow, keep): (Vec<Row>, Vec<Row>) =
+            coalesce(wins).into_iter().partition(|r| r.for_request);
+        for (rows, keep_user) in [(follow, false), (keep, true)] {
+            if !rows.is_empty() {
+                let (stmt, params) = many(&sql.table, &rows, keep_user);
+                tx.exec_drop(stmt, params).await?;
+            }
+        }
+    }
+    let mut fresh: Vec<usize> = (0..items.len())
+        .filter(|&i| items[i].previous.is_empty())
+        .collect();
+    fresh.sort_by(|&a, &b| items[a].row.id.cmp(&items[b].row.id));
+    for i in fresh {
+        written[i] = cas_on(tx, sql, &items[i].row, "", s.lifetime_secs).await?;
+    }
+    Ok(written)
 }
 
 /// One compare-and-set on `q` (see [`Mysql::write_if_unchanged`]): whether it wrote.
