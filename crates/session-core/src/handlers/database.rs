@@ -9,7 +9,8 @@
 //! (`lib/ostro/databaseHandler.js`) on the same table. The table (and its `last_activity`
 //! index) is created on first use when missing; a migration's table is adopted.
 //!
-//! Each backend keeps a small pool of connections (`pool`, default 4), connected on first use,
+//! Each backend keeps a small pool of connections (`pool`, default 4 for Postgres, 8 for
+//! MySQL/MariaDB), connected on first use,
 //! with its statements prepared once per connection. Every operation, connecting included, is
 //! bounded by `command_timeout`: while the server is down, unreachable or frozen it rejects with
 //! [`SessionError::Unavailable`] naming `host:port`, and the connections it used are dropped so
@@ -42,8 +43,12 @@ use tokio::sync::{mpsc, oneshot};
 
 /// The table name used when none is configured (the `session:table` migration's).
 pub const DEFAULT_TABLE: &str = "sessions";
-/// Connections per handler when none is configured.
+/// Connections per Postgres handler when none is configured (they pipeline).
 pub const DEFAULT_POOL: usize = 4;
+/// Connections per MySQL/MariaDB handler when none is configured: the protocol does not
+/// pipeline, so connections are the parallelism (8 measured ~30 % more cycles/s than 4 at
+/// concurrency 64 on the bench machine).
+pub const DEFAULT_MYSQL_POOL: usize = 8;
 /// The default time allowed to open a connection, in ms.
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 2000;
 /// The default time allowed for one operation (connecting included), in ms.
@@ -66,8 +71,9 @@ pub struct DatabaseOptions {
     pub table: String,
     /// Session lifetime in (possibly fractional) minutes after the last write or touch.
     pub minutes: f64,
-    /// Connections kept open at most (1 to [`MAX_POOL`]).
-    pub pool: usize,
+    /// Connections kept open at most (1 to [`MAX_POOL`]); `None`: [`DEFAULT_POOL`] for
+    /// Postgres, [`DEFAULT_MYSQL_POOL`] for MySQL/MariaDB.
+    pub pool: Option<usize>,
     /// Time allowed to open a connection, in ms.
     pub connect_timeout_ms: u64,
     /// Time allowed for one operation (connecting included), in ms.
@@ -79,7 +85,7 @@ impl Default for DatabaseOptions {
         Self {
             table: DEFAULT_TABLE.into(),
             minutes: 120.0,
-            pool: DEFAULT_POOL,
+            pool: None,
             connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
             command_timeout_ms: DEFAULT_COMMAND_TIMEOUT_MS,
         }
@@ -408,10 +414,9 @@ impl DatabaseSessionHandler {
     pub fn new(url: &str, opts: DatabaseOptions, clock: Option<SharedClock>) -> Result<Self> {
         check_table_name(&opts.table)?;
         let lifetime_ms = clock::lifetime_ms(opts.minutes)?;
-        if opts.pool == 0 || opts.pool > MAX_POOL {
+        if let Some(pool) = opts.pool.filter(|&p| p == 0 || p > MAX_POOL) {
             return Err(invalid(format!(
-                "pool must be a whole number from 1 to {MAX_POOL}, got {}",
-                opts.pool
+                "pool must be a whole number from 1 to {MAX_POOL}, got {pool}"
             )));
         }
         let connect_timeout = check_timeout("connectTimeoutMs", opts.connect_timeout_ms)?;
@@ -428,7 +433,7 @@ impl DatabaseSessionHandler {
             // `last_activity` holds whole seconds; a row is readable while
             // now - last_activity <= lifetime, which for integers means <= floor(lifetime).
             lifetime_secs: lifetime_ms.div_euclid(1000),
-            pool: opts.pool,
+            pool: opts.pool.unwrap_or(DEFAULT_POOL),
             connect_timeout,
             command_timeout,
             clock: clock.unwrap_or_else(clock::system),
@@ -442,6 +447,7 @@ impl DatabaseSessionHandler {
             #[cfg(feature = "mysql")]
             "mysql" | "mariadb" => {
                 settings.addr = address_of(rest, 3306);
+                settings.pool = opts.pool.unwrap_or(DEFAULT_MYSQL_POOL);
                 // mysql_async knows only the mysql:// scheme; the rest of the URL is the same.
                 let url = format!("mysql://{rest}");
                 Backend::Mysql(Arc::new(super::mysql::Mysql::new(&url, &settings)?))
@@ -691,10 +697,16 @@ mod tests {
         };
         let pg = "postgres://postgres@127.0.0.1/test";
         let d = DatabaseOptions::default;
-        assert!(bad(DatabaseOptions { pool: 0, ..d() }, pg));
         assert!(bad(
             DatabaseOptions {
-                pool: MAX_POOL + 1,
+                pool: Some(0),
+                ..d()
+            },
+            pg
+        ));
+        assert!(bad(
+            DatabaseOptions {
+                pool: Some(MAX_POOL + 1),
                 ..d()
             },
             pg

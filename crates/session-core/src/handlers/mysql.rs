@@ -597,6 +597,9 @@ impl Affected for mysql_async::Transaction<'_> {
     }
 }
 
+/// `sid`, `payload` and `last_activity` of a row locked by [`cas_locked`].
+type LockedRow = (Vec<u8>, Option<Vec<u8>>, Option<i64>);
+
 /// The body of [`Mysql::cas_batch`] inside its transaction: whether each set wrote.
 async fn cas_locked(
     tx: &mut mysql_async::Transaction<'_>,
@@ -630,8 +633,7 @@ async fn cas_locked(
             params.push(mysql_async::Value::from(id));
         }
         lock.push_str(") FOR UPDATE");
-        let rows: Vec<(Vec<u8>, Option<Vec<u8>>, Option<i64>)> =
-            tx.exec(lock, Params::Positional(params)).await?;
+        let rows: Vec<LockedRow> = tx.exec(lock, Params::Positional(params)).await?;
         // What each id holds now, if it is a live record (tombstones hold "": never a match).
         let mut now: std::collections::HashMap<Vec<u8>, Vec<u8>> = rows
             .into_iter()
