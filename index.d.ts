@@ -151,7 +151,7 @@ export interface DatabaseSessionHandlerOptions {
   table?: string;
   /** Lifetime in minutes after the last write or touch (default 120). */
   minutes?: number;
-  /** Connections kept open at most, 1 to 64 (default 4). */
+  /** Connections kept open at most, 1 to 64 (default 4 for Postgres, which pipelines; 8 for MySQL/MariaDB). */
   pool?: number;
   /** Time allowed to connect, in ms (default 2000). */
   connectTimeoutMs?: number;
