@@ -87,9 +87,9 @@ export interface CustomSessionHandler {
    * Optional compare-and-set: store `data` only if the stored data is exactly `previousData`
    * (`''` = no record), atomically, and resolve `true`; otherwise write nothing and resolve
    * `false`. With it, concurrent requests on one session lose nothing; without it, the driver
-   * keeps last-writer-wins.
+   * keeps last-writer-wins. `meta` is what `write()` gets (the request's ip, user agent, user id).
    */
-  writeIfUnchanged?(sessionId: string, data: string, previousData: string): boolean | Promise<boolean>;
+  writeIfUnchanged?(sessionId: string, data: string, previousData: string, meta?: WriteMeta): boolean | Promise<boolean>;
 }
 
 /** Base of the built-in drivers: every method returns a Promise and runs off the JS thread. */
@@ -151,7 +151,7 @@ export interface DatabaseSessionHandlerOptions {
   table?: string;
   /** Lifetime in minutes after the last write or touch (default 120). */
   minutes?: number;
-  /** Connections kept open at most, 1 to 64 (default 4). */
+  /** Connections kept open at most, 1 to 64 (default 4 for Postgres, which pipelines; 8 for MySQL/MariaDB). */
   pool?: number;
   /** Time allowed to connect, in ms (default 2000). */
   connectTimeoutMs?: number;
@@ -378,7 +378,7 @@ export interface SessionConfig {
   encrypt_migrate?: boolean;
   /** The file driver's directory (default 'storage/framework/sessions', relative to the working directory). */
   files?: string;
-  /** redis: URL or connection object; memcached: 'host:port' or a list; sqlite: database file. */
+  /** redis: URL or connection object; memcached: 'host:port' or a list; sqlite: database file; database: a postgres://, mysql:// or mariadb:// URL. */
   connection?: string | string[] | RedisConnectionOptions | null;
   /** sqlite / database table (default 'sessions'). */
   table?: string;

@@ -11,7 +11,11 @@ const net = require('node:net');
 const path = require('node:path');
 const { spawn, execFileSync } = require('node:child_process');
 const sessionHandlerConformance = require('../lib/testing');
-const { Store, DatabaseSessionHandler } = require('..');
+const { Store, DatabaseSessionHandler, SessionManager } = require('..');
+const { serve, Client, sessionCookie, idOf: idOfCookie } = require('./support/http');
+const { sessionApp } = require('./support/session-app');
+
+const KEY = 'base64:' + Buffer.alloc(32, 7).toString('base64');
 
 const SLACK = 500;
 const BACKENDS = [
@@ -91,6 +95,53 @@ async function rejectsUnavailable(promise, boundMs, addr) {
   });
   const took = Date.now() - t;
   assert.ok(took <= boundMs + SLACK, `took ${took} ms (bound ${boundMs} + ${SLACK})`);
+}
+
+/**
+ * A TCP proxy in front of a database server, which the test can cut (connections reset, new ones
+ * refused), freeze (accepted and kept, nothing forwarded: a server that hangs) and restore, on
+ * the same port. The shared servers themselves are never stopped.
+ */
+async function proxyTo(host, port) {
+  const pairs = new Set();
+  let mode = 'open';
+  const srv = net.createServer((client) => {
+    if (mode === 'cut') { client.destroy(); return; }
+    const pair = { client, up: null };
+    pairs.add(pair);
+    client.on('error', () => {});
+    client.on('close', () => { pairs.delete(pair); if (pair.up) pair.up.destroy(); });
+    if (mode === 'frozen') return; // accepted, never answered
+    pair.up = net.connect({ host, port });
+    pair.up.on('error', () => client.destroy());
+    pair.up.on('close', () => client.destroy());
+    client.on('data', (d) => { if (mode === 'open') pair.up.write(d); });
+    pair.up.on('data', (d) => { if (mode === 'open') client.write(d); });
+  });
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  return {
+    port: srv.address().port,
+    cut() { mode = 'cut'; for (const p of pairs) { p.client.destroy(); if (p.up) p.up.destroy(); } },
+    freeze() { mode = 'frozen'; },
+    restore() { mode = 'open'; for (const p of pairs) { p.client.destroy(); if (p.up) p.up.destroy(); } },
+    close() { mode = 'cut'; for (const p of pairs) p.client.destroy(); return new Promise((r) => srv.close(r)); },
+  };
+}
+
+/** Runs `count` concurrent Store saves on `id` in a child process (support/concurrency-writer.js). */
+function casWriter(where, id, prefix, count) {
+  const child = spawn(process.execPath, [path.join(__dirname, 'support', 'concurrency-writer.js'), 'database', where, id, prefix, String(count)], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => { out += d; });
+  child.stderr.on('data', (d) => { err += d; });
+  const exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
+  const ready = waitForLine(child, 'ready');
+  const done = exited.then((code) => {
+    assert.equal(code, 0, `writer ${prefix} failed: ${err}`);
+    return JSON.parse(out.split('\n')[1]);
+  });
+  return { child, ready, done };
 }
 
 for (const b of BACKENDS) {
@@ -213,6 +264,117 @@ for (const b of BACKENDS) {
       } finally {
         children.forEach((c) => { if (c.exitCode === null) process.kill(c.pid, 'SIGKILL'); });
         dropTable(b, t2);
+      }
+    });
+
+    test('two Node processes, 100 concurrent saves each on one session: all 200 keys and exactly +200 (compare-and-set)', { timeout: 120000 }, async () => {
+      const t2 = tableName();
+      const h = new DatabaseSessionHandler(b.url, { table: t2 });
+      const writers = [];
+      try {
+        const s0 = new Store('ostro_session', h);
+        await s0.start();
+        s0.put('n', 0);
+        await s0.save();
+        const id = s0.getId();
+        writers.push(casWriter(`${b.url}#${t2}`, id, 'a', 100), casWriter(`${b.url}#${t2}`, id, 'b', 100));
+        await Promise.all(writers.map((w) => w.ready));
+        for (const w of writers) w.child.stdin.write('go\n');
+        const outcomes = await Promise.all(writers.map((w) => w.done));
+        assert.deepEqual(new Set(outcomes.flat()), new Set(['written']));
+        const back = new Store('ostro_session', h, id);
+        await back.start();
+        assert.equal(back.get('n'), 200, 'increments were lost across processes');
+        for (let i = 0; i < 100; i++) {
+          assert.equal(back.get(`a${i}`), i, `key a${i} was lost`);
+          assert.equal(back.get(`b${i}`), i, `key b${i} was lost`);
+        }
+      } finally {
+        writers.forEach((w) => { if (w.child.exitCode === null) process.kill(w.child.pid, 'SIGKILL'); });
+        await h.close();
+        dropTable(b, t2);
+      }
+    });
+
+    test('gc\'s DELETE can use the last_activity index (EXPLAIN)', async () => {
+      const h = new DatabaseSessionHandler(b.url, { table });
+      await h.read(idOf('E', 0)); // creates the table
+      await h.close();
+      const plan = b.scheme === 'postgres'
+        // Sequential scans priced out, as on a table large enough to matter.
+        ? b.sql(b.url, `SET enable_seqscan = off; EXPLAIN DELETE FROM ${b.quote(table)} WHERE last_activity < 1000`)
+        : b.sql(b.url, `EXPLAIN DELETE FROM ${b.quote(table)} WHERE last_activity < 1000`);
+      assert.match(plan, new RegExp(`${table}_last_activity_index`), plan);
+    });
+
+    test('driver \'database\' with a URL connection: the native driver through the middleware (put, flash, regenerate, logout that sticks)', { timeout: 60000 }, async () => {
+      const t2 = tableName();
+      const m = new SessionManager({ driver: 'database', connection: b.url, table: t2, key: KEY, lottery: [0, 100] });
+      assert.ok(m.driver() instanceof DatabaseSessionHandler);
+      const srv = await serve('node', m, sessionApp());
+      try {
+        const c = new Client(srv.url);
+        await c.get('/put?key=name&value=ada');
+        const first = idOfCookie(sessionCookie(await c.get('/flash?key=status&value=saved')));
+        assert.equal((await c.get('/get?key=status')).json().value, 'saved');
+        assert.equal((await c.get('/get?key=status')).json().value ?? null, null, 'a flash lives for one request');
+        const regenerated = (await c.get('/regenerate')).json().id;
+        assert.notEqual(regenerated, first);
+        assert.equal((await c.get('/get?key=name')).json().value, 'ada');
+        assert.equal(b.sql(b.url, `SELECT count(*) FROM ${b.quote(t2)} WHERE sid = '${regenerated}' AND payload LIKE '%ada%'`), '1');
+        // The old id of regenerate(true) is a tombstone: no session, and a save cannot revive it.
+        assert.equal(await m.driver().read(first), '');
+        const stale = new Store('ostro_session', m.driver(), first);
+        await stale.start();
+        stale.put('back', 1);
+        assert.equal(await stale.save(), 'dropped');
+        assert.equal(await m.driver().read(first), '');
+        const loggedOut = (await c.get('/invalidate')).json().id;
+        assert.notEqual(loggedOut, regenerated);
+        assert.equal(await m.driver().read(regenerated), '');
+        assert.equal((await c.get('/get?key=name')).json().value ?? null, null, 'logged out');
+        // 200 concurrent requests on one session, each incrementing: exactly +200.
+        const cookie = c.cookieHeader();
+        const res = await Promise.all(Array.from({ length: 200 }, () => c.get('/increment', { cookie })));
+        assert.ok(res.every((r) => r.status === 200), res.map((r) => r.status).join(','));
+        assert.equal((await c.get('/get?key=n')).json().value, 200);
+      } finally {
+        await srv.close();
+        await m.close();
+        dropTable(b, t2);
+      }
+    });
+
+    test('a server that goes away (through a TCP proxy that is cut, then hangs): ERR_SESSION_UNAVAILABLE in time, and the same handler recovers', { timeout: 60000 }, async () => {
+      const u = new URL(b.url);
+      const proxy = await proxyTo(u.hostname, Number(u.port) || (b.scheme === 'postgres' ? 5432 : 3306));
+      const via = new URL(b.url);
+      via.port = String(proxy.port);
+      const addr = `127.0.0.1:${proxy.port}`;
+      const h = new DatabaseSessionHandler(via.href, { table, connectTimeoutMs: 800, commandTimeoutMs: 800 });
+      try {
+        const s = new Store('ostro_session', h);
+        await s.start();
+        s.put('v', 1);
+        await s.save();
+        const id = s.getId();
+        proxy.cut();
+        await rejectsUnavailable(h.read(id), 800, addr);
+        const during = new Store('ostro_session', h, id);
+        await rejectsUnavailable(during.start(), 800, addr);
+        proxy.freeze();
+        await rejectsUnavailable(h.read(id), 800, addr);
+        await rejectsUnavailable(h.write(id, '{"v":9}'), 800, addr);
+        proxy.restore();
+        const after = new Store('ostro_session', h, id);
+        await after.start();
+        assert.equal(after.get('v'), 1, 'the session is there once the server is back');
+        after.increment('v');
+        assert.equal(await after.save(), 'written');
+        assert.equal(JSON.parse(await h.read(id)).v, 2);
+      } finally {
+        await h.close();
+        await proxy.close();
       }
     });
   });

@@ -183,7 +183,10 @@ test('built-in driver names: file, array, memory, cookie, sqlite, cache with a s
   const withStore = new SessionManager({ key: KEY, driver: 'cache', store: 'files' }, { cache: { stores: { files: { driver: 'file', path: path.join(dir, 'c2') } } } });
   assert.ok(withStore.driver() instanceof FileSessionHandler);
   assert.throws(() => new SessionManager({ key: KEY, driver: 'cache' }).driver(), /needs a store/);
-  assert.throws(() => new SessionManager({ key: KEY, driver: 'database' }).driver(), /database driver uses the OstroJS app/);
+  // Outside OstroJS the database driver needs a database URL (the native driver); a file path or
+  // nothing at all is refused with directions.
+  assert.throws(() => new SessionManager({ key: KEY, driver: 'database' }).driver(), /needs "connection" set to a postgres:\/\/, postgresql:\/\/, mysql:\/\/ or mariadb:\/\/ URL/);
+  assert.throws(() => new SessionManager({ key: KEY, driver: 'database', connection: 'storage/s.sqlite' }).driver(), (e) => e.code === 'ERR_SESSION_INVALID_OPTION' && /driver "sqlite"/.test(e.message));
 });
 
 test('the sqlite driver stores sessions in the configured file and table', async (t) => {

@@ -14,11 +14,13 @@ const os = require('node:os');
 const net = require('node:net');
 const path = require('node:path');
 const { execFileSync } = require('node:child_process');
+const sessionHandlerConformance = require('../lib/testing');
 const { ensureInstall, makeApp, newAppKey, startApp, assistant, Browser, idOfCookie, run } = require('./support/ostro-app');
 
 const COOKIE = 'ostro_session';
 const OVERLAY = path.join(__dirname, 'fixtures', 'ostro-app-database');
-const DRIVERS = { pg: '8.16.3', mysql2: '3.10.2' };
+// knex (what OstroJS's query builder is) too, for the handler-level conformance run.
+const DRIVERS = { pg: '8.16.3', mysql2: '3.10.2', knex: '2.5.1' };
 
 const BACKENDS = [
   {
@@ -81,6 +83,39 @@ before(async () => {
 after(() => {
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 });
+
+// The query-builder handler itself, on knex as OstroJS configures it, through the conformance
+// kit (compare-and-set and tombstones included): a table per handler, made by the native driver
+// in the migration's shape, dropped at the end.
+for (const b of BACKENDS) {
+  const knexes = [];
+  const tables = [];
+  sessionHandlerConformance(async ({ minutes }) => {
+    const { DatabaseSessionHandler: Native } = require('..');
+    const { DatabaseSessionHandler: QueryBuilder } = require('../lib/ostro/databaseHandler');
+    const table = `ostro_qb${process.pid}_${tables.length}`;
+    tables.push(table);
+    const scheme = b.connection === 'pgsql' ? 'postgres' : 'mysql';
+    const maker = new Native(`${scheme}://${b.user}@${b.host}:${b.port}/test`, { table });
+    await maker.read('0'.repeat(40));
+    await maker.close();
+    const knex = require(path.join(nodePath, 'knex'))({
+      client: b.connection === 'pgsql' ? 'pg' : 'mysql2',
+      connection: { host: b.host, port: b.port, user: b.user, password: '', database: 'test' },
+    });
+    knexes.push(knex);
+    return new QueryBuilder(knex, { table, minutes });
+  }, {
+    name: `the OstroJS query-builder handler (knex) on ${b.name}`,
+    before: () => requireServer(b),
+    after: async () => {
+      await Promise.all(knexes.map((k) => k.destroy()));
+      for (const t of tables) {
+        try { b.sql('test', `DROP TABLE IF EXISTS ${t}`); } catch { /* reported by the failing test */ }
+      }
+    },
+  });
+}
 
 for (const b of BACKENDS) {
   describe(`an OstroJS app on ${b.name} (DB_CONNECTION=${b.connection}): session:table, migrate, the database driver`, () => {
@@ -154,16 +189,18 @@ for (const b of BACKENDS) {
       assert.equal(indexed, '1');
     });
 
-    it('keeps sessions in that table through the query builder: log in, flash, regenerate, log out', { timeout: 120000 }, async () => {
-      const app = await startApp(dir, { ...env, SESSION_DRIVER: 'database' });
+    /** Log in, flash, regenerate and log out through `app`, checking the rows in the server. */
+    async function loginFlashLogout(app, native) {
       const row = (id) => b.sql(database, `SELECT payload, ip_address, user_agent, last_activity FROM sessions WHERE sid = '${id}'`);
-      try {
-        const ua = `ostro-test/${b.connection}`;
+      {
+        const ua = `ostro-test/${b.connection}/${native ? 'native' : 'qb'}`;
         const br = new Browser(app.base, { 'user-agent': ua });
         await br.get('/cart/add?item=quince');
         assert.deepEqual((await br.get('/visits')).json, { visits: 1 });
         assert.deepEqual((await br.get('/visits')).json, { visits: 2 });
-        assert.equal((await br.get('/driver')).json.handler, 'DatabaseSessionHandler');
+        const driver = (await br.get('/driver')).json;
+        assert.equal(driver.handler, 'DatabaseSessionHandler');
+        assert.equal(driver.nativeDatabase, native, native ? 'native: true must pick the Rust driver' : 'the query builder is the default');
         const first = sessionIdOf(br);
         const [payload, ip, agent, last] = row(first).split('|');
         assert.equal(JSON.parse(payload).visits, 2);
@@ -187,16 +224,58 @@ for (const b of BACKENDS) {
         assert.deepEqual((await br.get('/flashed')).json, { status: 'Profile updated!' });
         assert.deepEqual((await br.get('/flashed')).json, { status: null });
 
-        // Log out: invalidate deletes the row and starts an empty session under a new id.
+        // Log out: invalidate leaves a tombstone (an empty payload, so that a request that
+        // started before the logout cannot bring the session back) and starts an empty session
+        // under a new id.
         await br.get('/logout');
         const afterLogout = sessionIdOf(br);
         assert.notEqual(afterLogout, afterLogin);
-        assert.equal(row(afterLogin), '', 'the logged-in session row is gone');
+        assert.equal(b.sql(database, `SELECT CONCAT('[', payload, ']') FROM sessions WHERE sid = '${afterLogin}'`), '[]', 'the logged-in session is a tombstone');
         assert.equal((await br.get('/whoami')).json.user, null);
         assert.notEqual(row(afterLogout), '', 'the new session has its row');
+      }
+    }
+
+    /** Two app processes, 100 concurrent `/visits` each on one session: exactly +200. */
+    async function twoAppsIncrement(extraEnv) {
+      const apps = await Promise.all([0, 1].map(() => startApp(dir, { ...env, SESSION_DRIVER: 'database', ...extraEnv })));
+      try {
+        const br = new Browser(apps[0].base);
+        assert.deepEqual((await br.get('/visits')).json, { visits: 1 });
+        const cookie = br.cookieHeader();
+        const res = await Promise.all(apps.flatMap((a) => Array.from({ length: 100 }, () => fetch(`${a.base}/visits`, { headers: { cookie } }))));
+        assert.deepEqual([...new Set(res.map((r) => r.status))], [200]);
+        await Promise.all(res.map((r) => r.text()));
+        assert.deepEqual((await br.get('/visits')).json, { visits: 202 }, 'concurrent increments were lost');
+      } finally {
+        await Promise.all(apps.map((a) => a.stop()));
+      }
+    }
+
+    it('keeps sessions in that table through the query builder: log in, flash, regenerate, log out', { timeout: 120000 }, async () => {
+      const app = await startApp(dir, { ...env, SESSION_DRIVER: 'database' });
+      try {
+        await loginFlashLogout(app, false);
       } finally {
         await app.stop();
       }
+    });
+
+    it('the query builder compares and sets: two app processes, 200 concurrent increments of one session, none lost', { timeout: 120000 }, async () => {
+      await twoAppsIncrement({});
+    });
+
+    it('native: true in config/session.js: the Rust driver on the same table, log in, flash, regenerate, log out', { timeout: 120000 }, async () => {
+      const app = await startApp(dir, { ...env, SESSION_DRIVER: 'database', SESSION_NATIVE: 'true' });
+      try {
+        await loginFlashLogout(app, true);
+      } finally {
+        await app.stop();
+      }
+    });
+
+    it('native: true: two app processes, 200 concurrent increments of one session, none lost', { timeout: 120000 }, async () => {
+      await twoAppsIncrement({ SESSION_NATIVE: 'true' });
     });
   });
 }

@@ -286,8 +286,15 @@ function conflictError(id) {
 }
 
 /** One compare-and-set attempt of `payload` against `base`, and what follows a refusal. */
-function casWrite(handler, s, id, ms, payload, base, tries) {
-  return invoke(handler, 'writeIfUnchanged', 3, id, payload, base, ms, (ok) => {
+function casWrite(handler, s, id, ms, payload, base, tries, meta) {
+  let value;
+  try {
+    // `meta` as write() gets it: the request's ip, user agent and user id, for drivers that keep them.
+    value = handler.writeIfUnchanged(id, payload, base, meta);
+  } catch (err) {
+    return Promise.reject(asError(err, 'writeIfUnchanged'));
+  }
+  return after(value, 'writeIfUnchanged', ms, (ok) => {
     if (ok === true) {
       s.savedAs(payload);
       return 'written';
@@ -305,7 +312,7 @@ function casWrite(handler, s, id, ms, payload, base, tries) {
       const next = s.afterConflict(raw);
       if (next === null) return 'dropped';
       if (tries + 1 >= CAS_TRIES) throw conflictError(id);
-      return casWrite(handler, s, id, ms, next, raw, tries + 1);
+      return casWrite(handler, s, id, ms, next, raw, tries + 1, meta);
     });
   });
 }
@@ -320,9 +327,9 @@ function persistCas(handler, s, ms, resave, meta) {
   }
   const id = s.getId();
   if (payload === null) {
-    return touchThen(handler, s, ms, meta, (p) => inTurn(handler, id, () => casWrite(handler, s, id, ms, p, s.base(), 0)));
+    return touchThen(handler, s, ms, meta, (p) => inTurn(handler, id, () => casWrite(handler, s, id, ms, p, s.base(), 0, meta)));
   }
-  const r = inTurn(handler, id, () => casWrite(handler, s, id, ms, payload, s.base(), 0));
+  const r = inTurn(handler, id, () => casWrite(handler, s, id, ms, payload, s.base(), 0, meta));
   return isThenable(r) ? r : Promise.resolve(r);
 }
 

@@ -15,8 +15,9 @@ class SessionHandlerInterface {
   //
   // Optional, and also left out on purpose (its presence is what the bridge checks):
   //
-  //   writeIfUnchanged(sessionId, data, previousData) -> boolean | Promise<boolean>
+  //   writeIfUnchanged(sessionId, data, previousData, meta) -> boolean | Promise<boolean>
   //
+  // (`meta` is what write() gets as its third argument: the request's ip, userAgent and userId.)
   // Compare-and-set, so that concurrent requests on one session lose nothing (issue 12): store
   // `data` only if the stored data is still exactly `previousData` (`''` meaning "no record"),
   // as one atomic step in the backend (a transaction, a conditional UPDATE, a script), and

@@ -20,6 +20,9 @@ const { requestMeta, isSecure } = require('./http-session');
 
 const OPTION_KEYS = new Set(['app', 'logger', 'storeClass', 'cache', 'timeoutMs']);
 
+// URLs the `database` driver takes as its connection (the native DatabaseSessionHandler).
+const DATABASE_URL = /^(postgres|postgresql|mysql|mariadb):\/\//i;
+
 // The drivers _resolve() knows by name (before any extend()).
 const BUILT_IN = ['file', 'array', 'memory', 'sqlite', 'database', 'redis', 'memcached', 'cookie', 'cache'];
 
@@ -160,12 +163,19 @@ class SessionManager {
   }
 
   /**
-   * `database`: under OstroJS, the sqlite driver for a SQLite connection or a handler over the
-   * query builder otherwise; that integration overrides this method. Outside OstroJS there is no
-   * database config to read, so it is refused with directions.
+   * `database`: with a `postgres://`, `postgresql://`, `mysql://` or `mariadb://` URL as
+   * `connection`, the native DatabaseSessionHandler on `table` (created when
+   * missing). Under OstroJS a connection name picks the app's connection instead; that
+   * integration overrides this method and calls it with the URL it builds.
+   * @param {string} [url] the database URL (default: the config's `connection`)
    */
-  createDatabaseDriver() {
-    throw sessionError('ERR_SESSION_INVALID_OPTION', 'the database driver uses the OstroJS app\'s database connection; outside OstroJS use driver "sqlite" with connection = the database file, or register your own with extend()');
+  createDatabaseDriver(url) {
+    const conn = url === undefined ? this._config.connection : url;
+    if (typeof conn !== 'string' || !DATABASE_URL.test(conn)) {
+      throw sessionError('ERR_SESSION_INVALID_OPTION', 'the database driver needs "connection" set to a postgres://, postgresql://, mysql:// or mariadb:// URL (under OstroJS: the name of a connection of config/database.js); for a SQLite file use driver "sqlite"');
+    }
+    const { DatabaseSessionHandler } = require('./drivers/database');
+    return new DatabaseSessionHandler(conn, { table: this._config.table, minutes: this._config.lifetime });
   }
 
   /** `redis`: `connection` is a URL or `{host, port, username, password, db, tls}`. */

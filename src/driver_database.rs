@@ -16,7 +16,7 @@ pub struct DatabaseHandlerOptions {
     pub table: Option<String>,
     /// Lifetime in minutes after the last write or touch (default 120).
     pub minutes: Option<f64>,
-    /// Connections kept open at most (default 4, at most 64).
+    /// Connections kept open at most (default 4 for Postgres, 8 for MySQL/MariaDB; at most 64).
     pub pool: Option<f64>,
     /// Time allowed to open a connection, in ms (default 2000).
     pub connect_timeout_ms: Option<f64>,
@@ -46,7 +46,7 @@ fn options_of(o: DatabaseHandlerOptions) -> std::result::Result<DatabaseOptions,
         table: o.table.unwrap_or(d.table),
         minutes: o.minutes.unwrap_or(d.minutes),
         pool: match o.pool {
-            Some(p) => usize::try_from(whole("pool", p, 64.0)?).unwrap_or(0),
+            Some(p) => Some(usize::try_from(whole("pool", p, 64.0)?).unwrap_or(0)),
             None => d.pool,
         },
         connect_timeout_ms: ms(

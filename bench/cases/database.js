@@ -6,7 +6,7 @@
 // databases (lib/ostro/databaseHandler.js: the query builder, here knex with pg / mysql2 as
 // OstroJS configures it, run through the custom-driver bridge) on the same kind of table. Every store keeps its sessions in its own table, made
 // when the case starts and dropped at the end. Peers run as their READMEs set them up (pg and
-// mysql2 pools of 10 connections); ours with its defaults (pool 4).
+// mysql2 pools of 10 connections); ours with its defaults (pool 4 on Postgres, 8 on MySQL).
 //
 // This file is also the contenders' module: the worker calls `db(ctx)` with ctx.which.
 // OSTRO_BENCH_POSTGRES_URL / OSTRO_BENCH_MYSQL_URL point it at other servers.
@@ -195,7 +195,7 @@ function summarize(entries, rounds, windowMs) {
   return {
     title: 'Case database: store cycle on PostgreSQL and MariaDB (load ~1 KB, change two keys, save)',
     note: `${rounds} interleaved rounds of ${windowMs} ms per contender and concurrency; medians over rounds; ratios are medians of per-round ratios. `
-      + 'Servers: the machine\'s PostgreSQL and MariaDB (durable commits, as configured). Ours: pool 4; peers and the query builder (knex): their default pools of 10. CPU µs/cycle is the worker process.',
+      + 'Servers: the machine\'s PostgreSQL and MariaDB (durable commits, as configured). Ours: their default pools (4 Postgres connections, which pipeline; 8 MySQL); peers and the query builder (knex): their default pools of 10. CPU µs/cycle is the worker process.',
     header: ['store', 'kind', 'conc', 'cycles/s', 'p50 ms', 'p99 ms', 'CPU µs/cycle', 'vs peer', 'note'],
     rows,
     data,

@@ -43,7 +43,7 @@ class DatabaseSessionHandler extends NativeSessionHandler {
    *   `mysql://…` / `mariadb://…`
    * @param {{ table?: string, minutes?: number, pool?: number, connectTimeoutMs?: number, commandTimeoutMs?: number, now?: () => number }} [options]
    *   `table` (default `'sessions'`), `minutes` lifetime after the last write or touch (default
-   *   120), `pool` connections at most (default 4), timeouts in ms (default 2000 each), `now`
+   *   120), `pool` connections at most (default 4 for Postgres, 8 for MySQL/MariaDB), timeouts in ms (default 2000 each), `now`
    *   replaces the clock (tests)
    */
   constructor(url, options) {

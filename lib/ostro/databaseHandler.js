@@ -6,6 +6,16 @@
 // `last_activity` is unix seconds; a row is alive while now - last_activity <= lifetime; a row
 // with a NULL last_activity (written by 1.x, which never set it) counts as alive.
 // Only portable query-builder calls are used (no dialect-specific upsert).
+//
+// Compare-and-set (issue 12): writeIfUnchanged() is one conditional UPDATE whose WHERE holds the
+// payload the request loaded (the payload is its own version, so rows written by the native
+// driver or 1.x compare the same way and the table needs no extra column); a request that loaded
+// nothing inserts, or replaces only an expired row. On MySQL/MariaDB the payloads are compared as
+// utf8mb4 bytes: the migration's table has a case-insensitive, PAD SPACE collation there. (The
+// MySQL clients report matched rows, FOUND_ROWS, so an update that changes no byte still counts.)
+// destroy() leaves a tombstone, as the native drivers do: the row with an empty payload and a
+// fresh last_activity, which reads as no session, is never touched, never matches, and is
+// deleted by gc after the lifetime.
 const { SessionHandlerInterface } = require('../handler-interface');
 const { sessionError } = require('../errors');
 
@@ -42,6 +52,7 @@ class DatabaseSessionHandler extends SessionHandlerInterface {
       _table: { value: table },
       _lifetimeSecs: { value: Math.max(1, Math.ceil(minutes * 60)) },
       _now: { value: o.now || Date.now },
+      _userIdColumn: { value: true, writable: true },
     });
   }
 
@@ -78,12 +89,7 @@ class DatabaseSessionHandler extends SessionHandlerInterface {
 
   /** Writes the payload and metadata; an insert racing another request's insert becomes an update. */
   async write(sessionId, data, meta) {
-    const row = { payload: data, last_activity: this._seconds() };
-    if (meta) {
-      if (typeof meta.ip === 'string') row.ip_address = meta.ip.slice(0, 45);
-      if (typeof meta.userAgent === 'string') row.user_agent = meta.userAgent;
-      if (meta.userId !== undefined && meta.userId !== null) row.user_id = String(meta.userId);
-    }
+    const row = this._row(data, meta, this._seconds());
     if (await this._update(sessionId, row)) return;
     try {
       await this._query().insert({ sid: sessionId, ...row });
@@ -101,9 +107,60 @@ class DatabaseSessionHandler extends SessionHandlerInterface {
     return Number(n) > 0;
   }
 
-  /** Deletes the session's row. */
+  /** The columns of a write: the payload, the time and the request's metadata. */
+  _row(data, meta, now) {
+    const row = { payload: data, last_activity: now };
+    if (meta) {
+      if (typeof meta.ip === 'string') row.ip_address = meta.ip.slice(0, 45);
+      if (typeof meta.userAgent === 'string') row.user_agent = meta.userAgent;
+      if (meta.userId !== undefined && meta.userId !== null) row.user_id = String(meta.userId);
+    }
+    return row;
+  }
+
+  /**
+   * Writes `data` only if the stored payload is still `previousData` (`''`: no live record), in
+   * one statement; `false`, writing nothing, when it is not (a tombstone never matches).
+   * @returns {Promise<boolean>}
+   */
+  async writeIfUnchanged(sessionId, data, previousData, meta) {
+    const now = this._seconds();
+    const row = this._row(data, meta, now);
+    if (previousData === '') {
+      try {
+        await this._query().insert({ sid: sessionId, ...row });
+        return true;
+      } catch (err) {
+        // The id exists: it is "no record" only when it expired (a NULL last_activity is alive).
+        const revived = await this._query().where('sid', sessionId).where('last_activity', '<', now - this._lifetimeSecs)
+          .update({ ip_address: null, user_agent: null, ...row });
+        if (Number(revived) > 0) return true;
+        if (!(await this._query().where('sid', sessionId).first('sid'))) throw err;
+        return false;
+      }
+    }
+    const q = this._alive(this._query().where('sid', sessionId), now);
+    const n = await payloadIs(q, previousData).update(row);
+    return Number(n) > 0;
+  }
+
+  /** Leaves a tombstone (see the top of this file) where the session's row was. */
   async destroy(sessionId) {
-    await this._query().where('sid', sessionId).delete();
+    const tomb = { payload: '', last_activity: this._seconds() };
+    if (this._userIdColumn) {
+      try {
+        await this._query().where('sid', sessionId).update({ ...tomb, user_id: null });
+        return;
+      } catch (err) {
+        // A 1.x table has no user_id (writes only set it when the app passes a user).
+        if (await this._query().where('sid', sessionId).update(tomb).then(() => true, () => false)) {
+          this._userIdColumn = false;
+          return;
+        }
+        throw err;
+      }
+    }
+    await this._query().where('sid', sessionId).update(tomb);
   }
 
   /** Deletes rows idle for longer than `lifetimeSeconds`; returns how many. */
@@ -112,15 +169,29 @@ class DatabaseSessionHandler extends SessionHandlerInterface {
     return Number(n) || 0;
   }
 
-  /** Refreshes `last_activity` of a live row; `false` when there is none. */
+  /** Refreshes `last_activity` of a live row; `false` when there is none (or a tombstone). */
   async touch(sessionId) {
     const now = this._seconds();
-    const n = await this._alive(this._query().where('sid', sessionId), now).update({ last_activity: now });
+    const n = await this._alive(this._query().where('sid', sessionId), now).where('payload', '<>', '').update({ last_activity: now });
     return Number(n) > 0;
   }
 
   /** The app owns the connection: nothing to close here. */
   close() {}
+}
+
+/** Whether a knex query builder talks to MySQL or MariaDB. */
+function isMysql(q) {
+  const c = q && q.client;
+  const dialect = c && (c.dialect || (c.config && c.config.client));
+  return typeof dialect === 'string' && /mysql|maria/i.test(dialect);
+}
+
+/** `q` narrowed to rows whose payload is exactly `payload`, byte for byte. */
+function payloadIs(q, payload) {
+  if (isMysql(q)) return q.whereRaw('CAST(CONVERT(?? USING utf8mb4) AS BINARY) = CAST(? AS BINARY)', ['payload', payload]);
+  // PostgreSQL and SQLite compare text byte for byte.
+  return q.where('payload', payload);
 }
 
 module.exports = { DatabaseSessionHandler };

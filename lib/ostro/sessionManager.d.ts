@@ -8,7 +8,7 @@ type ManagerOptions = ConstructorParameters<typeof BaseSessionManager>[1];
  * The SessionManager of an OstroJS app: `new SessionManager(app)` (as 1.x) reads the app's
  * config; `new SessionManager(config, { app })` takes a config object. `connection` may name a
  * connection of the app's database config; `query_builder: true` makes the `database` driver use
- * the query builder even on SQLite.
+ * the query builder even on SQLite, `native: true` the native DatabaseSessionHandler on pgsql/mysql.
  */
 declare class OstroSessionManager<Data extends object = Record<string, unknown>> extends BaseSessionManager<Data> {
   constructor(appOrConfig?: OstroSessionManager.OstroSessionConfig | object, options?: ManagerOptions);
@@ -21,6 +21,8 @@ declare namespace OstroSessionManager {
   export interface OstroSessionConfig extends SessionConfig {
     /** The `database` driver uses the query builder even on SQLite. */
     query_builder?: boolean | string;
+    /** The `database` driver uses the native DatabaseSessionHandler (Rust) on a pgsql or mysql connection. */
+    native?: boolean | string;
   }
 
   /** Sessions as rows of a table through an OstroJS database connection (the query builder). */
@@ -32,6 +34,8 @@ declare namespace OstroSessionManager {
     destroy(sessionId: string): Promise<void>;
     gc(lifetimeSeconds: number): Promise<number>;
     touch(sessionId: string): Promise<boolean>;
+    /** Compare-and-set: writes only if the stored payload is still `previousData` ('' = no record). */
+    writeIfUnchanged(sessionId: string, data: string, previousData: string, meta?: WriteMeta): Promise<boolean>;
   }
 
   export const SessionManager: OstroSessionManagerClass;

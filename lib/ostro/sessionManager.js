@@ -79,13 +79,40 @@ function sqliteFileOf(conn) {
   return null;
 }
 
+const DATABASE_URL = /^(postgres|postgresql|mysql|mariadb):\/\//i;
+const NATIVE_SCHEME = { pgsql: 'postgres', postgres: 'postgres', postgresql: 'postgres', mysql: 'mysql', mariadb: 'mysql' };
+
+/**
+ * The URL the native database driver takes for an app's connection config (`native: true`):
+ * its `url`, or one built from host, port, database, username and password.
+ */
+function nativeUrlOf(name, conn) {
+  const scheme = NATIVE_SCHEME[String(conn.driver).toLowerCase()];
+  if (scheme === undefined) {
+    throw sessionError('ERR_SESSION_INVALID_OPTION', `session config "native" needs a pgsql or mysql connection; [${name}] is a ${conn.driver} connection`);
+  }
+  const url = present(conn.url);
+  if (typeof url === 'string' && DATABASE_URL.test(url)) return url;
+  const database = present(conn.database);
+  if (database === undefined) {
+    throw sessionError('ERR_SESSION_INVALID_OPTION', `the database connection [${name}] names no database (config/database.js)`);
+  }
+  const user = present(conn.username !== undefined ? conn.username : conn.user);
+  const password = present(conn.password);
+  const auth = user === undefined ? '' : `${encodeURIComponent(String(user))}${password === undefined ? '' : `:${encodeURIComponent(String(password))}`}@`;
+  const host = String(present(conn.host) || '127.0.0.1');
+  const port = present(conn.port) || (scheme === 'postgres' ? 5432 : 3306);
+  return `${scheme}://${auth}${host.includes(':') ? `[${host}]` : host}:${port}/${encodeURIComponent(String(database))}`;
+}
+
 /**
  * The SessionManager of an OstroJS app. `new SessionManager(app)` (as 1.x) reads the app's
  * config; `new SessionManager(config, { app })` takes a config object.
  *
  * Config keys only OstroJS has: `connection` may name a connection of the app's database config
- * (`database.connections`, and `database.redis` for the redis driver), and `query_builder: true`
- * makes the `database` driver use the query-builder handler even on SQLite.
+ * (`database.connections`, and `database.redis` for the redis driver); `query_builder: true`
+ * makes the `database` driver use the query-builder handler even on SQLite, and `native: true`
+ * makes it use the native DatabaseSessionHandler (Rust) on a pgsql or mysql connection.
  */
 class OstroSessionManager extends SessionManager {
   /**
@@ -102,11 +129,18 @@ class OstroSessionManager extends SessionManager {
     }
     // The generic manager refuses keys it does not know; the OstroJS-only ones are read here.
     let queryBuilder;
+    let nativeDb;
     if (config !== null && typeof config === 'object' && !Array.isArray(config) && 'query_builder' in config) {
       ({ query_builder: queryBuilder, ...config } = config);
     }
+    if (config !== null && typeof config === 'object' && !Array.isArray(config) && 'native' in config) {
+      ({ native: nativeDb, ...config } = config);
+    }
     super(config, opts);
-    Object.defineProperty(this, '_ostroConfig', { value: { query_builder: truthy(queryBuilder) } });
+    Object.defineProperty(this, '_ostroConfig', { value: { query_builder: truthy(queryBuilder), native: truthy(nativeDb) } });
+    if (this._ostroConfig.native && this._ostroConfig.query_builder) {
+      throw sessionError('ERR_SESSION_INVALID_OPTION', 'session config has both "native" and "query_builder": choose one for the database driver');
+    }
     if (this.app !== null) linkSessionContract();
   }
 
@@ -131,16 +165,20 @@ class OstroSessionManager extends SessionManager {
 
   /**
    * `database`: on a SQLite connection, the native sqlite driver over the same database file
-   * (the table `session:table` made); on any other connection, or with `query_builder: true`,
-   * the query-builder handler over the app's `db`.
+   * (the table `session:table` made); with `native: true`, the native DatabaseSessionHandler on
+   * the pgsql or mysql connection; on any other connection, or with `query_builder: true`, the
+   * query-builder handler over the app's `db`. A URL as `connection` is the native driver too.
    */
-  createDatabaseDriver() {
-    if (this.app === null) return super.createDatabaseDriver();
+  createDatabaseDriver(url) {
+    if (this.app === null || url !== undefined) return super.createDatabaseDriver(url);
     const connection = this.config.connection;
     if (connection !== null && typeof connection !== 'string') {
       throw sessionError('ERR_SESSION_INVALID_OPTION', 'for the database driver, session config "connection" must name a connection of config/database.js');
     }
+    // A URL instead of a connection name: the native driver, as outside OstroJS.
+    if (connection !== null && DATABASE_URL.test(connection)) return super.createDatabaseDriver(connection);
     const { name, conn } = this._dbConnection(connection);
+    if (this._ostroConfig.native) return super.createDatabaseDriver(nativeUrlOf(name, conn));
     if (conn.driver === 'sqlite' && !this._ostroConfig.query_builder) {
       const file = sqliteFileOf(conn);
       if (file !== null && file !== ':memory:') return this.createSqliteDriver(path.resolve(file));

@@ -238,6 +238,65 @@ fn memcached() -> Fixture {
     }
 }
 
+/// The machine's PostgreSQL / MariaDB server (`OSTRO_TEST_POSTGRES_URL` / `OSTRO_TEST_MYSQL_URL`
+/// override them), in a table of this test's own, dropped with the fixture. A server that is not
+/// running fails the test, naming it.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+fn database(postgres: bool) -> Fixture {
+    use ostro_session_core::handlers::database::DatabaseOptions;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let url = if postgres {
+        std::env::var("OSTRO_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    } else {
+        std::env::var("OSTRO_TEST_MYSQL_URL")
+            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
+    };
+    let table = format!(
+        "ostro_cas{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let hp = url.split_once("://").unwrap().1.split('/').next().unwrap();
+    let hp = hp.rsplit_once('@').map_or(hp, |(_, h)| h).to_owned();
+    if let Err(e) = std::net::TcpStream::connect(&hp) {
+        panic!("the database server at {hp} is not reachable ({e}): these tests need it running");
+    }
+    struct Drop_(bool, String, String);
+    impl Drop for Drop_ {
+        fn drop(&mut self) {
+            let sql = format!("DROP TABLE IF EXISTS {}", self.2);
+            let _ = if self.0 {
+                std::process::Command::new("psql")
+                    .args([self.1.as_str(), "-X", "-q", "-c", &sql])
+                    .output()
+            } else {
+                let rest = self.1.split_once("://").unwrap().1;
+                let (auth, db) = rest.split_once('/').unwrap();
+                let (user, hp) = auth.rsplit_once('@').unwrap();
+                let (host, port) = hp.split_once(':').unwrap_or((hp, "3306"));
+                std::process::Command::new("mariadb")
+                    .args(["-h", host, "-P", port, "-u", user, "-D", db, "-e", &sql])
+                    .output()
+            };
+        }
+    }
+    let h = ostro_session_core::DatabaseSessionHandler::new(
+        &url,
+        DatabaseOptions {
+            table: table.clone(),
+            ..DatabaseOptions::default()
+        },
+        None,
+    )
+    .unwrap();
+    Fixture {
+        handler: Arc::new(h),
+        _keep: Box::new(Drop_(postgres, url, table)),
+    }
+}
+
 // The in-memory array handler is inline: the binding runs it to completion on the JS thread,
 // where its saves interleave only at awaits, as on a current-thread runtime. The shared drivers
 // run on four threads.
@@ -278,6 +337,10 @@ driver_suite!(file, file());
 driver_suite!(sqlite, sqlite());
 driver_suite!(redis, redis());
 driver_suite!(memcached, memcached());
+#[cfg(feature = "postgres")]
+driver_suite!(postgres, database(true));
+#[cfg(feature = "mysql")]
+driver_suite!(mysql, database(false));
 
 /// The scripts run by SHA; a server that lost them (restart, `SCRIPT FLUSH`) gets them again.
 #[tokio::test]

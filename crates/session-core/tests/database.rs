@@ -967,3 +967,63 @@ async fn bad_row_alone(db: Db) {
         assert_eq!(i % 48, k, "{got}");
     }
 }
+
+both!(batched_compare_and_sets_decide_each_row_alone, cas_batches);
+/// Concurrent compare-and-sets are committed in batches (one statement or transaction): on one
+/// id exactly one of many racing sets from the same base wins and the others see its payload;
+/// on distinct ids every set wins; and one the table refuses (a user id longer than its
+/// varchar(255)) fails on its own.
+async fn cas_batches(db: Db) {
+    use ostro_session_core::CasOutcome;
+    let t = Table::new(db);
+    let h = Arc::new(t.handler(120.0, None));
+    let none = WriteMeta::default();
+    let one = sid("race", 0);
+    h.write(&one, "{\"v\":0}", &none).await.unwrap();
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..64usize {
+        let h = Arc::clone(&h);
+        let one = one.clone();
+        set.spawn(async move {
+            let none = WriteMeta::default();
+            // 32 racing on one id, 31 on ids of their own (fresh: previous ""), one too large.
+            let r = if i < 32 {
+                h.write_if_unchanged(&one, &format!("{{\"v\":{}}}", i + 1), "{\"v\":0}", &none)
+                    .await
+            } else if i == 40 {
+                let big = meta(None, None, Some(&"u".repeat(300)));
+                h.write_if_unchanged(&sid("own", i), "{\"big\":1}", "", &big)
+                    .await
+            } else {
+                h.write_if_unchanged(&sid("own", i), &format!("{{\"i\":{i}}}"), "", &none)
+                    .await
+            };
+            (i, r)
+        });
+    }
+    let mut winners = Vec::new();
+    let mut losers = Vec::new();
+    while let Some(r) = set.join_next().await {
+        let (i, r) = r.unwrap();
+        match (i, r) {
+            (i, Ok(CasOutcome::Written)) if i < 32 => winners.push(i),
+            (i, Ok(CasOutcome::Conflict(now))) if i < 32 => losers.push(now),
+            (40, Err(SessionError::TooLarge(_))) => {}
+            (i, Ok(CasOutcome::Written)) if i >= 32 && i != 40 => {}
+            (i, r) => panic!("set {i}: {r:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one racing set wins: {winners:?}");
+    let stored = h.read(&one).await.unwrap();
+    assert_eq!(stored, format!("{{\"v\":{}}}", winners[0] + 1));
+    assert_eq!(losers.len(), 31);
+    assert!(losers.iter().all(|l| *l == stored), "{losers:?}");
+    for i in 32..64usize {
+        let got = h.read(&sid("own", i)).await.unwrap();
+        if i == 40 {
+            assert_eq!(got, "", "the refused set wrote nothing");
+        } else {
+            assert_eq!(got, format!("{{\"i\":{i}}}"));
+        }
+    }
+}

@@ -10,7 +10,7 @@
 //! payloads may hold any character. `payload` is `LONGTEXT` (a migration's `TEXT` holds 64 KB;
 //! a longer payload is then refused with [`SessionError::TooLarge`]).
 
-use super::database::{coalesce, same_error, Row, Settings};
+use super::database::{coalesce, same_error, Cas, Row, Settings};
 use crate::error::{Result, SessionError};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Params, Pool, PoolConstraints, PoolOpts, TxOpts};
@@ -26,6 +26,12 @@ struct Sql {
     touch: String,
     destroy: String,
     gc: String,
+    /// Compare-and-set over the payload the request loaded (never '': a tombstone).
+    cas_update: String,
+    /// Compare-and-set for a request that loaded nothing: a plain insert, and when the id
+    /// exists, `cas_revive` replaces it only if it expired.
+    cas_insert: String,
+    cas_revive: String,
 }
 
 impl Sql {
@@ -48,12 +54,34 @@ impl Sql {
                  user_agent = COALESCE(VALUES(user_agent), user_agent), \
                  user_id = IF(?, VALUES(user_id), user_id)"
             ),
+            // A tombstone ('' payload) is never refreshed.
             touch: format!(
                 "UPDATE {t} SET last_activity = ? WHERE sid = ? \
+                 AND (last_activity >= ? OR last_activity IS NULL) AND payload <> ''"
+            ),
+            // A tombstone (see the module docs of the database driver), not a delete.
+            destroy: format!(
+                "UPDATE {t} SET payload = '', last_activity = ?, user_id = NULL WHERE sid = ?"
+            ),
+            gc: format!("DELETE FROM {t} WHERE last_activity < ?"),
+            // Compared as utf8mb4 bytes: a migration's table has a case-insensitive PAD SPACE
+            // collation, under which `payload = ?` would match a payload that differs in case.
+            cas_update: format!(
+                "UPDATE {t} SET payload = ?, last_activity = ?, \
+                 ip_address = COALESCE(?, ip_address), user_agent = COALESCE(?, user_agent), \
+                 user_id = IF(?, ?, user_id) \
+                 WHERE sid = ? AND CAST(CONVERT(payload USING utf8mb4) AS BINARY) = CAST(? AS BINARY) \
                  AND (last_activity >= ? OR last_activity IS NULL)"
             ),
-            destroy: format!("DELETE FROM {t} WHERE sid = ?"),
-            gc: format!("DELETE FROM {t} WHERE last_activity < ?"),
+            cas_insert: format!(
+                "INSERT INTO {t} (sid, payload, last_activity, ip_address, user_agent, user_id) \
+                 VALUES (?, ?, ?, ?, ?, ?)"
+            ),
+            // An expired row (tombstones included) is no record: replaced whole.
+            cas_revive: format!(
+                "UPDATE {t} SET payload = ?, last_activity = ?, ip_address = ?, user_agent = ?, \
+                 user_id = ? WHERE sid = ? AND last_activity < ?"
+            ),
         }
     }
 }
@@ -105,8 +133,9 @@ impl Mysql {
             // Payloads may hold any character; the default connection charset may be 3-byte utf8.
             .init(vec!["SET NAMES utf8mb4 COLLATE utf8mb4_bin"])
             .prefer_socket(false)
-            // 5 single-row statements and 2 × 7 batch sizes (see `many`), with room to spare.
-            .stmt_cache_size(32);
+            // 8 single-row statements, 2 × 7 upsert sizes (see `many`) and 7 lock sizes (see
+            // `cas_locked`), with room to spare.
+            .stmt_cache_size(48);
         Ok(Self {
             opts: Opts::from(opts),
             sql: Sql::for_table(&s.table),
@@ -194,9 +223,19 @@ impl Mysql {
     }
 
     /// Runs `f` on a pooled connection, once more on a fresh pool when the first try failed
-    /// because the server went away (every statement here is idempotent), all within the
-    /// command timeout.
+    /// because the server went away, all within the command timeout.
     async fn run<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T>
+    where
+        F: Fn(Conn) -> Fut + Send + Sync,
+        Fut: Future<Output = std::result::Result<T, mysql_async::Error>> + Send,
+        T: Send,
+    {
+        self.run_with(op, true, f).await
+    }
+
+    /// `run`, retrying on a broken connection only when `idempotent`: a compare-and-set that
+    /// may have been applied must not run twice.
+    async fn run_with<T, F, Fut>(&self, op: &'static str, idempotent: bool, f: F) -> Result<T>
     where
         F: Fn(Conn) -> Fut + Send + Sync,
         Fut: Future<Output = std::result::Result<T, mysql_async::Error>> + Send,
@@ -221,7 +260,7 @@ impl Mysql {
                     Ok(v) => return Ok(v),
                     Err(e) if is_unavailable(&e) => {
                         self.discard(&pool);
-                        if retried {
+                        if retried || !idempotent {
                             return Err(self.map_error(op, &e));
                         }
                         retried = true;
@@ -426,10 +465,55 @@ impl Mysql {
         }
     }
 
-    pub async fn destroy(&self, id: &str) -> Result<()> {
+    /// Writes `row` if the stored payload is still `previous` (`""`: no live record); `false`
+    /// when it is not, nothing written.
+    pub async fn write_if_unchanged(&self, row: &Row, previous: &str) -> Result<bool> {
+        let (sql, lifetime) = (&self.sql, self.s.lifetime_secs);
+        self.run_with("write", false, |mut c| async move {
+            cas_on(&mut c, sql, row, previous, lifetime).await
+        })
+        .await
+    }
+
+    /// Many compare-and-sets in one transaction (one commit) of four round trips whatever the
+    /// batch size: the compared rows are locked and read in one `SELECT … FOR UPDATE` (in index
+    /// order, so batches of other processes lock in the same order), compared here byte for
+    /// byte, and the matching ones written by one multi-row upsert (they are locked: nobody can
+    /// change them in between); sets for ids that had no record insert one by one. When the
+    /// transaction fails for another reason than the server (it is then rolled back whole), the
+    /// sets run one by one.
+    pub async fn cas_batch(&self, items: Vec<Cas>) -> Vec<Result<bool>> {
+        if let [c] = items.as_slice() {
+            return vec![self.write_if_unchanged(&c.row, &c.previous).await];
+        }
+        let (sql, s, items_ref) = (&self.sql, &self.s, &items);
+        let outcome = self
+            .run_with("write", false, |mut c| async move {
+                let mut tx = c.start_transaction(TxOpts::default()).await?;
+                let written = cas_locked(&mut tx, sql, s, items_ref).await?;
+                tx.commit().await?;
+                Ok(written)
+            })
+            .await;
+        match outcome {
+            Ok(w) => w.into_iter().map(Ok).collect(),
+            Err(e @ SessionError::Unavailable(_)) => {
+                items.iter().map(|_| Err(same_error(&e))).collect()
+            }
+            Err(_) => {
+                let mut out = Vec::with_capacity(items.len());
+                for c in &items {
+                    out.push(self.write_if_unchanged(&c.row, &c.previous).await);
+                }
+                out
+            }
+        }
+    }
+
+    pub async fn destroy(&self, id: &str, now: i64) -> Result<()> {
         let sql = &self.sql.destroy;
         self.run("destroy", |mut c| async move {
-            c.exec_drop(sql.as_str(), (id,)).await
+            c.exec_drop(sql.as_str(), (now, id)).await
         })
         .await
     }
@@ -494,6 +578,154 @@ fn many(table: &str, rows: &[Row], keep_user: bool) -> (String, Params) {
         values.push(r.user_id.as_deref().into());
     }
     (sql, Params::Positional(values))
+}
+
+/// `affected_rows` of a connection or a transaction (an inherent method of each).
+trait Affected {
+    fn affected(&self) -> u64;
+}
+
+impl Affected for Conn {
+    fn affected(&self) -> u64 {
+        self.affected_rows()
+    }
+}
+
+impl Affected for mysql_async::Transaction<'_> {
+    fn affected(&self) -> u64 {
+        self.affected_rows()
+    }
+}
+
+/// `sid`, `payload` and `last_activity` of a row locked by [`cas_locked`].
+type LockedRow = (Vec<u8>, Option<Vec<u8>>, Option<i64>);
+
+/// The body of [`Mysql::cas_batch`] inside its transaction: whether each set wrote.
+async fn cas_locked(
+    tx: &mut mysql_async::Transaction<'_>,
+    sql: &Sql,
+    s: &Settings,
+    items: &[Cas],
+) -> std::result::Result<Vec<bool>, mysql_async::Error> {
+    let mut written = vec![false; items.len()];
+    let ids: std::collections::BTreeSet<&str> = items
+        .iter()
+        .filter(|c| !c.previous.is_empty())
+        .map(|c| c.row.id.as_str())
+        .collect();
+    if !ids.is_empty() {
+        // Padded to a power of two (repeating the last id) so that a few texts stay cached.
+        let n = ids.len().next_power_of_two();
+        let mut lock = format!(
+            "SELECT sid, payload, last_activity FROM `{}` WHERE sid IN (",
+            sql.table
+        );
+        let mut params = Vec::with_capacity(n);
+        let last = ids.iter().next_back().copied().unwrap_or_default();
+        for (k, id) in ids
+            .iter()
+            .copied()
+            .chain(std::iter::repeat(last))
+            .take(n)
+            .enumerate()
+        {
+            lock.push_str(if k == 0 { "?" } else { ", ?" });
+            params.push(mysql_async::Value::from(id));
+        }
+        lock.push_str(") FOR UPDATE");
+        let rows: Vec<LockedRow> = tx.exec(lock, Params::Positional(params)).await?;
+        // What each id holds now, if it is a live record (tombstones hold "": never a match).
+        let mut now: std::collections::HashMap<Vec<u8>, Vec<u8>> = rows
+            .into_iter()
+            .filter(|(_, _, last)| last.is_none_or(|t| t >= s.cutoff()))
+            .map(|(id, p, _)| (id, p.unwrap_or_default()))
+            .collect();
+        let mut wins = Vec::new();
+        for (i, c) in items.iter().enumerate() {
+            if c.previous.is_empty() {
+                continue;
+            }
+            let key = c.row.id.as_bytes();
+            if now
+                .get(key)
+                .is_some_and(|p| p.as_slice() == c.previous.as_bytes())
+            {
+                written[i] = true;
+                // A later set of the same id in this batch compares with this one's payload.
+                now.insert(key.to_vec(), c.row.payload.as_bytes().to_vec());
+                wins.push(c.row.clone());
+            }
+        }
+        let (follow, keep): (Vec<Row>, Vec<Row>) =
+            coalesce(wins).into_iter().partition(|r| r.for_request);
+        for (rows, keep_user) in [(follow, false), (keep, true)] {
+            if !rows.is_empty() {
+                let (stmt, params) = many(&sql.table, &rows, keep_user);
+                tx.exec_drop(stmt, params).await?;
+            }
+        }
+    }
+    let mut fresh: Vec<usize> = (0..items.len())
+        .filter(|&i| items[i].previous.is_empty())
+        .collect();
+    fresh.sort_by(|&a, &b| items[a].row.id.cmp(&items[b].row.id));
+    for i in fresh {
+        written[i] = cas_on(tx, sql, &items[i].row, "", s.lifetime_secs).await?;
+    }
+    Ok(written)
+}
+
+/// One compare-and-set on `q` (see [`Mysql::write_if_unchanged`]): whether it wrote.
+async fn cas_on<Q: Queryable + Affected + Send>(
+    q: &mut Q,
+    sql: &Sql,
+    row: &Row,
+    previous: &str,
+    lifetime: i64,
+) -> std::result::Result<bool, mysql_async::Error> {
+    let cutoff = row.now - lifetime;
+    if previous.is_empty() {
+        let fresh = (
+            row.id.as_str(),
+            row.payload.as_str(),
+            row.now,
+            row.ip.as_deref(),
+            row.user_agent.as_deref(),
+            row.user_id.as_deref(),
+        );
+        match q.exec_drop(sql.cas_insert.as_str(), fresh).await {
+            Ok(()) => return Ok(true),
+            // 1062: the id exists; it is no record only if it expired. (InnoDB rolls back the
+            // statement only, not a transaction around it.)
+            Err(mysql_async::Error::Server(se)) if se.code == 1062 => {}
+            Err(e) => return Err(e),
+        }
+        let revive = Params::from(vec![
+            mysql_async::Value::from(row.payload.as_str()),
+            row.now.into(),
+            row.ip.as_deref().into(),
+            row.user_agent.as_deref().into(),
+            row.user_id.as_deref().into(),
+            row.id.as_str().into(),
+            cutoff.into(),
+        ]);
+        q.exec_drop(sql.cas_revive.as_str(), revive).await?;
+        return Ok(q.affected() > 0);
+    }
+    let p = Params::from(vec![
+        mysql_async::Value::from(row.payload.as_str()),
+        row.now.into(),
+        row.ip.as_deref().into(),
+        row.user_agent.as_deref().into(),
+        row.for_request.into(),
+        row.user_id.as_deref().into(),
+        row.id.as_str().into(),
+        previous.into(),
+        cutoff.into(),
+    ]);
+    q.exec_drop(sql.cas_update.as_str(), p).await?;
+    // Found rows are counted (client_found_rows): a match that changed nothing counts too.
+    Ok(q.affected() > 0)
 }
 
 fn params(r: &Row) -> Params {

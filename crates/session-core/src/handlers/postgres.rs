@@ -9,7 +9,7 @@
 //! payloads never carry one; a payload that does (or that starts with [`ESCAPE`]) is stored as
 //! [`ESCAPE`] + base64 and decoded on read, so the driver still round-trips any string.
 
-use super::database::{coalesce, same_error, Row, Settings};
+use super::database::{coalesce, same_error, unique_rounds, Cas, Row, Settings};
 use crate::error::{Result, SessionError};
 use base64::Engine as _;
 use std::future::Future;
@@ -36,6 +36,13 @@ struct Sql {
     touch: String,
     destroy: String,
     gc: String,
+    /// Compare-and-set over the payload the request loaded (never '': a tombstone).
+    cas_update: String,
+    /// Compare-and-set for a request that loaded nothing: inserts, or replaces an expired row.
+    cas_insert: String,
+    /// The same two for many rows in one statement (one commit), returning the ids written.
+    cas_update_many: String,
+    cas_insert_many: String,
 }
 
 impl Sql {
@@ -60,15 +67,56 @@ impl Sql {
             ),
             batch: batch(&t, "EXCLUDED.user_id"),
             batch_keep: batch(&t, "s.user_id"),
+            // A tombstone ('' payload) is never refreshed.
             touch: format!(
                 "UPDATE {t} SET last_activity = $3::bigint WHERE sid = $1 \
-                 AND (last_activity >= $2::bigint OR last_activity IS NULL)"
+                 AND (last_activity >= $2::bigint OR last_activity IS NULL) AND payload <> ''"
             ),
-            destroy: format!("DELETE FROM {t} WHERE sid = $1"),
+            // A tombstone (see the module docs of the database driver), not a delete.
+            destroy: format!(
+                "UPDATE {t} SET payload = '', last_activity = $2::bigint, user_id = NULL \
+                 WHERE sid = $1"
+            ),
             gc: format!("DELETE FROM {t} WHERE last_activity < $1::bigint"),
+            // text `=` compares bytes (deterministic collations), so no other payload matches.
+            cas_update: format!(
+                "UPDATE {t} SET payload = $2, last_activity = $3::bigint, \
+                 ip_address = COALESCE($4, ip_address), user_agent = COALESCE($5, user_agent), \
+                 user_id = CASE WHEN $7::boolean THEN $6 ELSE user_id END \
+                 WHERE sid = $1 AND payload = $8 \
+                 AND (last_activity >= $9::bigint OR last_activity IS NULL)"
+            ),
+            // An expired row (tombstones included) is no record: replaced whole. A live one,
+            // or a NULL last_activity (alive), is left alone and counts 0 rows. ($7: the
+            // lifetime in seconds.)
+            cas_insert: format!(
+                "INSERT INTO {t} AS s (sid, payload, last_activity, ip_address, user_agent, user_id) \
+                 VALUES ($1, $2, $3::bigint, $4, $5, $6) {REVIVE}"
+            ),
+            cas_update_many: format!(
+                "UPDATE {t} AS s SET payload = v.payload, last_activity = v.now, \
+                 ip_address = COALESCE(v.ip, s.ip_address), user_agent = COALESCE(v.ua, s.user_agent), \
+                 user_id = CASE WHEN v.req THEN v.uid ELSE s.user_id END \
+                 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], \
+                 $6::text[], $7::boolean[], $8::text[], $9::bigint[]) \
+                 AS v(sid, payload, now, ip, ua, uid, req, prev, cutoff) \
+                 WHERE s.sid = v.sid AND s.payload = v.prev \
+                 AND (s.last_activity >= v.cutoff OR s.last_activity IS NULL) RETURNING s.sid"
+            ),
+            cas_insert_many: format!(
+                "INSERT INTO {t} AS s (sid, payload, last_activity, ip_address, user_agent, user_id) \
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], \
+                 $6::text[]) {REVIVE} RETURNING s.sid"
+            ),
         }
     }
 }
+
+/// The conflict clause of a compare-and-set insert: only an expired row is replaced, whole.
+const REVIVE: &str = "ON CONFLICT (sid) DO UPDATE SET payload = EXCLUDED.payload, \
+     last_activity = EXCLUDED.last_activity, ip_address = EXCLUDED.ip_address, \
+     user_agent = EXCLUDED.user_agent, user_id = EXCLUDED.user_id \
+     WHERE s.last_activity < EXCLUDED.last_activity - $7::bigint";
 
 /// A multi-row upsert from arrays: one prepared statement for every batch size.
 fn batch(t: &str, user_id: &str) -> String {
@@ -92,6 +140,10 @@ struct Prepared {
     touch: Statement,
     destroy: Statement,
     gc: Statement,
+    cas_update: Statement,
+    cas_insert: Statement,
+    cas_update_many: Statement,
+    cas_insert_many: Statement,
 }
 
 /// Aborts the task driving a connection when the last user of its client is gone: against a
@@ -204,6 +256,10 @@ impl Postgres {
                 touch: prepare(&self.sql.touch).await?,
                 destroy: prepare(&self.sql.destroy).await?,
                 gc: prepare(&self.sql.gc).await?,
+                cas_update: prepare(&self.sql.cas_update).await?,
+                cas_insert: prepare(&self.sql.cas_insert).await?,
+                cas_update_many: prepare(&self.sql.cas_update_many).await?,
+                cas_insert_many: prepare(&self.sql.cas_insert_many).await?,
             })
         }
         .await
@@ -231,8 +287,19 @@ impl Postgres {
     }
 
     /// Runs `f` on the next client, once more on a fresh connection when the first failed on a
-    /// broken one (every statement here is idempotent), all within the command timeout.
+    /// broken one, all within the command timeout.
     async fn run<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T>
+    where
+        F: Fn(Conn) -> Fut + Send + Sync,
+        Fut: Future<Output = std::result::Result<T, tokio_postgres::Error>> + Send,
+        T: Send,
+    {
+        self.run_with(op, true, f).await
+    }
+
+    /// `run`, retrying on a broken connection only when `idempotent`: a compare-and-set that
+    /// may have been applied must not run twice.
+    async fn run_with<T, F, Fut>(&self, op: &'static str, idempotent: bool, f: F) -> Result<T>
     where
         F: Fn(Conn) -> Fut + Send + Sync,
         Fut: Future<Output = std::result::Result<T, tokio_postgres::Error>> + Send,
@@ -247,7 +314,7 @@ impl Postgres {
                     Ok(v) => return Ok(v),
                     Err(e) if is_unavailable(&e) => {
                         self.discard(i, Some(&c)).await;
-                        if retried {
+                        if retried || !idempotent {
                             return Err(self.map_error(op, &e));
                         }
                         retried = true;
@@ -492,9 +559,158 @@ impl Postgres {
         Ok(())
     }
 
-    pub async fn destroy(&self, id: &str) -> Result<()> {
+    /// Writes `row` if the stored payload is still `previous` (`""`: no live record); `false`
+    /// when it is not, nothing written.
+    pub async fn write_if_unchanged(&self, row: &Row, previous: &str) -> Result<bool> {
+        let payload = encode(&row.payload);
+        let payload: &str = &payload;
+        let lifetime = self.s.lifetime_secs;
+        let cutoff = row.now - lifetime;
+        let n = if previous.is_empty() {
+            self.run_with("write", false, |c| async move {
+                c.client
+                    .execute(
+                        &c.st.cas_insert,
+                        &[
+                            &row.id,
+                            &payload,
+                            &row.now,
+                            &row.ip,
+                            &row.user_agent,
+                            &row.user_id,
+                            &lifetime,
+                        ],
+                    )
+                    .await
+            })
+            .await?
+        } else {
+            // Stored payloads are encoded; the comparison is with what is stored.
+            let previous = encode(previous);
+            let previous: &str = &previous;
+            self.run_with("write", false, |c| async move {
+                c.client
+                    .execute(
+                        &c.st.cas_update,
+                        &[
+                            &row.id,
+                            &payload,
+                            &row.now,
+                            &row.ip,
+                            &row.user_agent,
+                            &row.user_id,
+                            &row.for_request,
+                            &previous,
+                            &cutoff,
+                        ],
+                    )
+                    .await
+            })
+            .await?
+        };
+        Ok(n > 0)
+    }
+
+    /// Many compare-and-sets, one statement (one commit) per kind and round of distinct ids;
+    /// when a statement fails for another reason than the server, its rows one by one.
+    pub async fn cas_batch(&self, items: Vec<Cas>) -> Vec<Result<bool>> {
+        if let [c] = items.as_slice() {
+            return vec![self.write_if_unchanged(&c.row, &c.previous).await];
+        }
+        let mut out: Vec<Option<Result<bool>>> = items.iter().map(|_| None).collect();
+        for round in unique_rounds(&items) {
+            let (inserts, updates): (Vec<usize>, Vec<usize>) = round
+                .into_iter()
+                .partition(|&i| items[i].previous.is_empty());
+            for (idx, insert) in [(inserts, true), (updates, false)] {
+                if idx.is_empty() {
+                    continue;
+                }
+                match self.cas_many(&items, &idx, insert).await {
+                    Ok(written) => {
+                        for i in idx {
+                            out[i] = Some(Ok(written.contains(&items[i].row.id)));
+                        }
+                    }
+                    Err(e @ SessionError::Unavailable(_)) => {
+                        for i in idx {
+                            out[i] = Some(Err(same_error(&e)));
+                        }
+                    }
+                    Err(_) => {
+                        for i in idx {
+                            let c = &items[i];
+                            out[i] = Some(self.write_if_unchanged(&c.row, &c.previous).await);
+                        }
+                    }
+                }
+            }
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(SessionError::Io("a batched write was lost".into()))))
+            .collect()
+    }
+
+    /// The rows `idx` of `items` (distinct ids) as one statement; the ids it wrote.
+    async fn cas_many(
+        &self,
+        items: &[Cas],
+        idx: &[usize],
+        insert: bool,
+    ) -> Result<std::collections::HashSet<String>> {
+        let rows: Vec<&Cas> = idx.iter().map(|&i| &items[i]).collect();
+        let ids: Vec<&str> = rows.iter().map(|c| c.row.id.as_str()).collect();
+        let payloads: Vec<String> = rows
+            .iter()
+            .map(|c| encode(&c.row.payload).into_owned())
+            .collect();
+        let nows: Vec<i64> = rows.iter().map(|c| c.row.now).collect();
+        let ips: Vec<Option<&str>> = rows.iter().map(|c| c.row.ip.as_deref()).collect();
+        let agents: Vec<Option<&str>> = rows.iter().map(|c| c.row.user_agent.as_deref()).collect();
+        let users: Vec<Option<&str>> = rows.iter().map(|c| c.row.user_id.as_deref()).collect();
+        let reqs: Vec<bool> = rows.iter().map(|c| c.row.for_request).collect();
+        let prevs: Vec<String> = rows
+            .iter()
+            .map(|c| encode(&c.previous).into_owned())
+            .collect();
+        let cutoffs: Vec<i64> = rows
+            .iter()
+            .map(|c| c.row.now - self.s.lifetime_secs)
+            .collect();
+        let lifetime = self.s.lifetime_secs;
+        let (ids, payloads, nows, ips, agents, users, reqs, prevs, cutoffs) = (
+            &ids, &payloads, &nows, &ips, &agents, &users, &reqs, &prevs, &cutoffs,
+        );
+        let written = self
+            .run_with("write", false, |c| async move {
+                if insert {
+                    c.client
+                        .query(
+                            &c.st.cas_insert_many,
+                            &[ids, payloads, nows, ips, agents, users, &lifetime],
+                        )
+                        .await
+                } else {
+                    c.client
+                        .query(
+                            &c.st.cas_update_many,
+                            &[
+                                ids, payloads, nows, ips, agents, users, reqs, prevs, cutoffs,
+                            ],
+                        )
+                        .await
+                }
+            })
+            .await?;
+        Ok(written
+            .iter()
+            .filter_map(|r| r.try_get::<_, String>(0).ok())
+            .collect())
+    }
+
+    pub async fn destroy(&self, id: &str, now: i64) -> Result<()> {
         self.run("destroy", |c| async move {
-            c.client.execute(&c.st.destroy, &[&id]).await
+            c.client.execute(&c.st.destroy, &[&id, &now]).await
         })
         .await?;
         Ok(())
