@@ -317,3 +317,101 @@ async fn memcached_and_cookie_cannot_enumerate() {
         .unwrap_err();
     assert_eq!(e.code(), "ERR_SESSION_UNSUPPORTED");
 }
+
+/// The database driver on the machine's servers, in a table of its own, dropped afterwards
+/// with the server's command-line client (also when the test panics).
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+struct DbTable {
+    url: String,
+    name: String,
+    drop_cmd: Vec<String>,
+}
+
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+impl DbTable {
+    fn new(postgres: bool) -> Self {
+        let name = format!(
+            "ostro_users_{}_{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        let (url, drop_cmd) = if postgres {
+            let url = std::env::var("OSTRO_TEST_POSTGRES_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+            let cmd = vec![
+                "psql".into(),
+                url.clone(),
+                "-X".into(),
+                "-q".into(),
+                "-c".into(),
+                format!("DROP TABLE IF EXISTS \"{name}\""),
+            ];
+            (url, cmd)
+        } else {
+            let url = std::env::var("OSTRO_TEST_MYSQL_URL")
+                .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into());
+            let cmd = [
+                "mariadb",
+                "-h",
+                "127.0.0.1",
+                "-u",
+                "root",
+                "-D",
+                "test",
+                "-e",
+            ]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .chain([format!("DROP TABLE IF EXISTS `{name}`")])
+            .collect();
+            (url, cmd)
+        };
+        Self {
+            url,
+            name,
+            drop_cmd,
+        }
+    }
+
+    fn handler(&self) -> ostro_session_core::DatabaseSessionHandler {
+        use ostro_session_core::handlers::database::DatabaseOptions;
+        ostro_session_core::DatabaseSessionHandler::new(
+            &self.url,
+            DatabaseOptions {
+                table: self.name.clone(),
+                ..DatabaseOptions::default()
+            },
+            None,
+        )
+        .unwrap()
+    }
+}
+
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+impl Drop for DbTable {
+    fn drop(&mut self) {
+        let out = std::process::Command::new(&self.drop_cmd[0])
+            .args(&self.drop_cmd[1..])
+            .output();
+        if !matches!(&out, Ok(o) if o.status.success()) && !std::thread::panicking() {
+            panic!("could not drop the test table {}: {out:?}", self.name);
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres() {
+    let t = DbTable::new(true);
+    scenario(Arc::new(t.handler())).await;
+}
+
+#[cfg(feature = "mysql")]
+#[tokio::test]
+async fn mysql() {
+    let t = DbTable::new(false);
+    scenario(Arc::new(t.handler())).await;
+}
