@@ -82,3 +82,41 @@ describe('OstroJS assistant commands for a user\'s sessions', { timeout: 30 * 60
     assert.match((await run(['session:list', '8'])).stdout, /1 live session for user 8/, 'live sessions stay');
   });
 });
+
+describe('OstroJS database driver over the query builder: session:list and session:revoke', { timeout: 30 * 60 * 1000 }, () => {
+  const key = newAppKey();
+  const env = { APP_KEY: key, SESSION_DRIVER: 'database', SESSION_QUERY_BUILDER: 'true' };
+  let dir;
+  let app;
+
+  before(async () => {
+    const install = await ensureInstall();
+    dir = makeApp(install);
+    assert.match((await assistant(dir, ['session:table'], env)).stdout, /Migration created successfully!/);
+    await assistant(dir, ['migrate'], env);
+    app = await startApp(dir, env);
+  }, { timeout: 20 * 60 * 1000 });
+
+  after(async () => {
+    if (app) await app.stop();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('lists the sessions the query-builder driver linked, and ends them', async () => {
+    const browsers = [];
+    for (const [name, user] of [['x', 'ada'], ['y', 'ada'], ['z', 'bob']]) {
+      const b = new Browser(app.base, { 'user-agent': `device ${name}` });
+      assert.deepEqual((await b.get(`/link?user=${user}`)).json, { user });
+      browsers.push(b);
+    }
+    const list = (await assistant(dir, ['session:list', 'ada'], env)).stdout;
+    assert.match(list, /2 live sessions for user ada/);
+    assert.match(list, /device x/);
+    assert.match(list, /device y/);
+    const [handle] = list.match(HANDLE);
+    assert.match((await assistant(dir, ['session:revoke', 'ada', handle], env)).stdout, /Ended session/);
+    assert.match((await assistant(dir, ['session:list', 'ada'], env)).stdout, /1 live session for user ada/);
+    assert.match((await assistant(dir, ['session:revoke', 'ada'], env)).stdout, /Ended 1 session of user ada/);
+    assert.match((await assistant(dir, ['session:list', 'bob'], env)).stdout, /1 live session for user bob/);
+  });
+});

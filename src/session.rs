@@ -461,14 +461,18 @@ impl NativeSession {
 
     /// `meta` as a JS driver's `write` gets it: `userId` set to the linked user (after
     /// `user_attribute` is applied), or cleared when the session is known to be unlinked.
+    /// `undefined` when there is nothing to hand over, as before a link existed.
     #[napi(catch_unwind)]
-    pub fn write_meta(&self, meta: Option<WriteMetaJs>) -> WriteMetaJs {
+    pub fn write_meta(&self, meta: Option<WriteMetaJs>) -> Option<WriteMetaJs> {
         let m = self.s().linked_meta(crate::handlers::meta_of(meta));
-        WriteMetaJs {
+        if m == ostro_session_core::WriteMeta::default() {
+            return None;
+        }
+        Some(WriteMetaJs {
             ip: m.ip,
             user_agent: m.user_agent,
             user_id: m.user_id,
-        }
+        })
     }
 
     /// Reads and decodes off the JS thread through a built-in handler, then applies.
