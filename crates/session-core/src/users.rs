@@ -152,7 +152,7 @@ pub fn describe(
             id: r.id,
         });
     }
-    live.sort_by(|a, b| b.last_activity_ms.cmp(&a.last_activity_ms));
+    live.sort_by_key(|s| std::cmp::Reverse(s.last_activity_ms));
     (live, stale)
 }
 

@@ -65,7 +65,12 @@ return redis.call('EXPIRE', KEYS[1], ARGV[1])";
 /// plain when ARGV[1] is `*`) and the user's index in one step. KEYS: the session, the user's
 /// sorted set (id scored by last activity in ms), the user's hash (id -> `[ip, user agent]`).
 /// ARGV: expected SHA-1 or `*`, payload, TTL in seconds, tombstone, now (ms), id, the client
-/// JSON (`""`: keep), the score below which entries are expired. Replies as [`CAS_SCRIPT`].
+/// JSON (`""`: keep), the score below which entries are expired, the index's TTL in seconds.
+/// Replies as [`CAS_SCRIPT`].
+///
+/// The index keeps last activity to [`INDEX_RESOLUTION_MS`]: an entry refreshed less than that
+/// ago is left alone (one `ZSCORE`), so a busy session costs the index almost nothing; the
+/// index's TTL is the lifetime plus that resolution, so it never expires before its sessions.
 const INDEXED_WRITE_SCRIPT: &str = "if ARGV[1] ~= '*' then
 local cur = redis.call('GET', KEYS[1])
 if cur == ARGV[4] then return {''} end
@@ -74,6 +79,8 @@ if cur then h = redis.sha1hex(cur) end
 if h ~= ARGV[1] then return {cur or ''} end
 end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+local at = redis.call('ZSCORE', KEYS[2], ARGV[6])
+if at and tonumber(at) > tonumber(ARGV[5]) - 60000 then return 1 end
 local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[8])
 if #old > 0 then
 redis.call('ZREM', KEYS[2], unpack(old))
@@ -81,21 +88,26 @@ redis.call('HDEL', KEYS[3], unpack(old))
 end
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[6])
 if ARGV[7] ~= '' then redis.call('HSET', KEYS[3], ARGV[6], ARGV[7]) end
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-redis.call('EXPIRE', KEYS[3], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[9])
+redis.call('EXPIRE', KEYS[3], ARGV[9])
 return 1";
 
+/// How precisely the user index tracks last activity, in ms (see [`INDEXED_WRITE_SCRIPT`]).
+pub const INDEX_RESOLUTION_MS: i64 = 60_000;
+
 /// A touch of a session linked to a user: [`TOUCH_SCRIPT`], then the index as in
-/// [`INDEXED_WRITE_SCRIPT`]. KEYS: the same three. ARGV: TTL, tombstone, now (ms), id, client
-/// JSON (`""`: keep).
+/// [`INDEXED_WRITE_SCRIPT`] (with its resolution). KEYS: the same three. ARGV: TTL, tombstone,
+/// now (ms), id, client JSON (`""`: keep), the index's TTL.
 const INDEXED_TOUCH_SCRIPT: &str = "local n = redis.call('STRLEN', KEYS[1])
 if n == 0 then return 0 end
 if n == #ARGV[2] and redis.call('GET', KEYS[1]) == ARGV[2] then return 0 end
 redis.call('EXPIRE', KEYS[1], ARGV[1])
+local at = redis.call('ZSCORE', KEYS[2], ARGV[4])
+if at and tonumber(at) > tonumber(ARGV[3]) - 60000 then return 1 end
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[3], ARGV[4], ARGV[5]) end
-redis.call('EXPIRE', KEYS[2], ARGV[1])
-redis.call('EXPIRE', KEYS[3], ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[6])
+redis.call('EXPIRE', KEYS[3], ARGV[6])
 return 1";
 
 /// The SHA-1 of `text`, as lowercase hex (what `EVALSHA` and `redis.sha1hex` use).
@@ -456,6 +468,11 @@ impl RedisSessionHandler {
         clock::ttl_seconds(self.lifetime_ms)
     }
 
+    /// The TTL of a user's index, in seconds: the lifetime plus the index's resolution.
+    fn index_ttl(&self) -> u64 {
+        clock::ttl_seconds(self.lifetime_ms.saturating_add(INDEX_RESOLUTION_MS))
+    }
+
     /// The key prefix.
     pub fn prefix(&self) -> &str {
         &self.prefix
@@ -491,8 +508,9 @@ impl RedisSessionHandler {
         let cutoff = now.saturating_sub(self.lifetime_ms).to_string();
         let now = now.to_string();
         let client = client_json(meta);
+        let index_ttl = self.index_ttl().to_string();
         let keys = [key.as_str(), set.as_str(), hash.as_str()];
-        let args: [&[u8]; 8] = [
+        let args: [&[u8]; 9] = [
             expected.as_bytes(),
             data.as_bytes(),
             ttl.as_bytes(),
@@ -501,6 +519,7 @@ impl RedisSessionHandler {
             id.as_bytes(),
             client.as_bytes(),
             cutoff.as_bytes(),
+            index_ttl.as_bytes(),
         ];
         self.query_or(
             "write",
@@ -805,13 +824,15 @@ impl SessionHandler for RedisSessionHandler {
         let ttl = self.ttl_seconds().to_string();
         let now = now_ms().to_string();
         let client = client_json(meta);
+        let index_ttl = self.index_ttl().to_string();
         let keys = [key.as_str(), set.as_str(), hash.as_str()];
-        let args: [&[u8]; 5] = [
+        let args: [&[u8]; 6] = [
             ttl.as_bytes(),
             TOMBSTONE.as_bytes(),
             now.as_bytes(),
             id.as_bytes(),
             client.as_bytes(),
+            index_ttl.as_bytes(),
         ];
         let n: i64 = self
             .query_or(
@@ -1013,6 +1034,13 @@ mod tests {
             },
         );
         assert!(e.to_string().contains("tls.caFile"), "{e}");
+    }
+
+    #[test]
+    fn the_index_scripts_use_the_resolution_constant() {
+        let lit = format!("- {INDEX_RESOLUTION_MS} then return 1 end");
+        assert!(INDEXED_WRITE_SCRIPT.contains(&lit));
+        assert!(INDEXED_TOUCH_SCRIPT.contains(&lit));
     }
 
     #[test]
