@@ -38,7 +38,8 @@ export interface SessionError extends Error {
     | 'ERR_SESSION_UNAVAILABLE'
     | 'ERR_SESSION_BUSY'
     | 'ERR_SESSION_TIMEOUT'
-    | 'ERR_SESSION_HANDLER';
+    | 'ERR_SESSION_HANDLER'
+    | 'ERR_SESSION_UNSUPPORTED';
 }
 
 /** Options shared by handlers that expire data themselves. */
@@ -90,6 +91,35 @@ export interface CustomSessionHandler {
    * keeps last-writer-wins. `meta` is what `write()` gets (the request's ip, user agent, user id).
    */
   writeIfUnchanged?(sessionId: string, data: string, previousData: string, meta?: WriteMeta): boolean | Promise<boolean>;
+  /**
+   * Optional, for manager.sessionsOf(): the driver's index entries of `userId` (sessions whose
+   * write had `meta.userId === userId`), each with its stored payload ('' when gone).
+   */
+  sessionsOf?(userId: string): UserSessionRecord[] | Promise<UserSessionRecord[]>;
+  /** Optional: prunes stale entries the engine found in `sessionsOf`. */
+  unlinkSessions?(userId: string, ids: string[]): unknown;
+}
+
+/** One index entry a custom driver's `sessionsOf` returns. */
+export interface UserSessionRecord {
+  id: string;
+  payload: string;
+  /** Last write or touch, in ms since the epoch. */
+  lastActivity: number;
+  ipAddress?: string | null;
+  userAgent?: string | null;
+}
+
+/** One live session of a user, as manager.sessionsOf() lists it (never the id). */
+export interface UserSession {
+  /** A keyed hash of the id (HMAC-SHA256 under the app key, 32 hex digits). */
+  handle: string;
+  createdAt: Date | null;
+  lastActivity: Date;
+  ipAddress: string | null;
+  userAgent: string | null;
+  /** Whether this is the `current` Store passed to sessionsOf(). */
+  current: boolean;
 }
 
 /** Base of the built-in drivers: every method returns a Promise and runs off the JS thread. */
@@ -273,6 +303,10 @@ export class Store<Data extends object = Record<string, unknown>> {
   getHandler(): NativeSessionHandler | CustomSessionHandler;
   /** Request metadata passed to the handler's `write`. */
   setRequestMeta(meta: WriteMeta | undefined): void;
+  /** Links the session to a user (null unlinks); saved with the session, indexed by the driver. */
+  setUser(id: string | number | bigint | null): void;
+  /** The linked user's id, or null. */
+  getUser(): string | null;
   /** Loads the session; a corrupt or missing payload gives an empty session. */
   start(): Promise<true>;
   /**
@@ -416,6 +450,8 @@ export interface SessionConfig {
   previous_keys?: string[] | string;
   /** 'ostro': CSRF tokens in the format OstroJS's VerifyCsrfToken checks (the default under OstroJS); 'laravel': 40 alphanumerics. */
   csrf?: 'ostro' | 'laravel' | null;
+  /** The attribute (a dot path such as 'auth.id') whose value links the session to a user at every save. */
+  user_attribute?: string | null;
 }
 
 /** The Store each request gets from a SessionManager; it notes whether `token()` was read. */
@@ -491,6 +527,15 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
   runLottery(handler?: unknown): boolean;
   /** Runs gc now on a driver (the default one). */
   collectGarbage(handler?: unknown): Promise<number>;
+  /**
+   * The live sessions of a user on the default driver, newest first; `current` marks the given
+   * Store. Rejects with ERR_SESSION_UNSUPPORTED on drivers that cannot enumerate (memcached, cookie).
+   */
+  sessionsOf(userId: string | number, options?: { current?: Store<Data> }): Promise<UserSession[]>;
+  /** Ends the user's session shown as `handle`; false when the user has no live session with it. */
+  destroySession(userId: string | number, handle: string): Promise<boolean>;
+  /** Ends every live session of the user except `except` ("log out other devices"); resolves to how many. */
+  destroyUserSessions(userId: string | number, options?: { except?: Store<Data> }): Promise<number>;
   /**
    * The middleware. Outside OstroJS it resolves the driver now, so an unknown driver name fails
    * at start-up: register custom drivers with `extend()` before calling it. With

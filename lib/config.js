@@ -104,6 +104,8 @@ const CONFIG_KEYS = new Set([
   'table', 'store', 'prefix', 'lottery', 'cookie', 'path', 'domain', 'secure', 'http_only',
   'same_site', 'resave', 'saveUninitialized', 'signed', 'previous_url', 'trust_proxy', 'csrf',
   'key', 'previous_keys',
+  // A user's sessions (issue 13).
+  'user_attribute',
 ]);
 
 /**
@@ -145,6 +147,8 @@ function normalize(config) {
     trust_proxy: bool(c, 'trust_proxy', false),
     csrf,
     ...keysOf(c),
+    // The attribute (a dot path such as 'auth.id') that links a session to a user at each save.
+    user_attribute: str(c, 'user_attribute', null, { nullable: true }),
   };
   if (out.same_site === 'none' && out.secure !== true) {
     throw sessionError('ERR_SESSION_INVALID_OPTION', 'session config "same_site" is \'none\' but "secure" is not true: browsers drop SameSite=None cookies without the Secure attribute, so every request would start a new session. Set secure: true (HTTPS) or use same_site \'lax\'.');

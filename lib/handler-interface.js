@@ -26,6 +26,17 @@ class SessionHandlerInterface {
   // record that read() reports gone drops the save. To make a logout stick, destroy() may keep a
   // tombstone that read() reports as `''` but that never matches any `previousData`, `''`
   // included. Without this method the driver keeps last-writer-wins (the conformance kit says so).
+  //
+  //   sessionsOf(userId) -> Array<{ id, payload, lastActivity, ipAddress?, userAgent? }> | Promise
+  //   unlinkSessions(userId, ids) -> void | Promise<void>
+  //
+  // A user's sessions (issue 13): `write(sessionId, data, meta)` gets the session's linked user
+  // as `meta.userId`; a driver that indexes sessions by it may implement sessionsOf, returning
+  // its index entries for that user with each session's stored payload (`''` when gone) and last
+  // activity (ms). The engine keeps only entries whose payload is live and still linked to that
+  // user, shows them by handle, and hands the rest to unlinkSessions (optional) to prune. Without
+  // sessionsOf, manager.sessionsOf/destroySession/destroyUserSessions reject with
+  // ERR_SESSION_UNSUPPORTED naming the driver. Ending a session uses destroy().
   /** Removes sessions idle for more than `lifetimeSeconds`; returns how many. */
   gc(lifetimeSeconds) { // eslint-disable-line no-unused-vars
     return 0;

@@ -9,7 +9,7 @@
 const path = require('node:path');
 const native = require('./native');
 const { HttpStore, tokenWasRead, internals } = require('./store');
-const { sessionError } = require('./errors');
+const { sessionError, rethrow } = require('./errors');
 const { rejectUnknown } = require('./options');
 const { normalize, invalid } = require('./config');
 const { ArraySessionHandler, FileSessionHandler, NativeSessionHandler } = require('./handlers');
@@ -293,6 +293,7 @@ class SessionManager {
       nativeOpts.encryptKeys = this._keys();
       nativeOpts.encryptMigrate = this._config.encrypt_migrate;
     }
+    if (this._config.user_attribute !== null) nativeOpts.userAttribute = this._config.user_attribute;
     const opts = { native: nativeOpts };
     if (this._timeoutMs !== undefined) opts.timeoutMs = this._timeoutMs;
     this._storeOptions = opts;
@@ -520,6 +521,97 @@ class SessionManager {
     return h.gc(secs);
   }
 
+  // ----- a user's sessions (issue 13) ------------------------------------------------------------
+
+  /**
+   * The live sessions of `userId` on the default driver, newest activity first, each as
+   * `{ handle, createdAt, lastActivity, ipAddress, userAgent, current }`. `handle` is a keyed hash
+   * of the id (safe to show in a page); `current` marks `options.current` (the caller's Store).
+   * Rejects with `ERR_SESSION_UNSUPPORTED` on drivers that cannot enumerate (memcached, cookie).
+   * @param {string|number} userId
+   * @param {{ current?: { getId(): string } }} [options]
+   */
+  async sessionsOf(userId, options) {
+    const c = this._userCall(userId, options);
+    if (c.native) {
+      c.handler._tick();
+      const list = await native.userSessionsOf(c.handler._native, c.user, c.opts).catch(rethrow);
+      return list.map(userSession);
+    }
+    return (await this._jsUserSessions(c)).sessions.map(userSession);
+  }
+
+  /**
+   * Ends the session of `userId` shown as `handle` (by `sessionsOf`); its record gets the same
+   * tombstone a logout leaves. Resolves to `false` when that user has no live session with it.
+   * @param {string|number} userId
+   * @param {string} handle
+   */
+  async destroySession(userId, handle) {
+    if (typeof handle !== 'string') throw sessionError('ERR_SESSION_INVALID_OPTION', 'destroySession() takes the handle that sessionsOf() listed');
+    native.checkSessionHandle(handle);
+    const c = this._userCall(userId, undefined);
+    if (c.native) {
+      c.handler._tick();
+      return native.destroyUserSession(c.handler._native, c.user, handle, c.opts).catch(rethrow);
+    }
+    const d = await this._jsUserSessions(c);
+    const i = d.sessions.findIndex((s) => s.handle === handle);
+    if (i === -1) return false;
+    await c.handler.destroy(d.ids[i]);
+    if (typeof c.handler.unlinkSessions === 'function') await c.handler.unlinkSessions(c.user, [d.ids[i]]);
+    return true;
+  }
+
+  /**
+   * Ends every live session of `userId`, except `options.except` (the caller's Store: "log out
+   * other devices"). Resolves to how many ended.
+   * @param {string|number} userId
+   * @param {{ except?: { getId(): string } }} [options]
+   */
+  async destroyUserSessions(userId, options) {
+    const except = options && options.except ? storeId(options.except, 'except') : null;
+    const c = this._userCall(userId, undefined);
+    if (c.native) {
+      c.handler._tick();
+      return native.destroyUserSessions(c.handler._native, c.user, except, c.opts).catch(rethrow);
+    }
+    const d = await this._jsUserSessions(c);
+    const ended = d.ids.filter((id) => id !== except);
+    for (const id of ended) await c.handler.destroy(id);
+    if (ended.length > 0 && typeof c.handler.unlinkSessions === 'function') await c.handler.unlinkSessions(c.user, ended);
+    return ended.length;
+  }
+
+  _userCall(userId, options) {
+    let user;
+    if (typeof userId === 'string' && userId !== '') user = userId;
+    else if (typeof userId === 'number' && Number.isSafeInteger(userId)) user = String(userId);
+    else throw sessionError('ERR_SESSION_INVALID_OPTION', `a user id must be a non-empty string or an integer, got ${typeof userId === 'string' ? 'an empty string' : typeof userId}`);
+    const handler = this.driver();
+    const n = this._nativeOptions(handler).native;
+    const opts = { key: this._key(), encryptKeys: n.encryptKeys, encryptMigrate: n.encryptMigrate };
+    if (options && options.current) opts.current = storeId(options.current, 'current');
+    return { user, handler, opts, native: handler instanceof NativeSessionHandler, name: this.getDefaultDriver() };
+  }
+
+  // A custom driver's optional sessionsOf(userId), checked by the engine as the built-in ones are.
+  async _jsUserSessions(c) {
+    const h = c.handler;
+    if (h instanceof CookieSessionHandler || typeof h.sessionsOf !== 'function') native.unsupportedUserSessions(c.name);
+    const records = await h.sessionsOf(c.user);
+    if (!Array.isArray(records)) throw sessionError('ERR_SESSION_VALUE', `session handler sessionsOf() must return an array of { id, payload, lastActivity, ipAddress, userAgent }, got ${typeof records}`);
+    let d;
+    try {
+      d = native.describeUserSessions(records, c.user, c.opts);
+    } catch (err) {
+      if (err && err.code) throw err;
+      throw sessionError('ERR_SESSION_VALUE', `session handler sessionsOf() returned a bad entry: ${err && err.message}`);
+    }
+    if (d.stale.length > 0 && typeof h.unlinkSessions === 'function') await h.unlinkSessions(c.user, d.stale);
+    return d;
+  }
+
   // ----- middleware and lifecycle ----------------------------------------------------------------
 
   /**
@@ -561,6 +653,24 @@ class SessionManager {
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
   }
+}
+
+/** A user's session as sessionsOf() shows it: times as Dates. */
+function userSession(s) {
+  return {
+    handle: s.handle,
+    createdAt: s.createdAt === null || s.createdAt === undefined ? null : new Date(s.createdAt),
+    lastActivity: new Date(s.lastActivity),
+    ipAddress: s.ipAddress ?? null,
+    userAgent: s.userAgent ?? null,
+    current: s.current,
+  };
+}
+
+/** The id of a Store passed as `current`/`except` (it stays in this process). */
+function storeId(store, what) {
+  if (!store || typeof store.getId !== 'function') throw sessionError('ERR_SESSION_INVALID_OPTION', `option "${what}" must be a session Store (req.session)`);
+  return store.getId();
 }
 
 /** `ERR_SESSION_INVALID_OPTION` for a driver name nobody knows, listing the ones that exist. */

@@ -143,8 +143,28 @@ class Store {
       this._tick();
       return this._s.saveNative(this._nativeHandler, resave, meta).catch(rethrow);
     }
-    return bridge.save(this, this._handler, this._s, this._timeoutMs, resave, meta);
+    // A JS driver's write gets the linked user as `meta.userId`; native drivers get it in Rust.
+    return bridge.save(this, this._handler, this._s, this._timeoutMs, resave, this._s.writeMeta(meta));
   }
+
+  // ----- the user link (issue 13) -------------------------------------------------------------
+
+  /**
+   * Links the session to a user (a string or an integer id), or unlinks it with `null`; stored
+   * at the next save, which indexes the session under that user (`manager.sessionsOf`).
+   */
+  setUser(id) {
+    let user;
+    if (id === null || id === undefined) user = null;
+    else if (typeof id === 'string') user = id;
+    else if (typeof id === 'number' && Number.isSafeInteger(id)) user = String(id);
+    else if (typeof id === 'bigint') user = id.toString();
+    else throw sessionError('ERR_SESSION_VALUE', `setUser() takes a user id (a string or an integer) or null, got ${typeof id}`);
+    this._s.setUser(user);
+  }
+
+  /** The linked user's id, or `null`. */
+  getUser() { return this._s.getUser(); }
 
   _tick() {
     if (this._handler._now !== null) this._handler._tick();

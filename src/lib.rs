@@ -14,6 +14,7 @@ pub mod js_handler;
 pub mod request;
 pub mod runtime;
 pub mod session;
+pub mod users;
 pub mod values;
 
 #[global_allocator]

@@ -27,6 +27,9 @@ pub struct NativeSessionOptions {
     pub encrypt_keys: Option<Vec<String>>,
     /// With `encryptKeys`: read an unsealed payload once and seal it at the next save.
     pub encrypt_migrate: Option<bool>,
+    /// `user_attribute`: the attribute (a dot path) whose value links the session to a user at
+    /// every save.
+    pub user_attribute: Option<String>,
 }
 
 /// One session's attributes and id.
@@ -58,6 +61,7 @@ impl NativeSession {
                     opts.max_payload_bytes = max as usize;
                 }
             }
+            opts.user_attribute = o.user_attribute.filter(|a| !a.is_empty());
             crate::crypto::configure(
                 &mut opts,
                 o.token_format.as_deref(),
@@ -443,6 +447,34 @@ impl NativeSession {
         self.s().saved_as(payload);
     }
 
+    /// Links the session to a user (`null` unlinks); stored at the next save.
+    #[napi(catch_unwind)]
+    pub fn set_user(&self, env: Env, user: Option<String>) -> Result<()> {
+        self.s().set_user(user.as_deref()).or_throw(&env)
+    }
+
+    /// The linked user's id, or `null`.
+    #[napi(catch_unwind)]
+    pub fn get_user(&self) -> Option<String> {
+        self.s().user().map(str::to_owned)
+    }
+
+    /// `meta` as a JS driver's `write` gets it: `userId` set to the linked user (after
+    /// `user_attribute` is applied), or cleared when the session is known to be unlinked.
+    /// `undefined` when there is nothing to hand over, as before a link existed.
+    #[napi(catch_unwind)]
+    pub fn write_meta(&self, meta: Option<WriteMetaJs>) -> Option<WriteMetaJs> {
+        let m = self.s().linked_meta(crate::handlers::meta_of(meta));
+        if m == ostro_session_core::WriteMeta::default() {
+            return None;
+        }
+        Some(WriteMetaJs {
+            ip: m.ip,
+            user_agent: m.user_agent,
+            user_id: m.user_id,
+        })
+    }
+
     /// Reads and decodes off the JS thread through a built-in handler, then applies.
     #[napi(catch_unwind, ts_return_type = "Promise<boolean>")]
     pub fn start_native<'env>(
@@ -619,19 +651,19 @@ impl NativeSession {
         SessionError,
     > {
         let h = Arc::clone(&handler.inner);
-        let (id, action) = {
+        let (id, action, meta) = {
             let mut s = self.s();
             let action = s.prepare_save(resave);
-            (s.id().to_owned(), action)
+            let meta = s.write_meta(crate::handlers::meta_of(meta));
+            (s.id().to_owned(), action, meta)
         };
         let action = action?;
-        let meta = crate::handlers::meta_of(meta);
         let inner = Arc::clone(&self.inner);
         Ok(async move {
             let payload = match action {
                 SaveAction::Write(p) => p,
                 SaveAction::Touch => {
-                    let found = h.touch(&id).await?;
+                    let found = h.touch_with_meta(&id, &meta).await?;
                     // The lock is held for this sync step only, never across the await.
                     let next = lock(&inner).after_touch(found)?;
                     match next {

@@ -153,6 +153,15 @@ function evaluate(data) {
     add(kase, `<= ${max}× slower per cycle`, ratio(x.slowdown), x.slowdown <= max, `${fmt(x.smallPerSec, 0)} → ${fmt(x.bigPerSec, 0)} cycles/s at concurrency ${x.conc}`);
   }
 
+  // The per-user index on the save path (issue 13)
+  const ui = data.userindex || {};
+  for (const fam of ['redis', 'sqlite']) {
+    const x = ui[`${fam}@64`];
+    const kase = `user index on the ${fam} cycle, concurrency 64`;
+    if (!x) { add(kase, '<= 10 % slower', '–', null, 'not run'); continue; }
+    add(kase, '<= 10 % slower', `${fmt((x.cost - 1) * 100, 1)} %`, x.cost <= 1.1, `${fmt(x.off, 0)} → ${fmt(x.on, 0)} cycles/s`);
+  }
+
   // Floors
   const floorRows = [];
   for (const [id, d] of Object.entries(st)) {

@@ -169,6 +169,24 @@ class DatabaseSessionHandler extends SessionHandlerInterface {
     return Number(n) || 0;
   }
 
+  /**
+   * The live rows linked to `userId` (by the indexed user_id column), for `manager.sessionsOf()`:
+   * the engine checks each payload's link and reads the creation time from it.
+   */
+  async sessionsOf(userId) {
+    const now = this._seconds();
+    const q = this._alive(this._query().where('user_id', String(userId)), now);
+    const rows = await q.select('sid', 'payload', 'last_activity', 'ip_address', 'user_agent').get();
+    const text = (v) => (v === null || v === undefined ? undefined : Buffer.isBuffer(v) ? v.toString('utf8') : String(v));
+    return Array.from(rows || [], (r) => ({
+      id: String(r.sid),
+      payload: text(r.payload) || '',
+      lastActivity: (r.last_activity === null || r.last_activity === undefined ? now : Number(r.last_activity)) * 1000,
+      ipAddress: text(r.ip_address),
+      userAgent: text(r.user_agent),
+    }));
+  }
+
   /** Refreshes `last_activity` of a live row; `false` when there is none (or a tombstone). */
   async touch(sessionId) {
     const now = this._seconds();

@@ -38,6 +38,22 @@ class SessionServiceProvider extends ServiceProvider {
       const OstroSessionManager = require('./sessionManager');
       return new OstroSessionManager(app);
     });
+    this.registerUserCommands();
+  }
+
+  // `session:list`, `session:revoke`, `session:prune` (issue 13), as the framework registers
+  // `session:table`: container singletons handed to the assistant by `commands()`.
+  registerUserCommands() {
+    if (typeof this.commands !== 'function' || typeof this.$app.singleton !== 'function') return;
+    const names = {
+      'command.session.list': 'SessionListCommand',
+      'command.session.revoke': 'SessionRevokeCommand',
+      'command.session.prune': 'SessionPruneCommand',
+    };
+    for (const [key, cls] of Object.entries(names)) {
+      this.$app.singleton(key, () => new (require('./console/sessionUserCommands')[cls])());
+    }
+    this.commands(Object.keys(names));
   }
 
   boot() {

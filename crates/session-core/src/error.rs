@@ -37,6 +37,10 @@ pub enum SessionError {
     /// A custom handler failed (`ERR_SESSION_HANDLER`).
     #[error("{0}")]
     Handler(String),
+    /// The driver cannot do what was asked (`ERR_SESSION_UNSUPPORTED`): memcached and cookie
+    /// sessions cannot be listed per user, for instance. The message names the driver.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl SessionError {
@@ -53,6 +57,7 @@ impl SessionError {
             Self::Timeout(_) => "ERR_SESSION_TIMEOUT",
             Self::Conflict(_) => "ERR_SESSION_CONFLICT",
             Self::Handler(_) => "ERR_SESSION_HANDLER",
+            Self::Unsupported(_) => "ERR_SESSION_UNSUPPORTED",
         }
     }
 

@@ -22,6 +22,22 @@ pub struct WriteMeta {
 /// process of another version sharing the store) agrees on it.
 pub const TOMBSTONE: &str = "!";
 
+/// One entry of a driver's index of a user's sessions (see [`crate::users`]), as the driver
+/// holds it: the engine decodes `payload` to check the link and read the creation time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserRecord {
+    /// The session id (never shown to callers: the engine turns it into a handle).
+    pub id: String,
+    /// The stored payload; `""` when the session is gone (destroyed, expired, a tombstone).
+    pub payload: String,
+    /// Last write or touch, in ms since the Unix epoch.
+    pub last_activity_ms: i64,
+    /// The client IP address of the last write that had one.
+    pub ip: Option<String>,
+    /// The `User-Agent` of the last write that had one.
+    pub user_agent: Option<String>,
+}
+
 /// How a conditional write ([`SessionHandler::write_if_unchanged`]) ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CasOutcome {
@@ -82,5 +98,31 @@ pub trait SessionHandler: Send + Sync + 'static {
     /// handlers): callers may then run it in place instead of hopping to another thread.
     fn is_inline(&self) -> bool {
         false
+    }
+
+    // ----- a user's sessions (see crate::users) ------------------------------------------------
+
+    /// [`SessionHandler::touch`] for a save that knows the request's metadata (`meta.user_id`
+    /// is the session's linked user): a driver whose user index records activity refreshes it
+    /// too. The default is a plain touch.
+    async fn touch_with_meta(&self, id: &str, meta: &WriteMeta) -> Result<bool> {
+        let _ = meta;
+        self.touch(id).await
+    }
+    /// The entries of `user`'s index, stale ones included (the engine checks each against its
+    /// payload and prunes through [`SessionHandler::unlink_user`]). A driver indexes a session
+    /// under `meta.user_id` at every write. The default: [`crate::SessionError::Unsupported`], naming
+    /// the driver.
+    async fn user_sessions(&self, user: &str) -> Result<Vec<UserRecord>> {
+        let _ = user;
+        Err(crate::users::unsupported(
+            crate::users::driver_name::<Self>(),
+        ))
+    }
+    /// Removes `ids` from `user`'s index (stale entries); the records themselves are untouched.
+    /// Drivers whose index is a column of the record itself have nothing to do.
+    async fn unlink_user(&self, user: &str, ids: &[String]) -> Result<()> {
+        let _ = (user, ids);
+        Ok(())
     }
 }

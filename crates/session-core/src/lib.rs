@@ -24,6 +24,7 @@ pub mod clock;
 pub mod cookie_header;
 pub mod crypto;
 pub mod error;
+pub mod handle;
 pub mod handler;
 pub mod handlers;
 pub mod id;
@@ -34,9 +35,10 @@ pub mod payload;
 pub mod session;
 pub mod set_cookie;
 pub mod token;
+pub mod users;
 
 pub use error::{Result, SessionError};
-pub use handler::{CasOutcome, SessionHandler, WriteMeta};
+pub use handler::{CasOutcome, SessionHandler, UserRecord, WriteMeta};
 pub use handlers::ArraySessionHandler;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 pub use handlers::DatabaseSessionHandler;

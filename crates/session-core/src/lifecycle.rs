@@ -57,7 +57,13 @@ impl Expiry {
 /// Whether `key` (a dot path allowed) names a reserved key or something inside one.
 pub fn is_reserved(key: &str) -> bool {
     let top = key.split_once('.').map_or(key, |(t, _)| t);
-    RESERVED.contains(&top)
+    RESERVED.contains(&top) || top == crate::users::USER
+}
+
+/// Whether top-level `key` is kept out of what the enumerating readers show: the lifecycle keys
+/// and the user link ([`crate::users::USER`], which unlike them `flush` clears).
+pub fn is_hidden(key: &str) -> bool {
+    RESERVED.contains(&key) || key == crate::users::USER
 }
 
 /// Decides, at load time, whether a session created at `created_secs` is past the absolute cap
@@ -97,7 +103,7 @@ pub(crate) fn encode_visible(map: &TopMap) -> String {
     out.push(b'{');
     let mut first = true;
     for (k, slot) in map.iter() {
-        if RESERVED.contains(&k.as_str()) {
+        if is_hidden(k) {
             continue;
         }
         if !first {

@@ -14,7 +14,8 @@
 //!   resets the creation time another request stamped; a new id's issue time (`migrate`) and a
 //!   new lifecycle (`invalidate`) are set as this request made them;
 //! - flash ageing: forgets only the old flash keys this request saw, and moves only the new flash
-//!   keys it saw to old, so a flash written concurrently survives to the next request.
+//!   keys it saw to old, so a flash written concurrently survives to the next request;
+//! - `setUser`: this request's link wins (see [`crate::users`]).
 
 use crate::error::Result;
 use crate::session::Session;
@@ -65,6 +66,8 @@ pub enum Op {
     /// A session with no app data moved to a new id (`invalidate`): both stamps set to this
     /// time (unix seconds).
     Restart(i64),
+    /// `setUser(user)`: the session's link to a user (`None` unlinks), see [`crate::users`].
+    SetUser(Option<String>),
 }
 
 const FLASH_NEW: &str = "_flash.new";
@@ -119,6 +122,7 @@ pub fn replay(s: &mut Session, ops: &[Op]) -> Result<()> {
             Op::FlashExcept(keys) => s.flash_except(keys),
             Op::Age { old, new } => s.logged(op.clone(), |s| age_seen(s, old, new))?,
             Op::StampIfAbsent(_) | Op::IdIssued(_) | Op::Restart(_) => s.write_stamps(op),
+            Op::SetUser(u) => s.set_user(u.as_deref())?,
             Op::TokenIfAbsent(t) => s.logged(op.clone(), |s| {
                 if s.token().is_none() {
                     s.put("_token", Value::String(t.clone()))?;

@@ -15,6 +15,7 @@ use crate::lifecycle::{self, Expiry, CREATED, ID_AT};
 use crate::ops::{self, Op};
 use crate::payload::{self, Decoded};
 use crate::token::TokenFormat;
+use crate::users::{self, USER};
 use serde_json::{Map, Number, Value};
 use std::sync::Arc;
 
@@ -38,6 +39,9 @@ pub struct SessionOptions {
     pub absolute_lifetime_secs: Option<u64>,
     /// Where lifecycle stamps and the absolute timeout read the time.
     pub clock: SharedClock,
+    /// `user_attribute`: the attribute (a dot path such as `auth.id`) whose value links the
+    /// session to a user at every save, as `set_user` would (see [`crate::users`]).
+    pub user_attribute: Option<String>,
 }
 
 impl Default for SessionOptions {
@@ -49,6 +53,7 @@ impl Default for SessionOptions {
             encrypt_migrate: false,
             absolute_lifetime_secs: None,
             clock: clock::system(),
+            user_attribute: None,
         }
     }
 }
@@ -61,6 +66,7 @@ impl std::fmt::Debug for SessionOptions {
             .field("cipher", &self.cipher)
             .field("encrypt_migrate", &self.encrypt_migrate)
             .field("absolute_lifetime_secs", &self.absolute_lifetime_secs)
+            .field("user_attribute", &self.user_attribute)
             .finish_non_exhaustive()
     }
 }
@@ -132,6 +138,9 @@ pub struct Session {
     // the expired id until the caller takes it to destroy its record.
     expired: Option<Expiry>,
     expired_id: Option<String>,
+    // The user link was stored at load or set since: every write then says who (or nobody), so
+    // a driver's index follows an unlink too.
+    user_known: bool,
     options: SessionOptions,
 }
 
@@ -296,6 +305,7 @@ impl Session {
             base: String::new(),
             expired: None,
             expired_id: None,
+            user_known: false,
             options,
         };
         s.set_id(id.unwrap_or(""))?;
@@ -423,6 +433,7 @@ impl Session {
             self.attributes.extend(stored);
         }
         self.record_missing = missing;
+        self.user_known = self.user_known || self.attributes.contains_key(USER);
         let had_extra_before_start = self.dirty;
         if !self.has_one("_token") {
             let t = self.options.token.generate()?;
@@ -452,6 +463,7 @@ impl Session {
         self.base.clear();
         self.dirty = false;
         self.resave_pending = false;
+        self.user_known = false;
         self.apply(Decoded {
             missing: true,
             ..Decoded::default()
@@ -594,6 +606,7 @@ impl Session {
     /// # Errors
     /// [`SessionError::TooLarge`] when the payload is over the limit; nothing must be written then.
     pub fn prepare_save(&mut self, resave: bool) -> Result<SaveAction> {
+        self.sync_user();
         self.age_flash_data();
         self.started = false;
         self.resave_pending = false;
@@ -750,10 +763,12 @@ impl Session {
         resave: bool,
         meta: &WriteMeta,
     ) -> Result<SaveOutcome> {
-        let payload = match self.prepare_save(resave)? {
+        let action = self.prepare_save(resave)?;
+        let meta = &self.write_meta(meta.clone());
+        let payload = match action {
             SaveAction::Write(p) => p,
             SaveAction::Touch => {
-                let found = handler.touch(&self.id).await?;
+                let found = handler.touch_with_meta(&self.id, meta).await?;
                 match self.after_touch(found)? {
                     AfterTouch::Write(p) => p,
                     AfterTouch::Done(outcome) => return Ok(outcome),
@@ -832,6 +847,66 @@ impl Session {
         Ok(std::mem::replace(&mut self.id, new))
     }
 
+    // ----- the user link (see crate::users) ---------------------------------------------------
+
+    /// Links the session to user `user` (`None` unlinks); stored at the next save, which hands
+    /// it to the driver's per-user index.
+    ///
+    /// # Errors
+    /// [`SessionError::Value`] for an id that [`users::check_user_id`] refuses; nothing changes.
+    pub fn set_user(&mut self, user: Option<&str>) -> Result<()> {
+        if let Some(u) = user {
+            users::check_user_id(u)?;
+        }
+        self.log(|| Op::SetUser(user.map(str::to_owned)));
+        match user {
+            Some(u) => self.set(USER, Value::String(u.to_owned())),
+            None => {
+                if self.attributes.remove(USER).is_some() {
+                    self.dirty = true;
+                }
+            }
+        }
+        self.user_known = true;
+        Ok(())
+    }
+
+    /// The linked user's id, if any.
+    pub fn user(&self) -> Option<&str> {
+        self.attributes.get(USER).and_then(Value::as_str)
+    }
+
+    /// With `user_attribute` set: links the user that attribute names now, when it changed.
+    fn sync_user(&mut self) {
+        let Some(attr) = self.options.user_attribute.as_deref() else {
+            return;
+        };
+        let want = users::user_of_value(self.get(attr));
+        if want.as_deref() != self.user() {
+            // `want` is checked already: this cannot fail.
+            let _ = self.set_user(want.as_deref());
+        }
+    }
+
+    /// [`Session::write_meta`] after applying `user_attribute`, for callers that hand the
+    /// metadata over before [`Session::prepare_save`] (the JS-driver bridge).
+    pub fn linked_meta(&mut self, meta: WriteMeta) -> WriteMeta {
+        self.sync_user();
+        self.write_meta(meta)
+    }
+
+    /// The metadata to hand the driver with this session's writes: `meta` with `user_id` set to
+    /// the linked user (or cleared when the session is known to be unlinked). A session that
+    /// never had a link keeps the caller's `user_id`.
+    pub fn write_meta(&self, mut meta: WriteMeta) -> WriteMeta {
+        if let Some(u) = self.user() {
+            meta.user_id = Some(u.to_owned());
+        } else if self.user_known {
+            meta.user_id = None;
+        }
+        meta
+    }
+
     // ----- reading ---------------------------------------------------------------------------
 
     /// The value at `key` (dot-aware); `None` when absent, `Some(Null)` for a stored null.
@@ -852,6 +927,7 @@ impl Session {
         for k in lifecycle::RESERVED {
             out.shift_remove(k);
         }
+        out.shift_remove(USER);
         out
     }
 
@@ -860,6 +936,7 @@ impl Session {
         if lifecycle::RESERVED
             .iter()
             .any(|k| self.attributes.contains_key(k))
+            || self.attributes.contains_key(USER)
         {
             lifecycle::encode_visible(&self.attributes)
         } else {
@@ -872,7 +949,7 @@ impl Session {
     pub fn only<S: AsRef<str>>(&self, keys: &[S]) -> Attributes {
         let mut out = Map::new();
         for (k, slot) in self.attributes.iter() {
-            if lifecycle::RESERVED.contains(&k.as_str()) {
+            if lifecycle::is_hidden(k) {
                 continue;
             }
             if keys.iter().any(|key| key.as_ref() == k) {
@@ -1274,7 +1351,7 @@ fn check_depth(key: &str, value: &Value, extra: usize) -> Result<()> {
     if lifecycle::is_reserved(key) {
         return Err(SessionError::Value(format!(
             "cannot store a value at session key \"{key}\": it is reserved for the session's \
-             lifecycle (creation and id times); nothing was stored"
+             lifecycle (creation and id times) or its user link (use setUser); nothing was stored"
         )));
     }
     let at = key.split('.').count().saturating_add(extra);

@@ -2,7 +2,7 @@
 
 use crate::clock::{self, SharedClock};
 use crate::error::Result;
-use crate::handler::{CasOutcome, SessionHandler, WriteMeta};
+use crate::handler::{CasOutcome, SessionHandler, UserRecord, WriteMeta};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -18,6 +18,8 @@ type Records = HashMap<Box<str>, (Box<str>, i64)>;
 /// beside the payload itself.
 pub struct ArraySessionHandler {
     records: Mutex<Records>,
+    // The user index: user -> id -> (ip, user agent) of the last write (see crate::users).
+    users: Mutex<HashMap<String, HashMap<String, ClientMeta>>>,
     lifetime_ms: i64,
     clock: SharedClock,
 }
@@ -27,6 +29,7 @@ impl ArraySessionHandler {
     pub fn new(minutes: f64, clock: Option<SharedClock>) -> Result<Self> {
         Ok(Self {
             records: Mutex::new(HashMap::new()),
+            users: Mutex::new(HashMap::new()),
             lifetime_ms: clock::lifetime_ms(minutes)?,
             clock: clock.unwrap_or_else(clock::system),
         })
@@ -35,6 +38,20 @@ impl ArraySessionHandler {
     fn records(&self) -> MutexGuard<'_, Records> {
         // No code path panics while holding the lock, but a poisoned map is still consistent.
         self.records.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn users(&self) -> MutexGuard<'_, HashMap<String, HashMap<String, ClientMeta>>> {
+        self.users.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Indexes `id` under the user a write names.
+    fn index(&self, id: &str, meta: &WriteMeta) {
+        if let Some(user) = &meta.user_id {
+            self.users()
+                .entry(user.clone())
+                .or_default()
+                .insert(id.to_owned(), (meta.ip.clone(), meta.user_agent.clone()));
+        }
     }
 
     /// Number of records held, expired ones included until `gc`.
@@ -129,17 +146,27 @@ impl ArraySessionHandler {
         if records.capacity() > 64 && records.len() < records.capacity() / 4 {
             records.shrink_to_fit();
         }
-        (before - records.len()) as u64
+        let removed = (before - records.len()) as u64;
+        // Index entries of records gone.
+        self.users().retain(|_, ids| {
+            ids.retain(|id, _| records.contains_key(id.as_str()));
+            !ids.is_empty()
+        });
+        removed
     }
 }
+
+/// The client's IP address and user agent.
+type ClientMeta = (Option<String>, Option<String>);
 
 #[async_trait]
 impl SessionHandler for ArraySessionHandler {
     async fn read(&self, id: &str) -> Result<String> {
         Ok(self.read_now(id))
     }
-    async fn write(&self, id: &str, data: &str, _meta: &WriteMeta) -> Result<()> {
+    async fn write(&self, id: &str, data: &str, meta: &WriteMeta) -> Result<()> {
         self.write_now(id, data);
+        self.index(id, meta);
         Ok(())
     }
     async fn destroy(&self, id: &str) -> Result<()> {
@@ -157,14 +184,54 @@ impl SessionHandler for ArraySessionHandler {
         id: &str,
         data: &str,
         previous: &str,
-        _meta: &WriteMeta,
+        meta: &WriteMeta,
     ) -> Result<CasOutcome> {
-        Ok(self.write_if_unchanged_now(id, data, previous))
+        let outcome = self.write_if_unchanged_now(id, data, previous);
+        if outcome == CasOutcome::Written {
+            self.index(id, meta);
+        }
+        Ok(outcome)
     }
     fn supports_cas(&self) -> bool {
         true
     }
     fn is_inline(&self) -> bool {
         true
+    }
+    async fn user_sessions(&self, user: &str) -> Result<Vec<UserRecord>> {
+        let entries: Vec<(String, ClientMeta)> = match self.users().get(user) {
+            Some(ids) => ids.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            None => return Ok(Vec::new()),
+        };
+        let now = self.clock.now_ms();
+        let records = self.records();
+        Ok(entries
+            .into_iter()
+            .map(|(id, (ip, user_agent))| {
+                let (payload, at) = match records.get(id.as_str()) {
+                    Some((d, at)) if now - at <= self.lifetime_ms => (d.to_string(), *at),
+                    _ => (String::new(), 0),
+                };
+                UserRecord {
+                    id,
+                    payload,
+                    last_activity_ms: at,
+                    ip,
+                    user_agent,
+                }
+            })
+            .collect())
+    }
+    async fn unlink_user(&self, user: &str, ids: &[String]) -> Result<()> {
+        let mut users = self.users();
+        if let Some(set) = users.get_mut(user) {
+            for id in ids {
+                set.remove(id);
+            }
+            if set.is_empty() {
+                users.remove(user);
+            }
+        }
+        Ok(())
     }
 }

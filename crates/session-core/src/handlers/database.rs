@@ -34,7 +34,7 @@
 
 use crate::clock::{self, SharedClock};
 use crate::error::{Result, SessionError};
-use crate::handler::{CasOutcome, SessionHandler, WriteMeta};
+use crate::handler::{CasOutcome, SessionHandler, UserRecord, WriteMeta};
 use crate::id;
 use async_trait::async_trait;
 use std::sync::{Arc, PoisonError};
@@ -606,6 +606,11 @@ impl SessionHandler for DatabaseSessionHandler {
         id::check_storage_id(id)?;
         let now = self.settings.now_secs();
         dispatch!(self, b => b.touch(id, now - self.settings.lifetime_secs, now).await)
+    }
+
+    async fn user_sessions(&self, user: &str) -> Result<Vec<UserRecord>> {
+        let now = self.settings.now_secs();
+        dispatch!(self, b => b.user_sessions(user, now - self.settings.lifetime_secs, now).await)
     }
 }
 

@@ -23,13 +23,18 @@
 //! of it answers `false`, a compare-and-set never matches it, and gc removes it once it is older
 //! than the lifetime like any session file.
 //!
+//! A user's sessions (see [`crate::users`]) are indexed under `.ostro-users/<user>/<entry>`: one
+//! directory per user (named by a hash of the user id) holding one small file per session
+//! (named by a hash of the id, holding the id, IP address and user agent), written atomically
+//! (temp file and rename) and only when it changes. gc removes entries whose session is gone.
+//!
 //! The directory is checked before every operation (an `lstat`): recreated with mode 0700 when
 //! it disappeared (tmp reapers, deploys), refused when another user owns it or it became group-
 //! or world-writable.
 
 use crate::clock::{self, SharedClock};
 use crate::error::{Result, SessionError};
-use crate::handler::{CasOutcome, SessionHandler, WriteMeta};
+use crate::handler::{CasOutcome, SessionHandler, UserRecord, WriteMeta};
 use crate::id;
 use async_trait::async_trait;
 use std::fs::{self, File, OpenOptions};
@@ -568,8 +573,184 @@ impl Inner {
                 removed += 1;
             }
         }
+        self.gc_user_index();
         Ok(removed)
     }
+
+    // ----- the user index (see the module docs) --------------------------------------------
+
+    fn users_dir(&self) -> PathBuf {
+        self.dir.join(USERS_DIR)
+    }
+
+    fn user_dir(&self, user: &str) -> PathBuf {
+        self.users_dir().join(hashed(b"user\0", user))
+    }
+
+    /// Records `id` in the index of the user a write names, atomically, when the entry changed.
+    fn index_user(&self, id: &str, meta: &WriteMeta) -> Result<()> {
+        let Some(user) = meta.user_id.as_deref() else {
+            return Ok(());
+        };
+        let err = |e: io::Error| self.io_err("write", id, e);
+        let dir = self.user_dir(user);
+        let entry = dir.join(hashed(b"id\0", id));
+        let old = read_entry(&entry);
+        // A write without client details (no request in sight) keeps the entry's.
+        if old.is_some() && meta.ip.is_none() && meta.user_agent.is_none() {
+            return Ok(());
+        }
+        let text = serde_json::json!([id, meta.ip, meta.user_agent]).to_string();
+        if old.as_deref() == Some(text.as_str()) {
+            return Ok(());
+        }
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(err)?;
+        let tmp = dir.join(format!(
+            ".{}.{}.tmp",
+            std::process::id(),
+            id::random_alnum(12)?
+        ));
+        let result = (|| -> io::Result<()> {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            fs::rename(&tmp, &entry)
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&tmp);
+            return Err(err(e));
+        }
+        Ok(())
+    }
+
+    /// The entries of `user`'s index with their sessions' payloads (`""` when gone).
+    fn user_sessions(&self, user: &str) -> Result<Vec<UserRecord>> {
+        let entries = match fs::read_dir(self.user_dir(user)) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(SessionError::Io(format!(
+                    "listing a user's sessions failed: {e} (session directory {})",
+                    self.dir.display()
+                )))
+            }
+        };
+        let mut out = Vec::new();
+        for entry in entries.flatten() {
+            let Some((id, ip, user_agent)) = read_entry(&entry.path()).and_then(|t| {
+                serde_json::from_str::<(String, Option<String>, Option<String>)>(&t).ok()
+            }) else {
+                continue;
+            };
+            if id::check_storage_id(&id).is_err() {
+                continue;
+            }
+            let payload = match self.stored(&id, "read")? {
+                Stored::Data(p) => p,
+                Stored::Missing | Stored::Tombstone => String::new(),
+            };
+            let at = fs::symlink_metadata(self.path(&id))
+                .map(|m| mtime_ms(&m))
+                .unwrap_or(0);
+            out.push(UserRecord {
+                id,
+                payload,
+                last_activity_ms: at,
+                ip,
+                user_agent,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Removes the entries of `ids` from `user`'s index, and the user's directory once empty.
+    fn unlink_user(&self, user: &str, ids: &[String]) {
+        let dir = self.user_dir(user);
+        for id in ids {
+            let _ = fs::remove_file(dir.join(hashed(b"id\0", id)));
+        }
+        // Fails while entries remain, as it should.
+        let _ = fs::remove_dir(&dir);
+    }
+
+    /// Removes index entries whose session is gone, and crash-orphaned temp files. Best effort.
+    fn gc_user_index(&self) {
+        let Ok(users) = fs::read_dir(self.users_dir()) else {
+            return;
+        };
+        let now = ms_of(SystemTime::now());
+        for user in users.flatten() {
+            let Ok(entries) = fs::read_dir(user.path()) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let name = entry.file_name();
+                if name.to_str().is_some_and(|n| n.starts_with('.')) {
+                    let old = fs::symlink_metadata(&path)
+                        .is_ok_and(|m| now - mtime_ms(&m) > TEMP_MAX_AGE_MS);
+                    if old {
+                        let _ = fs::remove_file(&path);
+                    }
+                    continue;
+                }
+                let live = read_entry(&path)
+                    .and_then(|t| {
+                        serde_json::from_str::<(String, Option<String>, Option<String>)>(&t).ok()
+                    })
+                    .filter(|(id, _, _)| id::check_storage_id(id).is_ok())
+                    .is_some_and(|(id, _, _)| {
+                        matches!(self.stored(&id, "gc"), Ok(Stored::Data(_)))
+                    });
+                if !live {
+                    let _ = fs::remove_file(&path);
+                }
+            }
+            let _ = fs::remove_dir(user.path());
+        }
+    }
+}
+
+/// The directory of the user index, inside the session directory.
+const USERS_DIR: &str = ".ostro-users";
+
+/// A file name for `value`: 32 hex digits of SHA-256 (user ids may hold any character).
+fn hashed(label: &[u8], value: &str) -> String {
+    use sha2::{Digest, Sha256};
+    use std::fmt::Write as _;
+    let digest = Sha256::new()
+        .chain_update(label)
+        .chain_update(value.as_bytes())
+        .finalize();
+    let mut out = String::with_capacity(32);
+    for b in digest.iter().take(16) {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// A small index entry's text, without following a symlink; `None` when unreadable.
+fn read_entry(path: &Path) -> Option<String> {
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    let meta = f.metadata().ok()?;
+    if !meta.is_file() || meta.len() > 4096 {
+        return None;
+    }
+    let mut text = String::new();
+    f.take(4096).read_to_string(&mut text).ok()?;
+    Some(text)
 }
 
 #[async_trait]
@@ -579,10 +760,14 @@ impl SessionHandler for FileSessionHandler {
         let id = id.to_owned();
         self.run("read", move |i| i.read(&id)).await
     }
-    async fn write(&self, id: &str, data: &str, _meta: &WriteMeta) -> Result<()> {
+    async fn write(&self, id: &str, data: &str, meta: &WriteMeta) -> Result<()> {
         id::check_storage_id(id)?;
-        let (id, data) = (id.to_owned(), data.to_owned());
-        self.run("write", move |i| i.write(&id, &data)).await
+        let (id, data, meta) = (id.to_owned(), data.to_owned(), meta.clone());
+        self.run("write", move |i| {
+            i.write(&id, &data)?;
+            i.index_user(&id, &meta)
+        })
+        .await
     }
     async fn destroy(&self, id: &str) -> Result<()> {
         id::check_storage_id(id)?;
@@ -597,17 +782,39 @@ impl SessionHandler for FileSessionHandler {
         let id = id.to_owned();
         self.run("touch", move |i| i.touch(&id)).await
     }
+    async fn user_sessions(&self, user: &str) -> Result<Vec<UserRecord>> {
+        let user = user.to_owned();
+        self.run("user sessions", move |i| i.user_sessions(&user))
+            .await
+    }
+    async fn unlink_user(&self, user: &str, ids: &[String]) -> Result<()> {
+        let (user, ids) = (user.to_owned(), ids.to_vec());
+        self.run("user sessions", move |i| {
+            i.unlink_user(&user, &ids);
+            Ok(())
+        })
+        .await
+    }
     async fn write_if_unchanged(
         &self,
         id: &str,
         data: &str,
         previous: &str,
-        _meta: &WriteMeta,
+        meta: &WriteMeta,
     ) -> Result<CasOutcome> {
         id::check_storage_id(id)?;
-        let (id, data, previous) = (id.to_owned(), data.to_owned(), previous.to_owned());
+        let (id, data, previous, meta) = (
+            id.to_owned(),
+            data.to_owned(),
+            previous.to_owned(),
+            meta.clone(),
+        );
         self.run("write", move |i| {
-            i.write_if_unchanged(&id, &data, &previous)
+            let outcome = i.write_if_unchanged(&id, &data, &previous)?;
+            if outcome == CasOutcome::Written {
+                i.index_user(&id, &meta)?;
+            }
+            Ok(outcome)
         })
         .await
     }

@@ -12,6 +12,7 @@
 
 use super::database::{coalesce, same_error, Cas, Row, Settings};
 use crate::error::{Result, SessionError};
+use crate::handler::UserRecord;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Params, Pool, PoolConstraints, PoolOpts, TxOpts};
 use std::future::Future;
@@ -32,6 +33,8 @@ struct Sql {
     /// exists, `cas_revive` replaces it only if it expired.
     cas_insert: String,
     cas_revive: String,
+    /// A user's live rows (see crate::users).
+    user_sessions: String,
 }
 
 impl Sql {
@@ -81,6 +84,10 @@ impl Sql {
             cas_revive: format!(
                 "UPDATE {t} SET payload = ?, last_activity = ?, ip_address = ?, user_agent = ?, \
                  user_id = ? WHERE sid = ? AND last_activity < ?"
+            ),
+            user_sessions: format!(
+                "SELECT sid, payload, last_activity, ip_address, user_agent FROM {t} \
+                 WHERE user_id = ? AND (last_activity >= ? OR last_activity IS NULL)"
             ),
         }
     }
@@ -525,6 +532,40 @@ impl Mysql {
             Ok(c.affected_rows())
         })
         .await
+    }
+
+    pub async fn user_sessions(
+        &self,
+        user: &str,
+        cutoff: i64,
+        now: i64,
+    ) -> Result<Vec<UserRecord>> {
+        let sql = &self.sql.user_sessions;
+        type R = (
+            Vec<u8>,
+            Option<Vec<u8>>,
+            Option<i64>,
+            Option<Vec<u8>>,
+            Option<Vec<u8>>,
+        );
+        let rows: Vec<R> = self
+            .run("user sessions", |mut c| async move {
+                c.exec(sql.as_str(), (user, cutoff)).await
+            })
+            .await?;
+        let text = |b: Option<Vec<u8>>| b.map(|b| String::from_utf8_lossy(&b).into_owned());
+        Ok(rows
+            .into_iter()
+            .map(|(id, payload, at, ip, ua)| UserRecord {
+                id: String::from_utf8_lossy(&id).into_owned(),
+                payload: payload
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .unwrap_or_default(),
+                last_activity_ms: at.unwrap_or(now).saturating_mul(1000),
+                ip: text(ip),
+                user_agent: text(ua),
+            })
+            .collect())
     }
 
     pub async fn touch(&self, id: &str, cutoff: i64, now: i64) -> Result<bool> {

@@ -11,6 +11,7 @@
 
 use super::database::{coalesce, same_error, unique_rounds, Cas, Row, Settings};
 use crate::error::{Result, SessionError};
+use crate::handler::UserRecord;
 use base64::Engine as _;
 use std::future::Future;
 use std::str::FromStr;
@@ -43,6 +44,8 @@ struct Sql {
     /// The same two for many rows in one statement (one commit), returning the ids written.
     cas_update_many: String,
     cas_insert_many: String,
+    /// A user's live rows (see crate::users); rare, so prepared per call.
+    user_sessions: String,
 }
 
 impl Sql {
@@ -107,6 +110,10 @@ impl Sql {
                 "INSERT INTO {t} AS s (sid, payload, last_activity, ip_address, user_agent, user_id) \
                  SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], \
                  $6::text[]) {REVIVE} RETURNING s.sid"
+            ),
+            user_sessions: format!(
+                "SELECT sid, payload, last_activity::bigint, ip_address, user_agent FROM {t} \
+                 WHERE user_id = $1 AND (last_activity >= $2::bigint OR last_activity IS NULL)"
             ),
         }
     }
@@ -721,6 +728,40 @@ impl Postgres {
             c.client.execute(&c.st.gc, &[&cutoff]).await
         })
         .await
+    }
+
+    pub async fn user_sessions(
+        &self,
+        user: &str,
+        cutoff: i64,
+        now: i64,
+    ) -> Result<Vec<UserRecord>> {
+        let sql = self.sql.user_sessions.as_str();
+        let rows = self
+            .run("user sessions", |c| async move {
+                c.client.query(sql, &[&user, &cutoff]).await
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| UserRecord {
+                id: r.try_get::<_, String>(0).unwrap_or_default(),
+                payload: decode(
+                    r.try_get::<_, Option<String>>(1)
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default(),
+                ),
+                last_activity_ms: r
+                    .try_get::<_, Option<i64>>(2)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(now)
+                    .saturating_mul(1000),
+                ip: r.try_get::<_, Option<String>>(3).ok().flatten(),
+                user_agent: r.try_get::<_, Option<String>>(4).ok().flatten(),
+            })
+            .collect())
     }
 
     pub async fn touch(&self, id: &str, cutoff: i64, now: i64) -> Result<bool> {

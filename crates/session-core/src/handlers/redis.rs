@@ -20,7 +20,7 @@
 
 use crate::clock;
 use crate::error::{Result, SessionError};
-use crate::handler::{CasOutcome, SessionHandler, WriteMeta, TOMBSTONE};
+use crate::handler::{CasOutcome, SessionHandler, UserRecord, WriteMeta, TOMBSTONE};
 use crate::id;
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -61,6 +61,55 @@ if n == 0 then return 0 end
 if n == #ARGV[2] and redis.call('GET', KEYS[1]) == ARGV[2] then return 0 end
 return redis.call('EXPIRE', KEYS[1], ARGV[1])";
 
+/// A write of a session linked to a user (see [`crate::users`]): the write (compare-and-set, or
+/// plain when ARGV[1] is `*`) and the user's index in one step. KEYS: the session, the user's
+/// sorted set (id scored by last activity in ms), the user's hash (id -> `[ip, user agent]`).
+/// ARGV: expected SHA-1 or `*`, payload, TTL in seconds, tombstone, now (ms), id, the client
+/// JSON (`""`: keep), the score below which entries are expired, the index's TTL in seconds.
+/// Replies as [`CAS_SCRIPT`].
+///
+/// The index keeps last activity to [`INDEX_RESOLUTION_MS`]: an entry refreshed less than that
+/// ago is left alone (one `ZSCORE`), so a busy session costs the index almost nothing; the
+/// index's TTL is the lifetime plus that resolution, so it never expires before its sessions.
+const INDEXED_WRITE_SCRIPT: &str = "if ARGV[1] ~= '*' then
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[4] then return {''} end
+local h = ''
+if cur then h = redis.sha1hex(cur) end
+if h ~= ARGV[1] then return {cur or ''} end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+local at = redis.call('ZSCORE', KEYS[2], ARGV[6])
+if at and tonumber(at) > tonumber(ARGV[5]) - 60000 then return 1 end
+local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[8])
+if #old > 0 then
+redis.call('ZREM', KEYS[2], unpack(old))
+redis.call('HDEL', KEYS[3], unpack(old))
+end
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[6])
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[3], ARGV[6], ARGV[7]) end
+redis.call('EXPIRE', KEYS[2], ARGV[9])
+redis.call('EXPIRE', KEYS[3], ARGV[9])
+return 1";
+
+/// How precisely the user index tracks last activity, in ms (see [`INDEXED_WRITE_SCRIPT`]).
+pub const INDEX_RESOLUTION_MS: i64 = 60_000;
+
+/// A touch of a session linked to a user: [`TOUCH_SCRIPT`], then the index as in
+/// [`INDEXED_WRITE_SCRIPT`] (with its resolution). KEYS: the same three. ARGV: TTL, tombstone,
+/// now (ms), id, client JSON (`""`: keep), the index's TTL.
+const INDEXED_TOUCH_SCRIPT: &str = "local n = redis.call('STRLEN', KEYS[1])
+if n == 0 then return 0 end
+if n == #ARGV[2] and redis.call('GET', KEYS[1]) == ARGV[2] then return 0 end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+local at = redis.call('ZSCORE', KEYS[2], ARGV[4])
+if at and tonumber(at) > tonumber(ARGV[3]) - 60000 then return 1 end
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[3], ARGV[4], ARGV[5]) end
+redis.call('EXPIRE', KEYS[2], ARGV[6])
+redis.call('EXPIRE', KEYS[3], ARGV[6])
+return 1";
+
 /// The SHA-1 of `text`, as lowercase hex (what `EVALSHA` and `redis.sha1hex` use).
 fn sha1_hex(text: &str) -> String {
     use std::fmt::Write as _;
@@ -98,6 +147,24 @@ impl Script {
             c
         };
         c.arg(1).arg(key);
+        for a in args {
+            c.arg(*a);
+        }
+        c
+    }
+
+    /// [`Script::cmd`] with several keys.
+    fn cmd_keys(&self, by_sha: bool, keys: &[&str], args: &[&[u8]]) -> redis::Cmd {
+        let mut c = if by_sha {
+            let mut c = redis::cmd("EVALSHA");
+            c.arg(&self.sha);
+            c
+        } else {
+            let mut c = redis::cmd("EVAL");
+            c.arg(self.code);
+            c
+        };
+        c.arg(keys.len()).arg(keys);
         for a in args {
             c.arg(*a);
         }
@@ -192,6 +259,8 @@ pub struct RedisSessionHandler {
     command_timeout: Duration,
     cas: Script,
     touch: Script,
+    indexed_write: Script,
+    indexed_touch: Script,
     // `host:port` or the socket path, for messages (never the credentials).
     server: String,
 }
@@ -389,12 +458,19 @@ impl RedisSessionHandler {
             server,
             cas: Script::new(CAS_SCRIPT),
             touch: Script::new(TOUCH_SCRIPT),
+            indexed_write: Script::new(INDEXED_WRITE_SCRIPT),
+            indexed_touch: Script::new(INDEXED_TOUCH_SCRIPT),
         })
     }
 
     /// The TTL sent with every write and touch, in seconds.
     pub fn ttl_seconds(&self) -> u64 {
         clock::ttl_seconds(self.lifetime_ms)
+    }
+
+    /// The TTL of a user's index, in seconds: the lifetime plus the index's resolution.
+    fn index_ttl(&self) -> u64 {
+        clock::ttl_seconds(self.lifetime_ms.saturating_add(INDEX_RESOLUTION_MS))
     }
 
     /// The key prefix.
@@ -405,6 +481,76 @@ impl RedisSessionHandler {
     fn key(&self, id: &str) -> Result<String> {
         id::check_storage_id(id)?;
         Ok(format!("{}{id}", self.prefix))
+    }
+
+    /// The keys of `user`'s index: the sorted set and the hash. The user id is the hash tag, so
+    /// on a cluster both sit in one slot.
+    fn user_keys(&self, user: &str) -> [String; 2] {
+        let set = format!("{}user:{{{user}}}", self.prefix);
+        let hash = format!("{set}:client");
+        [set, hash]
+    }
+
+    /// A write of a session linked to `user`, with its index, in one script. `expected` is the
+    /// SHA-1 to compare with, or `*` for a plain write.
+    async fn write_indexed(
+        &self,
+        id: &str,
+        data: &str,
+        expected: &str,
+        user: &str,
+        meta: &WriteMeta,
+    ) -> Result<redis::Value> {
+        let key = self.key(id)?;
+        let [set, hash] = self.user_keys(user);
+        let ttl = self.ttl_seconds().to_string();
+        let now = now_ms();
+        let cutoff = now.saturating_sub(self.lifetime_ms).to_string();
+        let now = now.to_string();
+        let client = client_json(meta);
+        let index_ttl = self.index_ttl().to_string();
+        let keys = [key.as_str(), set.as_str(), hash.as_str()];
+        let args: [&[u8]; 9] = [
+            expected.as_bytes(),
+            data.as_bytes(),
+            ttl.as_bytes(),
+            TOMBSTONE.as_bytes(),
+            now.as_bytes(),
+            id.as_bytes(),
+            client.as_bytes(),
+            cutoff.as_bytes(),
+            index_ttl.as_bytes(),
+        ];
+        self.query_or(
+            "write",
+            self.indexed_write.cmd_keys(true, &keys, &args),
+            Some(|| self.indexed_write.cmd_keys(false, &keys, &args)),
+        )
+        .await
+    }
+
+    /// Runs a pipeline under the command timeout (the index reads).
+    async fn query_pipe<T: redis::FromRedisValue>(
+        &self,
+        op: &'static str,
+        pipe: &redis::Pipeline,
+    ) -> Result<T> {
+        let attempt = async {
+            let mut conn = self.manager()?;
+            let r = match pipe.query_async::<T>(&mut conn).await {
+                Err(e) if is_broken_connection(&e) => pipe.query_async::<T>(&mut conn).await,
+                r => r,
+            };
+            r.map_err(|e| map_error(&self.server, op, &e))
+        };
+        match tokio::time::timeout(self.command_timeout, attempt).await {
+            Ok(r) => r,
+            Err(_) => Err(SessionError::Unavailable(format!(
+                "redis {op} failed: the server at {} did not answer within {} ms (timeout)",
+                self.server,
+                self.command_timeout.as_millis()
+            ))),
+        }
     }
 
     fn manager(&self) -> Result<ConnectionManager> {
@@ -459,6 +605,42 @@ impl RedisSessionHandler {
             ))),
         }
     }
+}
+
+/// Now, in ms since the Unix epoch (scores of the user index).
+fn now_ms() -> i64 {
+    use crate::clock::Clock as _;
+    clock::SystemClock.now_ms()
+}
+
+/// `[ip, user agent]` as JSON for the user index, or `""` when the write has neither.
+fn client_json(meta: &WriteMeta) -> String {
+    if meta.ip.is_none() && meta.user_agent.is_none() {
+        return String::new();
+    }
+    serde_json::json!([meta.ip, meta.user_agent]).to_string()
+}
+
+/// The CAS script's reply: written, or what the record holds now.
+fn cas_reply(v: redis::Value, data: &str) -> Result<CasOutcome> {
+    let current = match v {
+        redis::Value::Int(1) => return Ok(CasOutcome::Written),
+        redis::Value::Array(mut items) if items.len() == 1 => match items.pop() {
+            Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(&b).into_owned(),
+            Some(redis::Value::SimpleString(s)) => s,
+            _ => String::new(),
+        },
+        _ => {
+            return Err(SessionError::Io(
+                "redis write failed: unexpected reply to the compare-and-set script".into(),
+            ))
+        }
+    };
+    // A retry after a dropped connection finds its own first try's write: it was written.
+    if current == data {
+        return Ok(CasOutcome::Written);
+    }
+    Ok(CasOutcome::Conflict(current))
 }
 
 fn read_ca_file(path: &PathBuf) -> Result<Vec<u8>> {
@@ -550,7 +732,13 @@ impl SessionHandler for RedisSessionHandler {
         })
     }
 
-    async fn write(&self, id: &str, data: &str, _meta: &WriteMeta) -> Result<()> {
+    async fn write(&self, id: &str, data: &str, meta: &WriteMeta) -> Result<()> {
+        if let Some(user) = &meta.user_id {
+            return self
+                .write_indexed(id, data, "*", user, meta)
+                .await
+                .map(|_| ());
+        }
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.key(id)?)
             .arg(data)
@@ -594,13 +782,17 @@ impl SessionHandler for RedisSessionHandler {
         id: &str,
         data: &str,
         previous: &str,
-        _meta: &WriteMeta,
+        meta: &WriteMeta,
     ) -> Result<CasOutcome> {
         let expected = if previous.is_empty() {
             String::new()
         } else {
             sha1_hex(previous)
         };
+        if let Some(user) = &meta.user_id {
+            let v = self.write_indexed(id, data, &expected, user, meta).await?;
+            return cas_reply(v, data);
+        }
         let ttl = self.ttl_seconds().to_string();
         let key = self.key(id)?;
         let args: [&[u8]; 4] = [
@@ -616,28 +808,105 @@ impl SessionHandler for RedisSessionHandler {
                 Some(|| self.cas.cmd(false, &key, &args)),
             )
             .await?;
-        let current = match v {
-            redis::Value::Int(1) => return Ok(CasOutcome::Written),
-            redis::Value::Array(mut items) if items.len() == 1 => match items.pop() {
-                Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(&b).into_owned(),
-                Some(redis::Value::SimpleString(s)) => s,
-                _ => String::new(),
-            },
-            _ => {
-                return Err(SessionError::Io(
-                    "redis write failed: unexpected reply to the compare-and-set script".into(),
-                ))
-            }
-        };
-        // A retry after a dropped connection finds its own first try's write: it was written.
-        if current == data {
-            return Ok(CasOutcome::Written);
-        }
-        Ok(CasOutcome::Conflict(current))
+        cas_reply(v, data)
     }
 
     fn supports_cas(&self) -> bool {
         true
+    }
+
+    async fn touch_with_meta(&self, id: &str, meta: &WriteMeta) -> Result<bool> {
+        let Some(user) = &meta.user_id else {
+            return self.touch(id).await;
+        };
+        let key = self.key(id)?;
+        let [set, hash] = self.user_keys(user);
+        let ttl = self.ttl_seconds().to_string();
+        let now = now_ms().to_string();
+        let client = client_json(meta);
+        let index_ttl = self.index_ttl().to_string();
+        let keys = [key.as_str(), set.as_str(), hash.as_str()];
+        let args: [&[u8]; 6] = [
+            ttl.as_bytes(),
+            TOMBSTONE.as_bytes(),
+            now.as_bytes(),
+            id.as_bytes(),
+            client.as_bytes(),
+            index_ttl.as_bytes(),
+        ];
+        let n: i64 = self
+            .query_or(
+                "touch",
+                self.indexed_touch.cmd_keys(true, &keys, &args),
+                Some(|| self.indexed_touch.cmd_keys(false, &keys, &args)),
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn user_sessions(&self, user: &str) -> Result<Vec<UserRecord>> {
+        let [set, hash] = self.user_keys(user);
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZRANGE")
+            .arg(&set)
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .cmd("HGETALL")
+            .arg(&hash);
+        let (entries, clients): (
+            Vec<(String, f64)>,
+            std::collections::HashMap<String, String>,
+        ) = self.query_pipe("user sessions", &pipe).await?;
+        // Ids the index holds are checked before they form keys.
+        let entries: Vec<(String, f64)> = entries
+            .into_iter()
+            .filter(|(id, _)| id::check_storage_id(id).is_ok())
+            .collect();
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One GET per session: on a cluster the sessions sit in other slots than the index.
+        let mut gets = redis::pipe();
+        for (id, _) in &entries {
+            gets.cmd("GET").arg(self.key(id)?);
+        }
+        let payloads: Vec<Option<Vec<u8>>> = self.query_pipe("user sessions", &gets).await?;
+        Ok(entries
+            .into_iter()
+            .zip(payloads)
+            .map(|((id, score), payload)| {
+                let payload = match payload {
+                    Some(b) if b != TOMBSTONE.as_bytes() => {
+                        String::from_utf8_lossy(&b).into_owned()
+                    }
+                    _ => String::new(),
+                };
+                let (ip, user_agent) = clients
+                    .get(&id)
+                    .and_then(|j| serde_json::from_str::<(Option<String>, Option<String>)>(j).ok())
+                    .unwrap_or_default();
+                #[allow(clippy::cast_possible_truncation)]
+                UserRecord {
+                    id,
+                    payload,
+                    last_activity_ms: score as i64,
+                    ip,
+                    user_agent,
+                }
+            })
+            .collect())
+    }
+
+    async fn unlink_user(&self, user: &str, ids: &[String]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let [set, hash] = self.user_keys(user);
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZREM").arg(&set).arg(ids).ignore();
+        pipe.cmd("HDEL").arg(&hash).arg(ids).ignore();
+        self.query_pipe::<()>("user sessions", &pipe).await
     }
 }
 
@@ -765,6 +1034,13 @@ mod tests {
             },
         );
         assert!(e.to_string().contains("tls.caFile"), "{e}");
+    }
+
+    #[test]
+    fn the_index_scripts_use_the_resolution_constant() {
+        let lit = format!("- {INDEX_RESOLUTION_MS} then return 1 end");
+        assert!(INDEXED_WRITE_SCRIPT.contains(&lit));
+        assert!(INDEXED_TOUCH_SCRIPT.contains(&lit));
     }
 
     #[test]

@@ -22,7 +22,7 @@
 
 use crate::clock::{self, SharedClock};
 use crate::error::{Result, SessionError};
-use crate::handler::{CasOutcome, SessionHandler, WriteMeta};
+use crate::handler::{CasOutcome, SessionHandler, UserRecord, WriteMeta};
 use crate::id;
 use async_trait::async_trait;
 use rusqlite::types::ValueRef;
@@ -69,6 +69,8 @@ struct Statements {
     touch: String,
     destroy: String,
     gc: String,
+    // A user's live rows, by the indexed user_id column (see crate::users).
+    user_sessions: String,
 }
 
 type Job = Box<dyn FnOnce(&mut Worker) + Send>;
@@ -274,6 +276,11 @@ impl Statements {
                 "UPDATE {t} SET payload = '', last_activity = ?2, user_id = NULL WHERE sid = ?1"
             ),
             gc: format!("DELETE FROM {t} WHERE last_activity < ?1"),
+            user_sessions: format!(
+                "SELECT sid, payload, last_activity, ip_address, user_agent FROM {t} \
+                 WHERE user_id = ?1 AND (last_activity >= ?2 OR last_activity IS NULL) \
+                 AND payload <> ''"
+            ),
         }
     }
 }
@@ -524,6 +531,23 @@ fn prepare_table(cfg: &Config, conn: &mut Connection) -> Result<()> {
         ))
         .map_err(err)?;
     }
+    // A user's sessions are listed by user_id (sessionsOf, "log out other devices").
+    let user_indexed: bool = tx
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_index_list(?1) AS il \
+             WHERE (SELECT lower(name) FROM pragma_index_info(il.name) WHERE seqno = 0) \
+             = 'user_id')",
+            [&cfg.table],
+            |r| r.get(0),
+        )
+        .map_err(err)?;
+    if !user_indexed {
+        tx.execute_batch(&format!(
+            "CREATE INDEX \"{}_user_id_index\" ON {t} (user_id)",
+            cfg.table
+        ))
+        .map_err(err)?;
+    }
     // Rows 1.x left without a time live one more lifetime from now, rather than vanishing or
     // living forever.
     tx.execute(
@@ -670,6 +694,37 @@ impl SessionHandler for SqliteSessionHandler {
             let mut stmt = c.prepare_cached(&cfg.sql.gc).map_err(err)?;
             let n = stmt.execute([cutoff]).map_err(err)?;
             Ok(u64::try_from(n).unwrap_or(u64::MAX))
+        })
+        .await
+    }
+
+    async fn user_sessions(&self, user: &str) -> Result<Vec<UserRecord>> {
+        let user = user.to_owned();
+        self.run(move |c, cfg| {
+            let err = |e| map_err(cfg, "user sessions", None, e);
+            let cutoff = now_secs(cfg) - cfg.lifetime_secs;
+            let mut stmt = c.prepare_cached(&cfg.sql.user_sessions).map_err(err)?;
+            let text = |v: ValueRef<'_>| match v {
+                ValueRef::Text(b) | ValueRef::Blob(b) => {
+                    Some(String::from_utf8_lossy(b).into_owned())
+                }
+                _ => None,
+            };
+            let rows = stmt
+                .query_map(params![user, cutoff], |r| {
+                    Ok(UserRecord {
+                        id: text(r.get_ref(0)?).unwrap_or_default(),
+                        payload: text(r.get_ref(1)?).unwrap_or_default(),
+                        last_activity_ms: r
+                            .get::<_, Option<i64>>(2)?
+                            .unwrap_or_else(|| now_secs(cfg))
+                            .saturating_mul(1000),
+                        ip: text(r.get_ref(3)?),
+                        user_agent: text(r.get_ref(4)?),
+                    })
+                })
+                .map_err(err)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(err)
         })
         .await
     }
