@@ -84,7 +84,7 @@ function connectionOf(conn) {
 /** A list of node URLs (the core checks that it is not empty and what each URL says). */
 function nodesOf(name, v) {
   if (!Array.isArray(v) || v.some((u) => typeof u !== 'string')) {
-    throw invalid(`${name} must be a list of redis:// or rediss:// URL strings`);
+    throw invalid(`"${name}" must be a list of redis:// or rediss:// URL strings`);
   }
   return v;
 }
