@@ -18,9 +18,9 @@
 //! so a tombstone is never refreshed and answers `false`. Every command touches one key (one
 //! slot), so the same commands and scripts run on a Redis Cluster.
 //!
-//! Topologies ([`RedisConnection`]): one server; a Redis Cluster (the crate's async cluster
-//! client: its own task routes each command by slot and follows `MOVED`/`ASK`); or a master found
-//! through Sentinel. The crate's Sentinel client resolves the master once and never again, so
+//! Topologies ([`RedisConnection`]): one server; a Redis Cluster ([`super::redis_cluster`]: each
+//! command goes to its slot's master and follows `MOVED`/`ASK`); or a master found through
+//! Sentinel. The crate's Sentinel client resolves the master once and never again, so
 //! this driver resolves it again after a connection error or a `READONLY` reply (a demoted
 //! master), and retries the operation once on the master found. Sentinel disconnects every
 //! client when it reconfigures a node, so a failover always shows up as such an error.
