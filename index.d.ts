@@ -219,8 +219,44 @@ export interface RedisConnectionOptions {
   tls?: boolean | { caFile?: string };
 }
 
+/** A Redis Cluster: some node URLs (the rest are discovered) and one login for every node. */
+export interface RedisClusterConnection {
+  /** `redis://[user:pass@]host:port` or `rediss://…` URLs of some of the nodes. */
+  cluster: string[];
+  /** ACL user name for every node (else the first URL's). */
+  username?: string;
+  /** Password for every node (else the first URL's); never echoed in error messages. */
+  password?: string;
+  /** TLS to every node, also for `redis://` URLs; `{ caFile }` trusts a private CA. */
+  tls?: boolean | { caFile?: string };
+}
+
+/** A master found through Redis Sentinel, found again after a failover. */
+export interface RedisSentinelConnection {
+  sentinel: {
+    /** The name the sentinels monitor the master under. */
+    masterName: string;
+    /** Sentinel URLs; credentials in them are the sentinels' own. */
+    nodes: string[];
+    /** ACL user name for the master. */
+    username?: string;
+    /** Password for the master. */
+    password?: string;
+    /** Database number on the master (default 0). */
+    db?: number;
+    /** TLS to the master; `{ caFile }` trusts a private CA. */
+    tls?: boolean | { caFile?: string };
+  };
+}
+
 /** Options of the redis driver. */
 export interface RedisSessionHandlerOptions {
+  /**
+   * Replicas that must acknowledge each save and destroy (`WAIT`) before it resolves; fewer
+   * within the command timeout reject with ERR_SESSION_UNAVAILABLE. Default 0: a save only the
+   * master acknowledged can be lost in a failover.
+   */
+  minReplicas?: number;
   /** Prepended to every session id to form the key (default 'ostro_session:'). */
   prefix?: string;
   /** Lifetime after the last write or touch, in minutes (default 120; the TTL is rounded up to whole seconds). */
@@ -241,9 +277,9 @@ export interface RedisSessionHandlerOptions {
 export class RedisSessionHandler extends NativeSessionHandler {
   /**
    * @param connection `redis://[user:pass@]host:port/db`, `rediss://…` (TLS) or
-   *   `redis+unix:///path`, or the same as an object
+   *   `redis+unix:///path`, or the same as an object; a Redis Cluster; a master found through Sentinel
    */
-  constructor(connection: string | RedisConnectionOptions, options?: RedisSessionHandlerOptions);
+  constructor(connection: string | RedisConnectionOptions | RedisClusterConnection | RedisSentinelConnection, options?: RedisSessionHandlerOptions);
 }
 
 /** Options of the memcached driver. */
@@ -413,7 +449,7 @@ export interface SessionConfig {
   /** The file driver's directory (default 'storage/framework/sessions', relative to the working directory). */
   files?: string;
   /** redis: URL or connection object; memcached: 'host:port' or a list; sqlite: database file; database: a postgres://, mysql:// or mariadb:// URL. */
-  connection?: string | string[] | RedisConnectionOptions | null;
+  connection?: string | string[] | RedisConnectionOptions | RedisClusterConnection | RedisSentinelConnection | null;
   /** sqlite / database table (default 'sessions'). */
   table?: string;
   /** For driver 'cache': the cache store's name. */

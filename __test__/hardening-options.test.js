@@ -21,10 +21,10 @@ function refused(make, key, more) {
   });
 }
 
-test('redis: cluster and sentinel are refused as not supported yet, not connected to localhost', () => {
-  refused(() => new RedisSessionHandler({ cluster: [{ host: '10.0.0.1', port: 7000 }] }), 'cluster', /not supported yet/);
-  refused(() => new RedisSessionHandler({ sentinel: { name: 'mymaster' } }), 'sentinel', /not supported yet/);
-  refused(() => new RedisSessionHandler({ sentinels: [] }), 'sentinels', /not supported yet/);
+test('redis: cluster and sentinel in a wrong shape are refused naming the key, never connected to localhost', () => {
+  refused(() => new RedisSessionHandler({ cluster: [{ host: '10.0.0.1', port: 7000 }] }), 'cluster', /URL strings/);
+  refused(() => new RedisSessionHandler({ sentinel: { name: 'mymaster' } }), 'name');
+  refused(() => new RedisSessionHandler({ sentinels: [] }), 'sentinels', /masterName/);
 });
 
 test('redis: unknown connection, options and tls keys are refused', () => {

@@ -261,14 +261,27 @@ describe('OstroSessionManager: the app\'s connections and cache stores', () => {
     assert.deepEqual(m.resolveConnection('memcached', [{ host: 'a', port: 1 }, 'b:2']), ['a:1', 'b:2']);
   });
 
-  it('a redis cluster or sentinel config is refused, never read as a plain server on the defaults', () => {
-    const m = manager({ driver: 'array' }, tmp('rc-'));
-    for (const k of ['cluster', 'sentinel']) {
-      assert.throws(() => m.resolveConnection('redis', { host: 'h', [k]: ['redis://a:1'] }), (e) => e.code === 'ERR_SESSION_INVALID_OPTION' && e.message.includes(k));
-    }
-    const app = fakeApp({ app: { key: 'k'.repeat(40) }, session: { driver: 'array' }, database: { redis: { clusters: { default: [{ host: 'c1', port: 7000 }] }, default: { host: 'x' } } } });
+  it('Redis Cluster and Sentinel configs in Laravel\'s shapes map onto the driver\'s cluster and sentinel forms', () => {
+    const redis = {
+      options: { cluster: 'redis' },
+      clusters: { default: [{ host: 'c1', port: 7000, password: 'p w', scheme: 'tls' }, { host: 'c2', port: '7001', password: 'p w', scheme: 'tls' }] },
+      default: { host: 'x' },
+      ha: { sentinel: { service: 'sessions', nodes: [{ host: 's1', port: 26379 }, 'redis://s2:26380'] }, username: 'app', password: 'pw', database: 1 },
+      sharded: [{ host: 'r1', port: 26379 }],
+    };
+    const app = fakeApp({ app: { key: 'k'.repeat(40) }, session: { driver: 'array' }, database: { redis } });
     const c = new OstroSessionManager(app);
-    assert.throws(() => c.resolveConnection('redis', 'default'), (e) => e.code === 'ERR_SESSION_INVALID_OPTION' && /Redis Cluster/.test(e.message));
+    assert.deepEqual(c.resolveConnection('redis', 'default'), { cluster: ['rediss://:p%20w@c1:7000', 'rediss://:p%20w@c2:7001'] });
+    assert.deepEqual(c.resolveConnection('redis', 'ha'), { sentinel: { masterName: 'sessions', nodes: ['redis://s1:26379', 'redis://s2:26380'], username: 'app', password: 'pw' } });
+    assert.deepEqual(c.resolveConnection('redis', 'sharded'), { cluster: ['redis://r1:26379'] });
+    const predis = fakeApp({ app: { key: 'k'.repeat(40) }, session: { driver: 'array' }, database: { redis: { options: { replication: 'sentinel', service: 'mymaster' }, default: [{ host: 's1', port: 26379 }] } } });
+    assert.deepEqual(new OstroSessionManager(predis).resolveConnection('redis', 'default'), { sentinel: { masterName: 'mymaster', nodes: ['redis://s1:26379'] } });
+    // Objects given directly keep their credentials.
+    const m = manager({ driver: 'array' }, tmp('rc-'));
+    assert.deepEqual(m.resolveConnection('redis', { cluster: [{ host: 'a', port: 1 }], password: 'pw' }), { cluster: ['redis://a:1'], password: 'pw' });
+    // The result is what the driver accepts.
+    const { RedisSessionHandler } = require('..');
+    for (const conn of [c.resolveConnection('redis', 'default'), c.resolveConnection('redis', 'ha')]) new RedisSessionHandler(conn);
   });
 
   it('cache.<store> and cache + store pick the built-in driver from the app\'s cache config', async () => {

@@ -9,7 +9,7 @@ const assert = require('node:assert/strict');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
 const { SessionManager } = require('..');
-const { startRedis } = require('./support/servers');
+const { startRedis, startRedisCluster } = require('./support/servers');
 const { tmpDir } = require('./support/tmp');
 
 const KEY = 'user-sessions-key-one-0123456789abcdef';
@@ -112,6 +112,21 @@ test('redis driver (a real redis-server)', async (t) => {
   const m = new SessionManager({ driver: 'redis', connection: server.url, key: KEY });
   t.after(() => m.close());
   await scenario(m);
+});
+
+test('redis driver on a Redis Cluster (6 nodes): the index and the sessions sit in different slots', async (t) => {
+  const c = await startRedisCluster();
+  t.after(() => c.stop());
+  const cluster = c.nodes.map((x) => `redis://127.0.0.1:${x.port}`);
+  const m = new SessionManager({ driver: 'redis', connection: { cluster }, key: KEY });
+  t.after(() => m.close());
+  await scenario(m);
+  // A read-only request (a touch) keeps a linked session listed.
+  const s = await login(m, 11, 6);
+  const again = m.createStore(s.getId());
+  await again.start();
+  assert.equal(await again.save(), 'touched');
+  assert.equal((await m.sessionsOf(11)).length, 1);
 });
 
 test('a custom driver with sessionsOf', async () => {

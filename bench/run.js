@@ -1,5 +1,5 @@
 'use strict';
-// `npm run bench [-- --quick] [-- --only store,http,fastify,memory,gc,scale,userindex]`
+// `npm run bench [-- --quick] [-- --only store,http,fastify,memory,gc,scale,database,contention,userindex,cluster]`
 // (OSTRO_BENCH_CONTENDERS=id,id runs only those contenders, for work on one row.)
 //
 // Runs every case of the benchmark issue against our drivers, the peers people install instead,
@@ -24,7 +24,7 @@ const quick = args.includes('--quick');
 const onlyArg = args.find((a) => a.startsWith('--only='));
 const onlyIdx = args.indexOf('--only');
 const only = (onlyArg ? onlyArg.slice(7) : onlyIdx >= 0 ? args[onlyIdx + 1] || '' : '').split(',').filter(Boolean);
-const CASES = ['store', 'http', 'fastify', 'memory', 'gc', 'scale', 'database', 'contention', 'userindex'];
+const CASES = ['store', 'http', 'fastify', 'memory', 'gc', 'scale', 'database', 'contention', 'userindex', 'cluster'];
 const wanted = only.length ? CASES.filter((c) => only.includes(c)) : CASES;
 
 const t0 = Date.now();

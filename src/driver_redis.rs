@@ -4,7 +4,9 @@ use crate::errors::OrThrow;
 use crate::handlers::NativeHandler;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use ostro_session_core::handlers::redis::{RedisConnection, RedisOptions, RedisParts};
+use ostro_session_core::handlers::redis::{
+    RedisCluster, RedisConnection, RedisOptions, RedisParts, RedisSentinel,
+};
 use ostro_session_core::{RedisSessionHandler, SessionError};
 use std::sync::Arc;
 
@@ -23,6 +25,27 @@ pub struct RedisConnectionObject {
     pub db: Option<f64>,
     /// Connect over TLS with certificate verification.
     pub tls: Option<bool>,
+    /// Redis Cluster node URLs (then `host`, `port` and `db` are not used).
+    pub cluster: Option<Vec<String>>,
+    /// A master found through Sentinel (then the other fields are not used).
+    pub sentinel: Option<RedisSentinelObject>,
+}
+
+/// A master found through Sentinel.
+#[napi(object)]
+pub struct RedisSentinelObject {
+    /// The name the sentinels monitor the master under.
+    pub master_name: String,
+    /// Sentinel URLs.
+    pub nodes: Vec<String>,
+    /// ACL user name for the master.
+    pub username: Option<String>,
+    /// Password for the master.
+    pub password: Option<String>,
+    /// Database number on the master.
+    pub db: Option<f64>,
+    /// TLS to the master.
+    pub tls: Option<bool>,
 }
 
 /// Options of `createRedisHandler`.
@@ -39,6 +62,8 @@ pub struct RedisHandlerOptions {
     pub command_timeout_ms: Option<f64>,
     /// PEM file of CA certificates to verify the server with.
     pub ca_file: Option<String>,
+    /// Replicas that must acknowledge each write (`WAIT`); default 0.
+    pub min_replicas: Option<f64>,
 }
 
 /// A whole non-negative number from JS, at most `max`.
@@ -54,6 +79,28 @@ fn whole(name: &str, v: f64, max: f64) -> std::result::Result<u64, SessionError>
 }
 
 fn parts(o: RedisConnectionObject) -> std::result::Result<RedisConnection, SessionError> {
+    if let Some(nodes) = o.cluster {
+        return Ok(RedisConnection::Cluster(RedisCluster {
+            nodes,
+            username: o.username,
+            password: o.password,
+            tls: o.tls.unwrap_or(false),
+        }));
+    }
+    if let Some(s) = o.sentinel {
+        let db =
+            s.db.map(|d| whole("sentinel db", d, 1e9))
+                .transpose()?
+                .map(|d| i64::try_from(d).unwrap_or(0));
+        return Ok(RedisConnection::Sentinel(RedisSentinel {
+            master_name: s.master_name,
+            nodes: s.nodes,
+            username: s.username,
+            password: s.password,
+            db,
+            tls: s.tls.unwrap_or(false),
+        }));
+    }
     let port = o
         .port
         .map(|p| whole("redis port", p, 65535.0))
@@ -87,11 +134,16 @@ fn options_of(o: RedisHandlerOptions) -> std::result::Result<RedisOptions, Sessi
             None => d.command_timeout_ms,
         },
         ca_file: o.ca_file.map(Into::into),
+        min_replicas: match o.min_replicas {
+            Some(n) => u32::try_from(whole("minReplicas", n, 100.0)?).unwrap_or(0),
+            None => d.min_replicas,
+        },
     })
 }
 
-/// A redis handler for a URL (`redis://`, `rediss://`, `redis+unix://`) or an address object.
-/// Nothing is connected until the first operation.
+/// A redis handler for a URL (`redis://`, `rediss://`, `redis+unix://`), an address object, a
+/// cluster (`{ cluster: [urls] }`) or a sentinel-watched master (`{ sentinel }`). Nothing is
+/// connected until the first operation.
 #[napi]
 pub fn create_redis_handler(
     env: Env,

@@ -294,4 +294,337 @@ async function startMemcached(options = {}) {
   return srv;
 }
 
-module.exports = { startRedis, startMemcached, makeTestCa, freePort };
+// ----- Redis topologies: a cluster, and a master/replica pair under Sentinel ------------------
+
+/**
+ * Commands over one fresh socket (AUTH first when `auth` is given); resolves to the last
+ * one's decoded reply: a string, a number, null, an array, or an Error for a server error (an
+ * error from an earlier command rejects). The tests' view of a server, independent of the driver.
+ */
+function commands(port, list, auth) {
+  const frame = (a) => `*${a.length}\r\n${a.map((x) => `$${Buffer.byteLength(String(x))}\r\n${x}\r\n`).join('')}`;
+  const all = auth ? [['AUTH', auth.user, auth.password], ...list] : list;
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host: '127.0.0.1', port });
+    let buf = Buffer.alloc(0);
+    let left = all.length;
+    sock.setTimeout(5000, () => { sock.destroy(); reject(new Error(`127.0.0.1:${port} did not answer ${all[all.length - 1][0]}`)); });
+    sock.once('error', reject);
+    sock.once('connect', () => sock.write(all.map(frame).join('')));
+    sock.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      for (;;) {
+        const r = parseReply(buf, 0);
+        if (r === null) return;
+        buf = buf.subarray(r.end);
+        left -= 1;
+        if (left === 0) {
+          sock.destroy();
+          resolve(r.value);
+          return;
+        }
+        if (r.value instanceof Error) {
+          sock.destroy();
+          reject(r.value);
+          return;
+        }
+      }
+    });
+  });
+}
+
+/** One command; see `commands`. */
+function command(port, args, auth) {
+  return commands(port, [args], auth);
+}
+
+/** Decodes one RESP2 reply at `at`, or null when it is incomplete. */
+function parseReply(buf, at) {
+  const eol = buf.indexOf('\r\n', at);
+  if (eol < 0) return null;
+  const line = buf.toString('utf8', at + 1, eol);
+  const next = eol + 2;
+  switch (String.fromCharCode(buf[at])) {
+    case '+': return { value: line, end: next };
+    case '-': return { value: new Error(line), end: next };
+    case ':': return { value: Number(line), end: next };
+    case '$': {
+      const n = Number(line);
+      if (n < 0) return { value: null, end: next };
+      if (buf.length < next + n + 2) return null;
+      return { value: buf.toString('utf8', next, next + n), end: next + n + 2 };
+    }
+    case '*': {
+      const n = Number(line);
+      if (n < 0) return { value: null, end: next };
+      const out = [];
+      let pos = next;
+      for (let i = 0; i < n; i++) {
+        const r = parseReply(buf, pos);
+        if (r === null) return null;
+        out.push(r.value);
+        pos = r.end;
+      }
+      return { value: out, end: pos };
+    }
+    default: throw new Error(`unexpected RESP reply: ${line}`);
+  }
+}
+
+/** Runs redis-cli (async: the event loop stays free for the load the tests put on). */
+function redisCli(args, auth) {
+  const full = [...(auth ? ['--user', auth.user, '--pass', auth.password, '--no-auth-warning'] : []), ...args];
+  return new Promise((resolve, reject) => {
+    const child = spawn('redis-cli', full, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { out += d; });
+    child.once('error', (e) => reject(e.code === 'ENOENT' ? new Error('redis-cli is not installed: these tests need it (.ci/run installs it with apt-get)') : e));
+    child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`redis-cli ${args.join(' ')} exited ${code}:\n${out}`))));
+  });
+}
+
+async function waitFor(what, check, ms = 20_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    let last;
+    try {
+      if (await check()) return;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
+    await delay(50);
+  }
+}
+
+/** Redis config lines for an ACL user (the default user off) when `acl` is given. */
+function aclLines(acl) {
+  if (!acl) return [];
+  return ['user default off', `user ${acl.user} on >${acl.password} ~* &* +@all`,
+    `masteruser ${acl.user}`, `masterauth ${acl.password}`];
+}
+
+/** One redis-server of a topology, in `dir`, on a free port; `acl` goes into its config file. */
+function topologyNode(name, dir, extra, acl) {
+  fs.mkdirSync(dir, { recursive: true });
+  const conf = path.join(dir, 'redis.conf');
+  fs.writeFileSync(conf, `${aclLines(acl).join('\n')}\n`);
+  return onFreePort((port) => {
+    const s = new ServerProcess({
+      name,
+      program: 'redis-server',
+      // Replicas sync at once (the diskless sync otherwise waits 5 s for more replicas).
+      args: [conf, '--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', dir,
+        '--logfile', '', '--repl-diskless-sync-delay', '0', ...extra(port)],
+      dir,
+      probe: () => asks({ host: '127.0.0.1', port }, 'PING\r\n', PONG),
+    });
+    s.port = port;
+    return s;
+  });
+}
+
+/**
+ * A Redis Cluster of `masters` masters with one replica each (6 nodes by default), made with
+ * `redis-cli --cluster create … --cluster-replicas 1 --cluster-yes`, every node in its own
+ * directory under one temp dir, cluster bus on a second free port.
+ * @param {{ acl?: { user: string, password: string }, nodeTimeoutMs?: number, masters?: number }} [options]
+ *   `acl`: the default user is off and this user has every right (clients and replicas log in as
+ *   it); `nodeTimeoutMs`: cluster-node-timeout (default 1000, so that a failover takes seconds)
+ */
+async function startRedisCluster(options = {}) {
+  const dir = tmp();
+  const auth = options.acl || null;
+  const masters = options.masters || 3;
+  const nodes = [];
+  const cluster = {
+    dir,
+    auth,
+    nodes,
+    get urls() {
+      const cred = auth ? `${auth.user}:${auth.password}@` : '';
+      return nodes.map((n) => `redis://${cred}127.0.0.1:${n.port}`);
+    },
+    /** A command to the node on `port`. */
+    command: (port, args) => command(port, args, auth),
+    /** Commands on one connection to the node on `port`; the last reply. */
+    commands: (port, list) => commands(port, list, auth),
+    /** redis-cli with the cluster's credentials. */
+    cli: (args) => redisCli(args, auth),
+    /** Every live node's view: `{ id, port, role, masterId, slots: [[from, to]…], failed }`. */
+    async topology() {
+      for (const n of nodes) {
+        if (!n.child) continue;
+        try {
+          return parseClusterNodes(await command(n.port, ['CLUSTER', 'NODES'], auth));
+        } catch {
+          // try the next node
+        }
+      }
+      throw new Error('no cluster node answers');
+    },
+    /** The node process on `port`. */
+    node: (port) => nodes.find((n) => n.port === port),
+    /** The master that holds `slot`, from a live node's view. */
+    async masterOf(slot) {
+      const t = await cluster.topology();
+      return t.find((n) => n.role === 'master' && !n.failed && n.slots.some(([a, b]) => slot >= a && slot <= b));
+    },
+    /**
+     * Resolves once every live node reports cluster_state:ok, every live replica is in sync
+     * with its master, and they agree on the masters.
+     */
+    async waitHealthy(ms) {
+      await waitFor('the cluster to be healthy', async () => {
+        const views = [];
+        for (const n of nodes) {
+          if (!n.child) continue;
+          const info = await command(n.port, ['CLUSTER', 'INFO'], auth);
+          if (!/cluster_state:ok/.test(info)) return false;
+          const repl = await command(n.port, ['INFO', 'replication'], auth);
+          if (/role:slave/.test(repl) && !/master_link_status:up/.test(repl)) return false;
+          const view = parseClusterNodes(await command(n.port, ['CLUSTER', 'NODES'], auth));
+          const live = view.filter((x) => x.role === 'master' && !x.failed);
+          // A node redis-cli has not made a replica yet is still a master without slots.
+          if (live.some((x) => x.slots.length === 0)) return false;
+          views.push(live.map((x) => x.port).sort().join(','));
+        }
+        return views.every((v) => v === views[0]);
+      }, ms);
+    },
+    async stop() {
+      await Promise.all(nodes.map((n) => n.kill()));
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  try {
+    for (let i = 0; i < masters * 2; i++) {
+      const nodeDir = path.join(dir, `node${i}`);
+      const busPort = await freePort();
+      nodes.push(await topologyNode(`redis-server (cluster node ${i})`, nodeDir, () => [
+        '--cluster-enabled', 'yes', '--cluster-config-file', path.join(nodeDir, 'nodes.conf'),
+        '--cluster-node-timeout', String(options.nodeTimeoutMs || 1000), '--cluster-port', String(busPort),
+        // A replica with stale data may still take over: the tests kill masters on purpose.
+        '--cluster-replica-validity-factor', '0'], auth));
+    }
+    await redisCli(['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '1', '--cluster-yes'], auth);
+    await cluster.waitHealthy(20_000);
+  } catch (e) {
+    await cluster.stop();
+    throw e;
+  }
+  return cluster;
+}
+
+/** `CLUSTER NODES` as objects. */
+function parseClusterNodes(text) {
+  return String(text).trim().split('\n').map((line) => {
+    const f = line.split(' ');
+    const port = Number(f[1].split('@')[0].split(':')[1]);
+    const flags = f[2].split(',');
+    return {
+      id: f[0],
+      port,
+      role: flags.includes('master') ? 'master' : 'replica',
+      masterId: f[3] === '-' ? null : f[3],
+      failed: flags.includes('fail') || flags.includes('fail?') || f[7] === 'disconnected',
+      slots: f.slice(8).filter((s) => !s.startsWith('[')).map((s) => {
+        const [a, b] = s.split('-').map(Number);
+        return [a, b === undefined ? a : b];
+      }),
+    };
+  });
+}
+
+/**
+ * A master, a replica and three sentinels watching them as `masterName` (quorum 2,
+ * down-after 1000 ms), each in its own directory under one temp dir.
+ * @param {{ acl?: { user: string, password: string }, masterName?: string }} [options] `acl`: the
+ *   data nodes' default user is off; replicas and sentinels log in as this user
+ */
+async function startRedisSentinel(options = {}) {
+  const dir = tmp();
+  const auth = options.acl || null;
+  const masterName = options.masterName || 'sessions';
+  const data = [];
+  const sentinels = [];
+  const topo = {
+    dir,
+    auth,
+    masterName,
+    data,
+    sentinels,
+    get sentinelUrls() {
+      return sentinels.map((s) => `redis://127.0.0.1:${s.port}`);
+    },
+    command: (port, args) => command(port, args, auth),
+    commands: (port, list) => commands(port, list, auth),
+    /** The master's port as the sentinels report it (all live ones agreeing). */
+    async masterPort() {
+      const ports = new Set();
+      for (const s of sentinels) {
+        if (!s.child) continue;
+        const r = await command(s.port, ['SENTINEL', 'GET-MASTER-ADDR-BY-NAME', masterName]);
+        ports.add(Number(r[1]));
+      }
+      if (ports.size !== 1) throw new Error(`the sentinels disagree on the master: ${[...ports]}`);
+      return [...ports][0];
+    },
+    node: (port) => data.find((n) => n.port === port),
+    async stop() {
+      await Promise.all([...data, ...sentinels].map((n) => n.kill()));
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  try {
+    const master = await topologyNode('redis-server (sentinel master)', path.join(dir, 'master'), () => [], auth);
+    data.push(master);
+    data.push(await topologyNode('redis-server (sentinel replica)', path.join(dir, 'replica'), () => [
+      '--replicaof', '127.0.0.1', String(master.port)], auth));
+    await waitFor('the replica to sync', async () => /master_link_status:up/.test(
+      await command(data[1].port, ['INFO', 'replication'], auth)));
+    for (let i = 0; i < 3; i++) {
+      const sdir = path.join(dir, `sentinel${i}`);
+      fs.mkdirSync(sdir, { recursive: true });
+      const s = await onFreePort((port) => {
+        const conf = path.join(sdir, 'sentinel.conf');
+        fs.writeFileSync(conf, [
+          `port ${port}`, 'bind 127.0.0.1', `dir ${sdir}`, 'logfile ""',
+          `sentinel monitor ${masterName} 127.0.0.1 ${master.port} 2`,
+          `sentinel down-after-milliseconds ${masterName} 1000`,
+          `sentinel failover-timeout ${masterName} 4000`,
+          ...(auth ? [`sentinel auth-user ${masterName} ${auth.user}`, `sentinel auth-pass ${masterName} ${auth.password}`] : []),
+          '',
+        ].join('\n'));
+        const p = new ServerProcess({
+          name: `redis-sentinel ${i}`,
+          program: 'redis-server',
+          args: [conf, '--sentinel'],
+          dir: sdir,
+          probe: () => asks({ host: '127.0.0.1', port }, 'PING\r\n', PONG),
+        });
+        p.port = port;
+        return p;
+      });
+      sentinels.push(s);
+    }
+    // Ready once every sentinel knows the replica and the other two sentinels.
+    await waitFor('the sentinels to discover each other', async () => {
+      for (const s of sentinels) {
+        const m = await command(s.port, ['SENTINEL', 'MASTER', masterName]);
+        const f = {};
+        for (let i = 0; i + 1 < m.length; i += 2) f[m[i]] = m[i + 1];
+        if (Number(f['num-slaves']) < 1 || Number(f['num-other-sentinels']) < 2) return false;
+      }
+      return true;
+    }, 30_000);
+  } catch (e) {
+    await topo.stop();
+    throw e;
+  }
+  return topo;
+}
+
+module.exports = { startRedis, startMemcached, makeTestCa, freePort, startRedisCluster, startRedisSentinel, command, commands };
+

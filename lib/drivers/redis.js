@@ -8,10 +8,9 @@ const { sessionError } = require('../errors');
 const { rejectUnknown } = require('../options');
 
 const CONNECTION_KEYS = ['host', 'port', 'username', 'password', 'db', 'database', 'tls'];
-const OPTION_KEYS = ['prefix', 'minutes', 'connectTimeoutMs', 'commandTimeoutMs', 'tls'];
-// Known to Redis users but not to this driver yet: refused with their own message, so that a
-// cluster or sentinel config never quietly becomes one plain connection to 127.0.0.1:6379.
-const NOT_YET = ['cluster', 'sentinel', 'sentinels'];
+const CLUSTER_KEYS = ['cluster', 'username', 'password', 'tls'];
+const SENTINEL_KEYS = ['masterName', 'nodes', 'username', 'password', 'db', 'database', 'tls'];
+const OPTION_KEYS = ['prefix', 'minutes', 'connectTimeoutMs', 'commandTimeoutMs', 'tls', 'minReplicas'];
 
 const invalid = (message) => sessionError('ERR_SESSION_INVALID_OPTION', message);
 
@@ -60,11 +59,9 @@ function connectionOf(conn) {
   if (!isObject(conn)) {
     throw invalid('RedisSessionHandler needs a URL string or an object { host, port, username, password, db, tls }');
   }
-  for (const key of NOT_YET) {
-    if (Object.hasOwn(conn, key)) {
-      throw invalid(`RedisSessionHandler connection: "${key}" is not supported yet (Redis Cluster and Sentinel are not implemented); connect to one server with a URL or { host, port }`);
-    }
-  }
+  if (Object.hasOwn(conn, 'cluster')) return clusterOf(conn);
+  if (Object.hasOwn(conn, 'sentinel')) return sentinelOf(conn);
+  if (Object.hasOwn(conn, 'sentinels')) throw invalid('RedisSessionHandler connection: "sentinels" is not an option; use { sentinel: { masterName, nodes: [urls] } }');
   rejectUnknown(conn, CONNECTION_KEYS, 'RedisSessionHandler connection');
   const tls = conn.tls;
   if (tls !== undefined && tls !== null && typeof tls !== 'boolean' && !isObject(tls)) {
@@ -84,19 +81,74 @@ function connectionOf(conn) {
   };
 }
 
+/** A list of node URLs (the core checks that it is not empty and what each URL says). */
+function nodesOf(name, v) {
+  if (!Array.isArray(v) || v.some((u) => typeof u !== 'string')) {
+    throw invalid(`"${name}" must be a list of redis:// or rediss:// URL strings`);
+  }
+  return v;
+}
+
+function tlsFlagOf(name, tls) {
+  if (tls !== undefined && tls !== null && typeof tls !== 'boolean' && !isObject(tls)) {
+    throw invalid(`the ${name} field must be true, false or an object like { caFile }`);
+  }
+  return Boolean(tls);
+}
+
+/** `{ cluster: [urls], username?, password?, tls? }`. */
+function clusterOf(conn) {
+  rejectUnknown(conn, CLUSTER_KEYS, 'RedisSessionHandler cluster connection');
+  return {
+    connection: {
+      cluster: nodesOf('cluster', conn.cluster),
+      username: stringOf('cluster username', conn.username),
+      password: stringOf('cluster password', conn.password),
+      tls: tlsFlagOf('tls', conn.tls),
+    },
+    caFile: caFileOf(conn.tls),
+  };
+}
+
+/** `{ sentinel: { masterName, nodes: [urls], username?, password?, db?, tls? } }`. */
+function sentinelOf(conn) {
+  rejectUnknown(conn, ['sentinel'], 'RedisSessionHandler sentinel connection');
+  const s = conn.sentinel;
+  if (!isObject(s)) throw invalid('sentinel must be an object { masterName, nodes: [urls], username?, password?, tls? }');
+  rejectUnknown(s, SENTINEL_KEYS, 'RedisSessionHandler sentinel');
+  if (typeof s.masterName !== 'string') throw invalid('sentinel.masterName must be the name the sentinels monitor the master under');
+  return {
+    connection: {
+      sentinel: {
+        masterName: s.masterName,
+        nodes: nodesOf('sentinel.nodes', s.nodes),
+        username: stringOf('sentinel.username', s.username),
+        password: stringOf('sentinel.password', s.password),
+        db: wholeOf('sentinel.db', s.db !== undefined ? s.db : s.database, 1e9),
+        tls: tlsFlagOf('sentinel.tls', s.tls),
+      },
+    },
+    caFile: caFileOf(s.tls),
+  };
+}
+
 /** Sessions in Redis; the central store for apps served by several processes or machines. */
 class RedisSessionHandler extends NativeSessionHandler {
   /**
    * Nothing is connected here: the first operation connects. While Redis is down every
    * operation rejects within `commandTimeoutMs` (+0.5 s) with `ERR_SESSION_UNAVAILABLE`, and
    * recovers by itself once Redis is back.
-   * @param {string | { host?: string, port?: number, username?: string, password?: string, db?: number, tls?: boolean | { caFile?: string } }} connection
+   * @param {string | object} connection
    *   `redis://[user:pass@]host:port/db`, `rediss://…` (TLS, certificates verified) or
-   *   `redis+unix:///path`, or the same as an object
-   * @param {{ prefix?: string, minutes?: number, connectTimeoutMs?: number, commandTimeoutMs?: number, tls?: { caFile?: string } }} [options]
+   *   `redis+unix:///path`, or the same as an object `{ host, port, username, password, db, tls }`;
+   *   a Redis Cluster `{ cluster: [nodeUrls], username?, password?, tls? }`; or a master found
+   *   through Sentinel `{ sentinel: { masterName, nodes: [sentinelUrls], username?, password?, db?, tls? } }`
+   *   (credentials in a sentinel URL are the sentinels' own; `username`/`password` are the master's)
+   * @param {{ prefix?: string, minutes?: number, connectTimeoutMs?: number, commandTimeoutMs?: number, tls?: { caFile?: string }, minReplicas?: number }} [options]
    *   `prefix` of every key (default `'ostro_session:'`), `minutes` lifetime (default 120),
    *   timeouts in ms (default 2000 each), `tls.caFile` a PEM CA bundle to trust instead of the
-   *   system roots
+   *   system roots, `minReplicas` replicas that must acknowledge a save or destroy before it
+   *   resolves (`WAIT`; default 0: a save acknowledged by the master alone can be lost in a failover)
    */
   constructor(connection, options) {
     if (options !== undefined && options !== null && !isObject(options)) {
@@ -112,6 +164,7 @@ class RedisSessionHandler extends NativeSessionHandler {
       connectTimeoutMs: msOf('connectTimeoutMs', o.connectTimeoutMs),
       commandTimeoutMs: msOf('commandTimeoutMs', o.commandTimeoutMs),
       caFile,
+      minReplicas: wholeOf('minReplicas', o.minReplicas, 100),
     });
     super(handle, null);
   }

@@ -34,13 +34,55 @@ function present(v) {
   return v;
 }
 
+// ----- Redis Cluster and Sentinel from config/database.js (Laravel's shapes) -----------------
+
+/** One node of a Laravel-style node list (`{ host, port, username, password, scheme }` or a URL) as a URL. */
+function redisNodeUrl(n) {
+  if (typeof n === 'string') return n;
+  if (!isObject(n)) return n;
+  if (typeof n.url === 'string' && n.url !== '') return n.url;
+  const user = present(n.username !== undefined ? n.username : n.user);
+  const pw = present(n.password);
+  const cred = pw !== undefined ? `${user !== undefined ? encodeURIComponent(String(user)) : ''}:${encodeURIComponent(String(pw))}@` : '';
+  const scheme = n.scheme === 'tls' || n.scheme === 'rediss' || n.tls === true ? 'rediss' : 'redis';
+  return `${scheme}://${cred}${present(n.host) || '127.0.0.1'}:${present(n.port) || 6379}`;
+}
+
+/**
+ * `redis.clusters.<name>` (a node list) → `{ cluster }`; a connection with `sentinel` /
+ * `sentinels`, or a node list with `options.replication: 'sentinel'` (predis) → `{ sentinel }`.
+ * Returns undefined for a standalone connection.
+ */
+function redisTopologyOf(conf, options) {
+  const opts = { ...(isObject(options) ? options : {}), ...(isObject(conf) && isObject(conf.options) ? conf.options : {}) };
+  const nodes = Array.isArray(conf) ? conf : null;
+  if (isObject(conf) && (conf.sentinel !== undefined || conf.sentinels !== undefined)) {
+    const s = isObject(conf.sentinel) ? conf.sentinel : {};
+    const list = Array.isArray(conf.sentinels) ? conf.sentinels : (s.nodes || conf.sentinel);
+    const sentinel = { masterName: String(present(s.masterName) || present(s.service) || present(conf.service) || present(opts.service) || 'mymaster'), nodes: (Array.isArray(list) ? list : []).map(redisNodeUrl) };
+    for (const k of ['username', 'password', 'db', 'tls']) if (present(s[k] ?? conf[k]) !== undefined) sentinel[k] = s[k] ?? conf[k];
+    return { sentinel };
+  }
+  if (nodes && opts.replication === 'sentinel') {
+    return { sentinel: { masterName: String(present(opts.service) || 'mymaster'), nodes: nodes.map(redisNodeUrl) } };
+  }
+  if (nodes) {
+    const out = { cluster: nodes.map(redisNodeUrl) };
+    const pw = present(opts.parameters && opts.parameters.password);
+    if (pw !== undefined) out.password = String(pw);
+    return out;
+  }
+  return undefined;
+}
+
 /** An OstroJS / Laravel style redis connection config as the redis driver takes it. */
-function redisConnectionOf(o) {
-  // A topology we cannot follow yet must fail, never connect as a plain server elsewhere.
-  for (const k of ['cluster', 'clusters', 'sentinel', 'sentinels']) {
-    if (o[k] !== undefined && o[k] !== null) {
-      throw sessionError('ERR_SESSION_INVALID_OPTION', `the redis connection config has "${k}": Redis Cluster and Sentinel are not supported by the session redis driver yet; name a standalone connection`);
-    }
+function redisConnectionOf(o, options) {
+  const topology = redisTopologyOf(o, options);
+  if (topology !== undefined) return topology;
+  if (Array.isArray(o.cluster)) {
+    const out = { cluster: o.cluster.map(redisNodeUrl) };
+    for (const k of ['username', 'password', 'tls']) if (present(o[k]) !== undefined) out[k] = o[k];
+    return out;
   }
   if (typeof o.url === 'string' && o.url !== '') return o.url;
   const out = {};
@@ -214,11 +256,11 @@ class OstroSessionManager extends SessionManager {
         return file === null || file === ':memory:' ? file : path.resolve(file);
       }
       if (driver === 'redis') {
-        // Laravel's shape: `redis.clusters.<name>`, or `redis.options.cluster` for every connection.
-        if (isObject(db.redis) && ((isObject(db.redis.clusters) && db.redis.clusters[connection] !== undefined) || (isObject(db.redis.options) && present(db.redis.options.cluster) !== undefined))) {
-          throw sessionError('ERR_SESSION_INVALID_OPTION', `the session connection [${connection}] is a Redis Cluster in config/database.js; the session redis driver does not support Redis Cluster yet`);
-        }
-        if (isObject(db.redis) && isObject(db.redis[connection])) return redisConnectionOf(db.redis[connection]);
+        // Laravel's shape: `redis.clusters.<name>` is a Redis Cluster (`options.cluster: 'redis'`);
+        // a node list under `redis.<name>` is one too, or Sentinel with `options.replication`.
+        const r = isObject(db.redis) ? db.redis : {};
+        if (isObject(r.clusters) && Array.isArray(r.clusters[connection])) return redisConnectionOf(r.clusters[connection], r.options);
+        if (isObject(r[connection]) || Array.isArray(r[connection])) return redisConnectionOf(r[connection], r.options);
         if (isObject(conns[connection]) && conns[connection].driver === 'redis') return redisConnectionOf(conns[connection]);
       }
       if (driver === 'memcached') {

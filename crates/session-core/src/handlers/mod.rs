@@ -14,6 +14,8 @@ mod mysql;
 mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(feature = "redis")]
+pub mod redis_cluster;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 

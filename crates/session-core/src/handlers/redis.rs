@@ -15,22 +15,35 @@
 //! request loaded (computed here, so the old payload never travels) and `SET`s with the TTL in
 //! the same step. `destroy` leaves a tombstone, [`TOMBSTONE`] with the TTL (`SET … XX`: only over
 //! a record that exists), which reads as no session and never matches; `touch` is a script too,
-//! so a tombstone is never refreshed and answers `false`. Every command touches one key, so the
-//! driver works unchanged on a cluster.
+//! so a tombstone is never refreshed and answers `false`. Every command touches one key (one
+//! slot), so the same commands and scripts run on a Redis Cluster.
+//!
+//! Topologies ([`RedisConnection`]): one server; a Redis Cluster ([`super::redis_cluster`]: each
+//! command goes to its slot's master and follows `MOVED`/`ASK`); or a master found through
+//! Sentinel. The crate's Sentinel client resolves the master once and never again, so
+//! this driver resolves it again after a connection error or a `READONLY` reply (a demoted
+//! master), and retries the operation once on the master found. Sentinel disconnects every
+//! client when it reconfigures a node, so a failover always shows up as such an error.
+//!
+//! `min_replicas` sends `WAIT n timeout` in the same pipeline as every write and destroy: the
+//! operation resolves only once that many replicas acknowledged it.
 
+use super::redis_cluster::{ClusterConn, ClusterSpec};
 use crate::clock;
 use crate::error::{Result, SessionError};
 use crate::handler::{CasOutcome, SessionHandler, UserRecord, WriteMeta, TOMBSTONE};
 use crate::id;
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{
     Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo, RedisError,
-    TlsCertificates,
+    RedisFuture, TlsCertificates, TlsMode, Value,
 };
 use sha1::{Digest, Sha1};
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -90,6 +103,22 @@ redis.call('ZADD', KEYS[2], ARGV[5], ARGV[6])
 if ARGV[7] ~= '' then redis.call('HSET', KEYS[3], ARGV[6], ARGV[7]) end
 redis.call('EXPIRE', KEYS[2], ARGV[9])
 redis.call('EXPIRE', KEYS[3], ARGV[9])
+return 1";
+
+/// The index half of [`INDEXED_WRITE_SCRIPT`], for a cluster, where the session's key is in
+/// another slot. KEYS: the user's sorted set and hash. ARGV: now (ms), id, client JSON (`""`:
+/// keep), the score below which entries are expired, the index's TTL in seconds.
+const INDEX_ONLY_SCRIPT: &str = "local at = redis.call('ZSCORE', KEYS[1], ARGV[2])
+if at and tonumber(at) > tonumber(ARGV[1]) - 60000 then return 1 end
+local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[4])
+if #old > 0 then
+redis.call('ZREM', KEYS[1], unpack(old))
+redis.call('HDEL', KEYS[2], unpack(old))
+end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[2], ARGV[2], ARGV[3]) end
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
 return 1";
 
 /// How precisely the user index tracks last activity, in ms (see [`INDEXED_WRITE_SCRIPT`]).
@@ -179,6 +208,70 @@ pub enum RedisConnection {
     Url(String),
     /// The same, as separate fields.
     Parts(RedisParts),
+    /// A Redis Cluster, found from some of its nodes.
+    Cluster(RedisCluster),
+    /// A master found through Redis Sentinel.
+    Sentinel(RedisSentinel),
+}
+
+/// A Redis Cluster: the nodes to discover it from and how to log in to every node.
+#[derive(Clone, Default)]
+pub struct RedisCluster {
+    /// `redis://[user:pass@]host:port` or `rediss://…` URLs of some of the nodes (one is enough;
+    /// the others are discovered).
+    pub nodes: Vec<String>,
+    /// ACL user name for every node (else the one in the first URL).
+    pub username: Option<String>,
+    /// Password for every node (else the one in the first URL).
+    pub password: Option<String>,
+    /// TLS to every node, also for `redis://` URLs.
+    pub tls: bool,
+}
+
+/// A master found through Sentinel.
+#[derive(Clone, Default)]
+pub struct RedisSentinel {
+    /// The name the sentinels monitor the master under.
+    pub master_name: String,
+    /// `redis://[user:pass@]host:port` or `rediss://…` URLs of the sentinels. Credentials in
+    /// them are the sentinels' own (the same for all).
+    pub nodes: Vec<String>,
+    /// ACL user name for the master.
+    pub username: Option<String>,
+    /// Password for the master.
+    pub password: Option<String>,
+    /// Database number on the master (default 0).
+    pub db: Option<i64>,
+    /// TLS to the master.
+    pub tls: bool,
+}
+
+fn redacted(v: &Option<String>) -> Option<&'static str> {
+    v.as_ref().map(|_| "<redacted>")
+}
+
+impl fmt::Debug for RedisCluster {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisCluster")
+            .field("nodes", &self.nodes.len())
+            .field("username", &self.username)
+            .field("password", &redacted(&self.password))
+            .field("tls", &self.tls)
+            .finish()
+    }
+}
+
+impl fmt::Debug for RedisSentinel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisSentinel")
+            .field("master_name", &self.master_name)
+            .field("nodes", &self.nodes.len())
+            .field("username", &self.username)
+            .field("password", &redacted(&self.password))
+            .field("db", &self.db)
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 /// A Redis address given field by field.
@@ -217,6 +310,8 @@ impl fmt::Debug for RedisConnection {
         match self {
             Self::Url(_) => f.write_str("RedisConnection::Url(<redacted>)"),
             Self::Parts(p) => f.debug_tuple("RedisConnection::Parts").field(p).finish(),
+            Self::Cluster(c) => f.debug_tuple("RedisConnection::Cluster").field(c).finish(),
+            Self::Sentinel(c) => f.debug_tuple("RedisConnection::Sentinel").field(c).finish(),
         }
     }
 }
@@ -234,6 +329,9 @@ pub struct RedisOptions {
     pub command_timeout_ms: u64,
     /// A PEM file of CA certificates to verify the server with, instead of the system roots.
     pub ca_file: Option<PathBuf>,
+    /// When above 0, a write or destroy resolves only once this many replicas acknowledged it
+    /// (`WAIT`); otherwise it rejects with [`SessionError::Unavailable`].
+    pub min_replicas: u32,
 }
 
 impl Default for RedisOptions {
@@ -244,25 +342,88 @@ impl Default for RedisOptions {
             connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
             command_timeout_ms: DEFAULT_COMMAND_TIMEOUT_MS,
             ca_file: None,
+            min_replicas: 0,
         }
     }
 }
 
 /// Sessions in Redis: `SET key payload EX ttl`, `GET`, `DEL`, `EXPIRE`.
 pub struct RedisSessionHandler {
-    client: Client,
-    config: ConnectionManagerConfig,
-    // Created on first use (it needs a tokio runtime); taken out again by `close`.
-    manager: Mutex<Option<ConnectionManager>>,
+    target: Target,
+    // Created on first use (it needs a tokio runtime); taken out again by `close`, and after a
+    // failover for a sentinel target.
+    conn: Mutex<Option<Conn>>,
+    // Counts the connections made, so that a failed operation drops only the one it used.
+    generation: AtomicU64,
     prefix: String,
     lifetime_ms: i64,
     command_timeout: Duration,
+    min_replicas: u32,
     cas: Script,
     touch: Script,
     indexed_write: Script,
     indexed_touch: Script,
+    index_only: Script,
     // `host:port` or the socket path, for messages (never the credentials).
     server: String,
+}
+
+/// How to connect.
+enum Target {
+    Single {
+        client: Client,
+        config: ConnectionManagerConfig,
+    },
+    Cluster(ClusterConn),
+    Sentinel {
+        // Locked while the master is being resolved: concurrent operations wait for one answer.
+        client: tokio::sync::Mutex<SentinelClient>,
+        config: ConnectionManagerConfig,
+        master_name: String,
+    },
+}
+
+/// One connection to the server(s): every concurrent operation pipelines on a clone.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager, u64),
+    Cluster(ClusterConn, u64),
+}
+
+impl Conn {
+    fn generation(&self) -> u64 {
+        match self {
+            Conn::Single(_, g) | Conn::Cluster(_, g) => *g,
+        }
+    }
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c, _) => c.req_packed_command(cmd),
+            Conn::Cluster(c, _) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c, _) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c, _) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c, _) => c.get_db(),
+            Conn::Cluster(c, _) => c.get_db(),
+        }
+    }
 }
 
 /// Where the server is, for messages: `host:port` (with TLS noted) or the unix socket path.
@@ -310,7 +471,202 @@ fn connection_info(conn: &RedisConnection) -> Result<ConnectionInfo> {
     match conn {
         RedisConnection::Url(url) => url_info(url),
         RedisConnection::Parts(p) => parts_info(p),
+        RedisConnection::Cluster(_) | RedisConnection::Sentinel(_) => Err(invalid(
+            "a cluster or sentinel topology has no single address",
+        )),
     }
+}
+
+/// The node URLs of a cluster or the sentinels, parsed; `what` names them in messages.
+fn node_infos(what: &str, nodes: &[String]) -> Result<Vec<ConnectionInfo>> {
+    if nodes.is_empty() {
+        return Err(invalid(format!(
+            "{what}: the node list is empty; give at least one redis:// or rediss:// URL"
+        )));
+    }
+    nodes
+        .iter()
+        .enumerate()
+        .map(|(i, url)| {
+            let info = url_info(url).map_err(|e| invalid(format!("{what}: node {i}: {e}")))?;
+            if matches!(info.addr(), ConnectionAddr::Unix(_)) {
+                return Err(invalid(format!(
+                    "{what}: node {i} is a unix socket; nodes are host:port addresses"
+                )));
+            }
+            Ok(info)
+        })
+        .collect()
+}
+
+/// `host:port` of the first nodes, for messages.
+fn nodes_of(infos: &[ConnectionInfo]) -> String {
+    let mut list: Vec<String> = infos.iter().take(3).map(server_of).collect();
+    if infos.len() > 3 {
+        list.push(format!("and {} more", infos.len() - 3));
+    }
+    list.join(", ")
+}
+
+fn tls_certs(opts: &RedisOptions) -> Result<Option<TlsCertificates>> {
+    Ok(match &opts.ca_file {
+        Some(path) => Some(TlsCertificates {
+            client_tls: None,
+            root_cert: Some(read_ca_file(path)?),
+        }),
+        None => None,
+    })
+}
+
+fn install_tls_provider() {
+    // ring is the one provider compiled in; installing it is a no-op when the process already
+    // chose one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn cluster_target(
+    c: &RedisCluster,
+    opts: &RedisOptions,
+    config: ConnectionManagerConfig,
+    connect_timeout: Duration,
+) -> Result<(Target, String)> {
+    let infos = node_infos("cluster", &c.nodes)?;
+    if infos.iter().any(|i| i.redis_settings().db() != 0) {
+        return Err(invalid(
+            "cluster: a Redis Cluster has only database 0; remove the /db from the node URLs",
+        ));
+    }
+    let tls = c.tls || infos.iter().any(is_tls);
+    if tls && !c.tls && !infos.iter().all(is_tls) {
+        return Err(invalid(
+            "cluster: mix of redis:// and rediss:// node URLs; use one scheme for all nodes",
+        ));
+    }
+    // One login for every node: the fields, else the first URL's.
+    let first = infos[0].redis_settings();
+    let mut redis = RedisConnectionInfo::default();
+    if let Some(u) = c
+        .username
+        .as_deref()
+        .filter(|u| !u.is_empty())
+        .or(first.username())
+    {
+        redis = redis.set_username(u);
+    }
+    if let Some(p) = c
+        .password
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .or(first.password())
+    {
+        redis = redis.set_password(p);
+    }
+    let certs = tls_certs(opts)?;
+    if tls {
+        install_tls_provider();
+    } else if certs.is_some() {
+        return Err(invalid(
+            "tls.caFile needs a TLS connection: use rediss:// node URLs or tls: true",
+        ));
+    }
+    let server = format!("cluster {}", nodes_of(&infos));
+    let spec = ClusterSpec {
+        seeds: infos,
+        redis,
+        tls,
+        certs,
+        config,
+        connect_timeout,
+    };
+    Ok((Target::Cluster(ClusterConn::new(spec)), server))
+}
+
+fn sentinel_target(
+    c: &RedisSentinel,
+    opts: &RedisOptions,
+    config: ConnectionManagerConfig,
+) -> Result<(Target, String)> {
+    if c.master_name.trim().is_empty() {
+        return Err(invalid(
+            "sentinel: masterName is empty; give the name the sentinels monitor the master under",
+        ));
+    }
+    let infos = node_infos("sentinel", &c.nodes)?;
+    let server = format!(
+        "master \"{}\" via sentinels {}",
+        c.master_name,
+        nodes_of(&infos)
+    );
+    // The sentinels' own credentials come from their URLs, one set for all.
+    let creds = |i: &ConnectionInfo| {
+        (
+            i.redis_settings().username().map(str::to_owned),
+            i.redis_settings().password().map(str::to_owned),
+        )
+    };
+    let first = creds(&infos[0]);
+    if infos.iter().any(|i| creds(i) != first) {
+        return Err(invalid(
+            "sentinel: the node URLs carry different credentials; sentinels share one user",
+        ));
+    }
+    let sentinel_tls = infos.iter().any(is_tls);
+    if sentinel_tls && !infos.iter().all(is_tls) {
+        return Err(invalid(
+            "sentinel: mix of redis:// and rediss:// node URLs; use one scheme for all sentinels",
+        ));
+    }
+    let certs = tls_certs(opts)?;
+    if certs.is_some() && !c.tls && !sentinel_tls {
+        return Err(invalid(
+            "tls.caFile needs a TLS connection: use rediss:// sentinel URLs or sentinel tls: true",
+        ));
+    }
+    if c.tls || sentinel_tls {
+        install_tls_provider();
+    }
+    let addrs = infos.iter().map(|i| i.addr().clone());
+    let mut b = SentinelClientBuilder::new(addrs, &c.master_name, SentinelServerType::Master)
+        .map_err(|e| config_error("sentinel", &e))?;
+    if let Some(u) = first.0.as_deref() {
+        b = b.set_client_to_sentinel_username(u);
+    }
+    if let Some(p) = first.1.as_deref() {
+        b = b.set_client_to_sentinel_password(p);
+    }
+    if sentinel_tls {
+        b = b.set_client_to_sentinel_tls_mode(TlsMode::Secure);
+        if let Some(certs) = &certs {
+            b = b.set_client_to_sentinel_certificates(certs.clone());
+        }
+    }
+    if let Some(u) = c.username.as_deref().filter(|u| !u.is_empty()) {
+        b = b.set_client_to_redis_username(u);
+    }
+    if let Some(p) = c.password.as_deref().filter(|p| !p.is_empty()) {
+        b = b.set_client_to_redis_password(p);
+    }
+    if let Some(db) = c.db {
+        if db < 0 {
+            return Err(invalid(format!("sentinel: db must be 0 or more, got {db}")));
+        }
+        b = b.set_client_to_redis_db(db);
+    }
+    if c.tls {
+        b = b.set_client_to_redis_tls_mode(TlsMode::Secure);
+        if let Some(certs) = certs {
+            b = b.set_client_to_redis_certificates(certs);
+        }
+    }
+    let client = b.build().map_err(|e| config_error("sentinel", &e))?;
+    Ok((
+        Target::Sentinel {
+            client: tokio::sync::Mutex::new(client),
+            config,
+            master_name: c.master_name.clone(),
+        },
+        server,
+    ))
 }
 
 fn url_info(url: &str) -> Result<ConnectionInfo> {
@@ -404,8 +760,9 @@ fn is_tls(info: &ConnectionInfo) -> bool {
 }
 
 impl RedisSessionHandler {
-    /// A handler for the server at `conn`. Nothing is connected yet: the first operation
-    /// connects, so a server that is down is reported by that operation, not here.
+    /// A handler for the server, cluster or sentinel-watched master at `conn`. Nothing is
+    /// connected yet: the first operation connects, so a server that is down is reported by
+    /// that operation, not here.
     pub fn new(conn: &RedisConnection, opts: RedisOptions) -> Result<Self> {
         let lifetime_ms = clock::lifetime_ms(opts.minutes)?;
         let connect_timeout = check_timeout("connectTimeoutMs", opts.connect_timeout_ms)?;
@@ -413,32 +770,12 @@ impl RedisSessionHandler {
         if opts.prefix.len() > 1024 {
             return Err(invalid("redis prefix must be at most 1024 bytes"));
         }
-        let info = connection_info(conn)?;
-        let server = server_of(&info);
-        let client = if is_tls(&info) {
-            // ring is the one provider compiled in; installing it is a no-op when the process
-            // already chose one.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            match &opts.ca_file {
-                Some(path) => {
-                    let pem = read_ca_file(path)?;
-                    let certs = TlsCertificates {
-                        client_tls: None,
-                        root_cert: Some(pem),
-                    };
-                    Client::build_with_tls(info, certs)
-                        .map_err(|e| config_error("tls.caFile cannot be used", &e))?
-                }
-                None => Client::open(info).map_err(|e| config_error("invalid Redis URL", &e))?,
-            }
-        } else {
-            if opts.ca_file.is_some() {
-                return Err(invalid(
-                    "tls.caFile needs a TLS connection: use a rediss:// URL or tls: true",
-                ));
-            }
-            Client::open(info).map_err(|e| config_error("invalid Redis URL", &e))?
-        };
+        if opts.min_replicas > 100 {
+            return Err(invalid(format!(
+                "minReplicas must be from 0 to 100, got {}",
+                opts.min_replicas
+            )));
+        }
         // Bounded reconnects: 3 attempts ~100 ms and ~200 ms apart, instead of the crate's
         // defaults that give up only after about 10 s against a dead server.
         let config = ConnectionManagerConfig::new()
@@ -448,18 +785,35 @@ impl RedisSessionHandler {
             .set_exponent_base(2.0)
             .set_connection_timeout(Some(connect_timeout))
             .set_response_timeout(Some(command_timeout));
+        let (target, server) = match conn {
+            RedisConnection::Cluster(c) => cluster_target(c, &opts, config, connect_timeout)?,
+            RedisConnection::Sentinel(c) => sentinel_target(c, &opts, config)?,
+            single => {
+                let info = connection_info(single)?;
+                let server = server_of(&info);
+                (
+                    Target::Single {
+                        client: single_client(info, &opts)?,
+                        config,
+                    },
+                    server,
+                )
+            }
+        };
         Ok(Self {
-            client,
-            config,
-            manager: Mutex::new(None),
+            target,
+            conn: Mutex::new(None),
+            generation: AtomicU64::new(0),
             prefix: opts.prefix,
             lifetime_ms,
             command_timeout,
+            min_replicas: opts.min_replicas,
             server,
             cas: Script::new(CAS_SCRIPT),
             touch: Script::new(TOUCH_SCRIPT),
             indexed_write: Script::new(INDEXED_WRITE_SCRIPT),
             indexed_touch: Script::new(INDEXED_TOUCH_SCRIPT),
+            index_only: Script::new(INDEX_ONLY_SCRIPT),
         })
     }
 
@@ -478,6 +832,12 @@ impl RedisSessionHandler {
         &self.prefix
     }
 
+    /// Whether this handler talks to a Redis Cluster: a script may then touch only keys of one
+    /// slot, so anything spanning two sessions' keys runs as separate commands.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.target, Target::Cluster(_))
+    }
+
     fn key(&self, id: &str) -> Result<String> {
         id::check_storage_id(id)?;
         Ok(format!("{}{id}", self.prefix))
@@ -491,8 +851,11 @@ impl RedisSessionHandler {
         [set, hash]
     }
 
-    /// A write of a session linked to `user`, with its index, in one script. `expected` is the
-    /// SHA-1 to compare with, or `*` for a plain write.
+    /// A write of a session linked to `user`, with its index. `expected` is the SHA-1 to
+    /// compare with, or `*` for a plain write. On one server (or a sentinel's master) both go
+    /// in one script; on a cluster the index sits in another slot than the session, so the
+    /// write goes first and the index is updated right after it (a crash between the two only
+    /// leaves the index behind, which listings and the next write mend).
     async fn write_indexed(
         &self,
         id: &str,
@@ -509,6 +872,33 @@ impl RedisSessionHandler {
         let now = now.to_string();
         let client = client_json(meta);
         let index_ttl = self.index_ttl().to_string();
+        if self.is_cluster() {
+            let v: redis::Value = if expected == "*" {
+                let mut cmd = redis::cmd("SET");
+                cmd.arg(&key).arg(data).arg("EX").arg(self.ttl_seconds());
+                self.write_query::<(), _>("write", cmd, None::<fn() -> redis::Cmd>)
+                    .await?;
+                redis::Value::Int(1)
+            } else {
+                let args: [&[u8]; 4] = [
+                    expected.as_bytes(),
+                    data.as_bytes(),
+                    ttl.as_bytes(),
+                    TOMBSTONE.as_bytes(),
+                ];
+                self.write_query(
+                    "write",
+                    self.cas.cmd(true, &key, &args),
+                    Some(|| self.cas.cmd(false, &key, &args)),
+                )
+                .await?
+            };
+            if matches!(v, redis::Value::Int(1)) {
+                self.index_apart(&set, &hash, id, &now, &client, &cutoff, &index_ttl)
+                    .await?;
+            }
+            return Ok(v);
+        }
         let keys = [key.as_str(), set.as_str(), hash.as_str()];
         let args: [&[u8]; 9] = [
             expected.as_bytes(),
@@ -521,12 +911,42 @@ impl RedisSessionHandler {
             cutoff.as_bytes(),
             index_ttl.as_bytes(),
         ];
-        self.query_or(
+        self.write_query(
             "write",
             self.indexed_write.cmd_keys(true, &keys, &args),
             Some(|| self.indexed_write.cmd_keys(false, &keys, &args)),
         )
         .await
+    }
+
+    /// The index half of [`INDEXED_WRITE_SCRIPT`] on its own, for a cluster (both keys share
+    /// the user's hash tag, so one slot).
+    #[allow(clippy::too_many_arguments)]
+    async fn index_apart(
+        &self,
+        set: &str,
+        hash: &str,
+        id: &str,
+        now: &str,
+        client: &str,
+        cutoff: &str,
+        index_ttl: &str,
+    ) -> Result<()> {
+        let keys = [set, hash];
+        let args: [&[u8]; 5] = [
+            now.as_bytes(),
+            id.as_bytes(),
+            client.as_bytes(),
+            cutoff.as_bytes(),
+            index_ttl.as_bytes(),
+        ];
+        self.query_or::<redis::Value, _>(
+            "write",
+            self.index_only.cmd_keys(true, &keys, &args),
+            Some(|| self.index_only.cmd_keys(false, &keys, &args)),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Runs a pipeline under the command timeout (the index reads).
@@ -536,32 +956,96 @@ impl RedisSessionHandler {
         pipe: &redis::Pipeline,
     ) -> Result<T> {
         let attempt = async {
-            let mut conn = self.manager()?;
+            let mut conn = self.conn().await?;
             let r = match pipe.query_async::<T>(&mut conn).await {
-                Err(e) if is_broken_connection(&e) => pipe.query_async::<T>(&mut conn).await,
+                Err(e) if is_broken_connection(&e) || self.is_stale_master(&e) => {
+                    self.forget_if_sentinel(&conn);
+                    conn = self.conn().await?;
+                    pipe.query_async::<T>(&mut conn).await
+                }
                 r => r,
             };
-            r.map_err(|e| map_error(&self.server, op, &e))
+            r.map_err(|e| self.failed(&conn, op, &e))
         };
-        match tokio::time::timeout(self.command_timeout, attempt).await {
-            Ok(r) => r,
-            Err(_) => Err(SessionError::Unavailable(format!(
-                "redis {op} failed: the server at {} did not answer within {} ms (timeout)",
-                self.server,
-                self.command_timeout.as_millis()
-            ))),
+        self.bounded(op, attempt).await
+    }
+
+    /// The connection, made on first use (inside the runtime that runs the operation).
+    async fn conn(&self) -> Result<Conn> {
+        if let Some(c) = self
+            .conn
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            return Ok(c.clone());
+        }
+        match &self.target {
+            Target::Single { client, config } => {
+                let m = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+                    .map_err(|e| unavailable(&self.server, "connect", &e))?;
+                Ok(self.install(|g| Conn::Single(m, g)))
+            }
+            // Connects on its first command, and reads the slot map then.
+            Target::Cluster(c) => Ok(self.install(|g| Conn::Cluster(c.clone(), g))),
+            Target::Sentinel {
+                client,
+                config,
+                master_name,
+            } => {
+                // One resolution at a time; whoever waited finds the answer installed.
+                let mut sentinel = client.lock().await;
+                if let Some(c) = self.current() {
+                    return Ok(c);
+                }
+                let master = sentinel
+                    .async_get_client()
+                    .await
+                    .map_err(|e| self.sentinel_error(master_name, &e))?;
+                let m = ConnectionManager::new_lazy_with_config(master, config.clone())
+                    .map_err(|e| unavailable(&self.server, "connect", &e))?;
+                Ok(self.install(|g| Conn::Single(m, g)))
+            }
         }
     }
 
-    fn manager(&self) -> Result<ConnectionManager> {
-        let mut slot = self.manager.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(m) = slot.as_ref() {
-            return Ok(m.clone());
+    fn current(&self) -> Option<Conn> {
+        self.conn
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Stores a new connection unless another operation stored one first; returns the one kept.
+    fn install(&self, make: impl FnOnce(u64) -> Conn) -> Conn {
+        let mut slot = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = slot.as_ref() {
+            return c.clone();
         }
-        let m = ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
-            .map_err(|e| unavailable(&self.server, "connect", &e))?;
-        *slot = Some(m.clone());
-        Ok(m)
+        let c = make(self.generation.fetch_add(1, Ordering::Relaxed) + 1);
+        *slot = Some(c.clone());
+        c
+    }
+
+    /// Forgets `used` (not a newer connection), so that the next operation asks the sentinels
+    /// for the master again.
+    fn forget(&self, used: &Conn) {
+        let mut slot = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.as_ref().map(Conn::generation) == Some(used.generation()) {
+            *slot = None;
+        }
+    }
+
+    fn sentinel_error(&self, master_name: &str, e: &RedisError) -> SessionError {
+        use redis::ErrorKind as K;
+        match e.kind() {
+            K::MasterNameNotFoundBySentinel => SessionError::Unavailable(format!(
+                "redis connect failed: no sentinel knows a reachable master named \"{master_name}\" \
+                 (a wrong masterName, or the master is down and no replica has taken over yet): {}",
+                self.server
+            )),
+            _ => unavailable(&self.server, "connect", e),
+        }
     }
 
     /// Runs `cmd` once, and once more when the first try failed on a broken connection (the
@@ -583,9 +1067,10 @@ impl RedisSessionHandler {
         noscript: Option<F>,
     ) -> Result<T> {
         let attempt = async {
-            let mut conn = self.manager()?;
+            let mut conn = self.conn().await?;
             let r = match cmd.query_async::<T>(&mut conn).await {
-                Err(e) if is_broken_connection(&e) => cmd.query_async::<T>(&mut conn).await,
+                Err(e) if is_broken_connection(&e) => self.again(&mut conn, &e, &cmd).await,
+                Err(e) if self.is_stale_master(&e) => self.again(&mut conn, &e, &cmd).await,
                 r => r,
             };
             let r = match (r, &noscript) {
@@ -594,15 +1079,124 @@ impl RedisSessionHandler {
                 }
                 (r, _) => r,
             };
-            r.map_err(|e| map_error(&self.server, op, &e))
+            r.map_err(|e| self.failed(&conn, op, &e))
         };
+        self.bounded(op, attempt).await
+    }
+
+    /// A write (`cmd`) followed by `WAIT min_replicas` in one pipeline, when `min_replicas` is
+    /// set; the reply is the write's. Without `min_replicas` this is [`Self::query_or`].
+    async fn write_query<T: redis::FromRedisValue, F: Fn() -> redis::Cmd + Send + Sync>(
+        &self,
+        op: &'static str,
+        cmd: redis::Cmd,
+        noscript: Option<F>,
+    ) -> Result<T> {
+        if self.min_replicas == 0 {
+            return self.query_or(op, cmd, noscript).await;
+        }
+        // WAIT answers before the operation's deadline, so its count can be reported.
+        let wait_ms = (self.command_timeout.as_millis() * 3 / 4).max(1);
+        let piped = |c: redis::Cmd| {
+            let mut p = redis::pipe();
+            p.add_command(c)
+                .cmd("WAIT")
+                .arg(self.min_replicas)
+                .arg(u64::try_from(wait_ms).unwrap_or(u64::MAX));
+            p
+        };
+        let attempt = async {
+            let mut conn = self.conn().await?;
+            let p = piped(cmd.clone());
+            let mut r = p.query_async::<(T, u32)>(&mut conn).await;
+            if let Err(e) = &r {
+                if is_broken_connection(e) || self.is_stale_master(e) {
+                    self.forget_if_sentinel(&conn);
+                    conn = self.conn().await?;
+                    r = p.query_async::<(T, u32)>(&mut conn).await;
+                }
+            }
+            let r = match (r, &noscript) {
+                (Err(e), Some(eval)) if e.code() == Some("NOSCRIPT") => {
+                    piped(eval()).query_async::<(T, u32)>(&mut conn).await
+                }
+                (r, _) => r,
+            };
+            let (value, acked) = r.map_err(|e| self.failed(&conn, op, &e))?;
+            if acked < self.min_replicas {
+                return Err(SessionError::Unavailable(format!(
+                    "redis {op}: written on {} but acknowledged by {acked} of the {} replica(s) \
+                     minReplicas asks for within {wait_ms} ms; it may be lost in a failover",
+                    self.server, self.min_replicas
+                )));
+            }
+            Ok(value)
+        };
+        self.bounded(op, attempt).await
+    }
+
+    /// The second try of a command whose first try found a broken connection or a demoted
+    /// master: on a sentinel target, on the master the sentinels name now.
+    async fn again<T: redis::FromRedisValue>(
+        &self,
+        conn: &mut Conn,
+        first: &RedisError,
+        cmd: &redis::Cmd,
+    ) -> redis::RedisResult<T> {
+        if matches!(self.target, Target::Sentinel { .. }) {
+            self.forget(conn);
+            match self.conn().await {
+                Ok(c) => *conn = c,
+                Err(_) => return Err(first.clone()),
+            }
+        } else if self.is_stale_master(first) {
+            return Err(first.clone());
+        }
+        cmd.query_async::<T>(conn).await
+    }
+
+    fn forget_if_sentinel(&self, conn: &Conn) {
+        if matches!(self.target, Target::Sentinel { .. }) {
+            self.forget(conn);
+        }
+    }
+
+    /// A reply showing that a sentinel target's master was demoted.
+    fn is_stale_master(&self, e: &RedisError) -> bool {
+        matches!(self.target, Target::Sentinel { .. }) && e.code() == Some("READONLY")
+    }
+
+    /// Maps a failed operation; on a sentinel target a connection failure also drops the
+    /// connection, so that the next operation asks the sentinels again.
+    fn failed(&self, conn: &Conn, op: &str, e: &RedisError) -> SessionError {
+        let mapped = map_error(&self.server, op, e);
+        if matches!(mapped, SessionError::Unavailable(_)) || self.is_stale_master(e) {
+            self.forget_if_sentinel(conn);
+        }
+        mapped
+    }
+
+    async fn bounded<T>(
+        &self,
+        op: &'static str,
+        attempt: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
         match tokio::time::timeout(self.command_timeout, attempt).await {
             Ok(r) => r,
-            Err(_) => Err(SessionError::Unavailable(format!(
-                "redis {op} failed: the server at {} did not answer within {} ms (timeout)",
-                self.server,
-                self.command_timeout.as_millis()
-            ))),
+            Err(_) => {
+                // A sentinel target's master may be gone: ask the sentinels next time.
+                if matches!(self.target, Target::Sentinel { .. }) {
+                    self.conn
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .take();
+                }
+                Err(SessionError::Unavailable(format!(
+                    "redis {op} failed: the server at {} did not answer within {} ms (timeout)",
+                    self.server,
+                    self.command_timeout.as_millis()
+                )))
+            }
         }
     }
 }
@@ -641,6 +1235,25 @@ fn cas_reply(v: redis::Value, data: &str) -> Result<CasOutcome> {
         return Ok(CasOutcome::Written);
     }
     Ok(CasOutcome::Conflict(current))
+}
+
+/// The client of one server, with the CA file when it is a TLS one.
+fn single_client(info: ConnectionInfo, opts: &RedisOptions) -> Result<Client> {
+    if is_tls(&info) {
+        install_tls_provider();
+        match tls_certs(opts)? {
+            Some(certs) => Client::build_with_tls(info, certs)
+                .map_err(|e| config_error("tls.caFile cannot be used", &e)),
+            None => Client::open(info).map_err(|e| config_error("invalid Redis URL", &e)),
+        }
+    } else {
+        if opts.ca_file.is_some() {
+            return Err(invalid(
+                "tls.caFile needs a TLS connection: use a rediss:// URL or tls: true",
+            ));
+        }
+        Client::open(info).map_err(|e| config_error("invalid Redis URL", &e))
+    }
 }
 
 fn read_ca_file(path: &PathBuf) -> Result<Vec<u8>> {
@@ -701,6 +1314,12 @@ fn map_error(server: &str, op: &str, e: &RedisError) -> SessionError {
         K::Server(S::BusyLoading | S::MasterDown | S::TryAgain | S::ClusterDown) => {
             unavailable(server, op, e)
         }
+        // The cluster client lost every node, or all of them refused it (bad credentials).
+        K::ClusterConnectionNotFound => SessionError::Unavailable(format!(
+            "redis {op} failed: no node of the {server} gave its slot map ({})",
+            e.detail()
+                .unwrap_or("check the node addresses and the credentials")
+        )),
         _ => match e.code() {
             Some(code @ ("NOAUTH" | "WRONGPASS" | "NOPERM")) => SessionError::Unavailable(format!(
                 "redis {op} failed: the server at {server} refused access ({code})"
@@ -714,8 +1333,8 @@ fn map_error(server: &str, op: &str, e: &RedisError) -> SessionError {
 #[async_trait]
 impl SessionHandler for RedisSessionHandler {
     async fn close(&self) -> Result<()> {
-        // Dropping the last clone of the manager closes its connection.
-        self.manager
+        // Dropping the last clone of the connection closes it.
+        self.conn
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
@@ -744,7 +1363,8 @@ impl SessionHandler for RedisSessionHandler {
             .arg(data)
             .arg("EX")
             .arg(self.ttl_seconds());
-        self.query::<()>("write", cmd).await
+        self.write_query::<(), _>("write", cmd, None::<fn() -> redis::Cmd>)
+            .await
     }
 
     async fn destroy(&self, id: &str) -> Result<()> {
@@ -755,7 +1375,9 @@ impl SessionHandler for RedisSessionHandler {
             .arg("EX")
             .arg(self.ttl_seconds())
             .arg("XX");
-        self.query::<redis::Value>("destroy", cmd).await.map(|_| ())
+        self.write_query::<Value, _>("destroy", cmd, None::<fn() -> redis::Cmd>)
+            .await
+            .map(|_| ())
     }
 
     async fn gc(&self, _max_lifetime_secs: u64) -> Result<u64> {
@@ -802,7 +1424,7 @@ impl SessionHandler for RedisSessionHandler {
             TOMBSTONE.as_bytes(),
         ];
         let v: redis::Value = self
-            .query_or(
+            .write_query(
                 "write",
                 self.cas.cmd(true, &key, &args),
                 Some(|| self.cas.cmd(false, &key, &args)),
@@ -819,6 +1441,27 @@ impl SessionHandler for RedisSessionHandler {
         let Some(user) = &meta.user_id else {
             return self.touch(id).await;
         };
+        if self.is_cluster() {
+            // The index is in another slot (see write_indexed): the touch, then the index.
+            if !self.touch(id).await? {
+                return Ok(false);
+            }
+            let [set, hash] = self.user_keys(user);
+            let now = now_ms();
+            let cutoff = now.saturating_sub(self.lifetime_ms).to_string();
+            let index_ttl = self.index_ttl().to_string();
+            self.index_apart(
+                &set,
+                &hash,
+                id,
+                &now.to_string(),
+                &client_json(meta),
+                &cutoff,
+                &index_ttl,
+            )
+            .await?;
+            return Ok(true);
+        }
         let key = self.key(id)?;
         let [set, hash] = self.user_keys(user);
         let ttl = self.ttl_seconds().to_string();
@@ -866,12 +1509,24 @@ impl SessionHandler for RedisSessionHandler {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
-        // One GET per session: on a cluster the sessions sit in other slots than the index.
-        let mut gets = redis::pipe();
-        for (id, _) in &entries {
-            gets.cmd("GET").arg(self.key(id)?);
-        }
-        let payloads: Vec<Option<Vec<u8>>> = self.query_pipe("user sessions", &gets).await?;
+        // One GET per session. On a cluster the sessions sit in other slots than the index (and
+        // than each other), so each GET goes on its own to its slot's master; elsewhere they
+        // share one pipeline.
+        let payloads: Vec<Option<Vec<u8>>> = if self.is_cluster() {
+            let mut out = Vec::with_capacity(entries.len());
+            for (id, _) in &entries {
+                let mut get = redis::cmd("GET");
+                get.arg(self.key(id)?);
+                out.push(self.query("user sessions", get).await?);
+            }
+            out
+        } else {
+            let mut gets = redis::pipe();
+            for (id, _) in &entries {
+                gets.cmd("GET").arg(self.key(id)?);
+            }
+            self.query_pipe("user sessions", &gets).await?
+        };
         Ok(entries
             .into_iter()
             .zip(payloads)
@@ -1041,6 +1696,7 @@ mod tests {
         let lit = format!("- {INDEX_RESOLUTION_MS} then return 1 end");
         assert!(INDEXED_WRITE_SCRIPT.contains(&lit));
         assert!(INDEXED_TOUCH_SCRIPT.contains(&lit));
+        assert!(INDEX_ONLY_SCRIPT.contains(&lit));
     }
 
     #[test]

@@ -1,0 +1,149 @@
+'use strict';
+// The redis driver on a master found through Redis Sentinel: a master, a replica and three
+// sentinels (`redis-server <conf> --sentinel`) that this file starts on free loopback ports and
+// stops by pid, with an ACL user and the default user off on the data nodes. Round trips,
+// minReplicas (WAIT), a killed master (the new master is found and used without a restart, and
+// a save made with minReplicas survives), and topologies that cannot work.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { Store, RedisSessionHandler } = require('..');
+const { startRedisSentinel, startRedis, freePort } = require('./support/servers');
+const faults = require('./support/server-faults');
+
+const ACL = { user: 'sessions', password: 'se-s3cret-pw' };
+const TIMEOUT = 1000;
+const opts = (more) => ({ commandTimeoutMs: TIMEOUT, connectTimeoutMs: 500, ...more });
+
+const sentinelOf = (topo, more) => ({
+  sentinel: { masterName: topo.masterName, nodes: topo.sentinelUrls, username: ACL.user, password: ACL.password, ...more },
+});
+
+test('redis sentinel', async (t) => {
+  const topo = await startRedisSentinel({ acl: ACL });
+  t.after(() => topo.stop());
+
+  await t.test('a Store round trip lands on the master the sentinels name, with the TTL', async () => {
+    const h = new RedisSessionHandler(sentinelOf(topo), opts({ prefix: 'app:', minutes: 30 }));
+    const s = new Store('ostro_session', h);
+    await s.start();
+    s.put('user.name', 'Zoë');
+    s.flash('status', 'saved');
+    assert.equal(await s.save(), 'written');
+    const back = new Store('ostro_session', h, s.getId());
+    await back.start();
+    assert.equal(back.get('user.name'), 'Zoë');
+    assert.equal(back.get('status'), 'saved');
+    const master = await topo.masterPort();
+    assert.match(await topo.command(master, ['GET', `app:${s.getId()}`]), /Zo/);
+    assert.equal(await topo.command(master, ['TTL', `app:${s.getId()}`]), 1800);
+    // db selects the database on the master.
+    const db2 = new RedisSessionHandler(sentinelOf(topo, { db: 2 }), opts());
+    await db2.write(faults.sid('db', 1), '"two"');
+    assert.equal(await topo.commands(master, [['SELECT', '2'], ['GET', `ostro_session:${faults.sid('db', 1)}`]]), '"two"');
+    assert.equal(await h.read(faults.sid('db', 1)), '', 'db 0 does not see db 2');
+    await h.close();
+  });
+
+  await t.test('a wrong master password is ERR_SESSION_UNAVAILABLE and never echoed', async () => {
+    const h = new RedisSessionHandler(sentinelOf(topo, { password: 'wrong-pw-x' }), opts());
+    const [e, ms] = await faults.timed(h.read(faults.sid('pw', 1)));
+    assert.ok(e && faults.assertUnavailable(e));
+    assert.doesNotMatch(e.message, /wrong-pw-x|se-s3cret-pw/);
+    assert.ok(ms <= TIMEOUT + faults.SLACK_MS, `took ${ms} ms`);
+  });
+
+  await t.test('a master name the sentinels do not know: ERR_SESSION_UNAVAILABLE naming it', async () => {
+    const h = new RedisSessionHandler(sentinelOf(topo, { masterName: 'no-such-master' }), opts());
+    const [e, ms] = await faults.timed(h.write(faults.sid('name', 1), '"x"'));
+    assert.ok(e && faults.assertUnavailable(e));
+    assert.match(e.message, /no-such-master/);
+    assert.ok(ms <= TIMEOUT + faults.SLACK_MS, `took ${ms} ms`);
+  });
+
+  await t.test('minReplicas: a save resolves once the replica has it; a frozen replica makes it reject', async () => {
+    const h = new RedisSessionHandler(sentinelOf(topo), opts({ minReplicas: 1 }));
+    const id = faults.sid('wait', 1);
+    await h.write(id, '"replicated"');
+    const master = await topo.masterPort();
+    const replica = topo.data.find((n) => n.port !== master);
+    assert.equal(await topo.command(replica.port, ['GET', `ostro_session:${id}`]), '"replicated"');
+    await replica.freeze();
+    try {
+      const [e, ms] = await faults.timed(h.write(id, '"unconfirmed"'));
+      assert.ok(e && faults.assertUnavailable(e));
+      assert.match(e.message, /acknowledged by 0 of the 1 replica/);
+      assert.ok(ms <= TIMEOUT + faults.SLACK_MS, `took ${ms} ms`);
+      const [d] = await faults.timed(h.destroy(id));
+      assert.ok(d && faults.assertUnavailable(d), 'a destroy waits for the replica too');
+      // Without minReplicas the master's word is enough.
+      await new RedisSessionHandler(sentinelOf(topo), opts()).write(id, '"master only"');
+    } finally {
+      replica.thaw();
+    }
+  });
+
+  await t.test('the master killed: rejections while no master is known, then the promoted replica is used', async () => {
+    const h = new RedisSessionHandler(sentinelOf(topo), opts({ minReplicas: 1 }));
+    const ids = Array.from({ length: 20 }, (_, i) => faults.sid('failover', i));
+    await Promise.all(ids.map((id) => h.write(id, '"kept"')));
+    const oldMaster = await topo.masterPort();
+    await topo.node(oldMaster).kill();
+    const killedAt = Date.now();
+    let sawUnavailable = false;
+    let recovered = false;
+    while (Date.now() - killedAt < 20_000) {
+      const [e, ms] = await faults.timed(h.read(ids[0]));
+      if (e === null) {
+        recovered = true;
+        break;
+      }
+      faults.assertUnavailable(e);
+      assert.ok(ms <= TIMEOUT + faults.SLACK_MS, `a rejection took ${ms} ms`);
+      sawUnavailable = true;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(sawUnavailable, 'no operation noticed the dead master');
+    assert.ok(recovered, 'the handler never used the new master');
+    const newMaster = await topo.masterPort();
+    assert.notEqual(newMaster, oldMaster);
+    // Saves acknowledged by the replica before the kill survived the failover.
+    for (const id of ids) assert.equal(await h.read(id), '"kept"');
+    // Writes go to the new master (no replica is left, so without minReplicas).
+    const after = new RedisSessionHandler(sentinelOf(topo), opts());
+    await after.write(ids[0], '"after"');
+    assert.equal(await topo.command(newMaster, ['GET', `ostro_session:${ids[0]}`]), '"after"');
+    assert.equal(await h.read(ids[0]), '"after"', 'the first handler reads from the new master too');
+  });
+});
+
+test('redis sentinel: topologies that cannot work', async (t) => {
+  await t.test('an empty node list, no master name, a bad URL: ERR_SESSION_INVALID_OPTION at construction', () => {
+    for (const [conn, what] of [
+      [{ sentinel: { masterName: 'm', nodes: [] } }, /node list is empty/],
+      [{ sentinel: { masterName: '', nodes: ['redis://127.0.0.1:26379'] } }, /masterName/],
+      [{ sentinel: { nodes: ['redis://127.0.0.1:26379'] } }, /masterName/],
+      [{ sentinel: { masterName: 'm', nodes: ['http://127.0.0.1:26379'] } }, /node 0/],
+      [{ sentinel: { masterName: 'm', nodes: 'redis://127.0.0.1:26379' } }, /list of redis/],
+      [{ sentinel: { masterName: 'm', nodes: ['redis://127.0.0.1:26379'], port: 1 } }, /port/],
+      [{ sentinels: [] }, /sentinel: \{ masterName/],
+    ]) {
+      assert.throws(() => new RedisSessionHandler(conn), (e) => e.code === 'ERR_SESSION_INVALID_OPTION' && what.test(e.message), JSON.stringify(conn));
+    }
+  });
+
+  await t.test('no sentinel listening: ERR_SESSION_UNAVAILABLE within the timeout', async () => {
+    const h = new RedisSessionHandler({ sentinel: { masterName: 'm', nodes: [`redis://127.0.0.1:${await freePort()}`] } }, opts());
+    const [e, ms] = await faults.timed(h.read(faults.sid('none', 1)));
+    assert.ok(e && faults.assertUnavailable(e));
+    assert.ok(ms <= TIMEOUT + faults.SLACK_MS, `took ${ms} ms`);
+  });
+
+  await t.test('a plain redis-server given as a sentinel: ERR_SESSION_UNAVAILABLE', async () => {
+    const plain = await startRedis();
+    t.after(() => plain.stop());
+    const h = new RedisSessionHandler({ sentinel: { masterName: 'm', nodes: [plain.url] } }, opts());
+    const [e, ms] = await faults.timed(h.read(faults.sid('plain', 1)));
+    assert.ok(e && faults.assertUnavailable(e));
+    assert.ok(ms <= TIMEOUT + faults.SLACK_MS, `took ${ms} ms`);
+  });
+});
