@@ -24,11 +24,13 @@ pub mod clock;
 pub mod cookie_header;
 pub mod crypto;
 pub mod error;
+pub mod handle;
 pub mod handler;
 pub mod handlers;
 pub mod id;
 pub mod lazy;
 pub mod lifecycle;
+pub mod load;
 pub mod ops;
 pub mod payload;
 pub mod session;
@@ -36,6 +38,7 @@ pub mod set_cookie;
 pub mod token;
 
 pub use error::{Result, SessionError};
+pub use handle::session_handle;
 pub use handler::{CasOutcome, SessionHandler, WriteMeta};
 pub use handlers::ArraySessionHandler;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
