@@ -7,6 +7,7 @@
 // `boot()` works, and the key is checked when first needed so that `node assistant key:generate`
 // still runs on a fresh app.
 const path = require('node:path');
+const { performance } = require('node:perf_hooks');
 const native = require('./native');
 const { HttpStore, tokenWasRead, internals } = require('./store');
 const { sessionError } = require('./errors');
@@ -17,8 +18,10 @@ const bridge = require('./handler-bridge');
 const { CookieSessionHandler, CookieRequestHandler } = require('./drivers/cookie');
 const cookies = require('./cookies');
 const { requestMeta, isSecure } = require('./http-session');
+const events = require('./events');
+const { Metrics } = require('./metrics');
 
-const OPTION_KEYS = new Set(['app', 'logger', 'storeClass', 'cache', 'timeoutMs']);
+const OPTION_KEYS = new Set(['app', 'logger', 'storeClass', 'cache', 'timeoutMs', 'now']);
 
 // The drivers _resolve() knows by name (before any extend()).
 const BUILT_IN = ['file', 'array', 'memory', 'sqlite', 'database', 'redis', 'memcached', 'cookie', 'cache'];
@@ -61,6 +64,11 @@ class SessionManager {
       _cookieAttrs: { value: null, writable: true },
       _cookieId: { value: null, writable: true },
       _setCookieId: { value: null, writable: true },
+      // session lifecycle: test clock, metrics, event source and manager.on() subscriptions
+      _now: { value: nowOption(o.now) },
+      _metrics: { value: new Metrics() },
+      _eventSource: { value: Object.freeze({}) },
+      _listeners: { value: new Map() },
     });
     // Outside OstroJS a missing or short key is a set-up mistake: say so now, not on the first
     // request. Inside OstroJS it stays lazy, so that `node assistant key:generate` runs on a
@@ -285,8 +293,79 @@ class SessionManager {
     }
     const opts = { native: nativeOpts };
     if (this._timeoutMs !== undefined) opts.timeoutMs = this._timeoutMs;
+    this._lifecycleOptions(opts, handler);
     this._storeOptions = opts;
     return opts;
+  }
+
+  // ----- session lifecycle: timeouts, renewal, events, metrics -----------------------------------
+
+  /** Adds the lifecycle keys, the event observer and the test clock to the Store options. */
+  _lifecycleOptions(opts, handler) {
+    const cfg = this._config;
+    if (cfg.absolute_lifetime !== null) opts.native.absoluteLifetimeSecs = Math.ceil(cfg.absolute_lifetime * 60);
+    if (cfg.renew_after !== null) {
+      opts.native.renewAfterSecs = Math.ceil(cfg.renew_after * 60);
+      opts.native.renewGraceSecs = Math.ceil(cfg.renew_grace_seconds);
+    }
+    const driver = this.getDefaultDriver();
+    opts.observer = Object.freeze({
+      driver,
+      key: () => this._key(),
+      metrics: this._metrics.of(driver),
+      source: this._eventSource,
+    });
+    if (this._now !== null) opts.now = this._now;
+    void handler;
+  }
+
+  /**
+   * Calls `fn(message)` for each lifecycle event `event` of this manager's sessions: sugar over
+   * the `node:diagnostics_channel` channel `ostro:session:<event>` (which sees every manager's).
+   * A message is `{ driver, handle, reason }`: `handle` is a keyed hash of the id, never the id.
+   * @param {'created'|'loaded'|'regenerated'|'renewed'|'destroyed'|'expired'|'save_dropped'|'error'} event
+   * @param {(message: { driver: string, handle: string|null, reason: string|null }) => void} fn
+   * @returns {this}
+   */
+  on(event, fn) {
+    if (!events.EVENTS.includes(event)) {
+      throw sessionError('ERR_SESSION_INVALID_OPTION', `manager.on(): unknown session event ${JSON.stringify(event)} (known: ${events.EVENTS.join(', ')})`);
+    }
+    if (typeof fn !== 'function') throw sessionError('ERR_SESSION_INVALID_OPTION', 'manager.on() takes a listener function');
+    const source = this._eventSource;
+    const wrapped = (message) => {
+      if (events.sourceOf(message) === source) fn(message);
+    };
+    let byEvent = this._listeners.get(event);
+    if (byEvent === undefined) {
+      byEvent = new Map();
+      this._listeners.set(event, byEvent);
+    }
+    if (byEvent.has(fn)) return this;
+    byEvent.set(fn, wrapped);
+    events.channels[event].subscribe(wrapped);
+    return this;
+  }
+
+  /** Removes a listener added with `on(event, fn)`. @returns {this} */
+  off(event, fn) {
+    const byEvent = this._listeners.get(event);
+    const wrapped = byEvent && byEvent.get(fn);
+    if (wrapped) {
+      byEvent.delete(fn);
+      events.channels[event].unsubscribe(wrapped);
+    }
+    return this;
+  }
+
+  /**
+   * Counters and latency histograms per driver and operation, since this manager was made:
+   * `{ drivers: { [driver]: { operations: { load|save|destroy|gc: { count, errors, sumMs,
+   * buckets: [{ le, count }] } }, saves: { written, touched, dropped } } } }` (buckets
+   * cumulative, `le` in ms). examples/prometheus.js serves them in the Prometheus text format.
+   */
+  metrics() {
+    return this._metrics.snapshot();
   }
 
   /**
@@ -399,6 +478,9 @@ class SessionManager {
     let existed = false;
     if (claimed !== null) {
       if (!internals.recordExists(store)) {
+        // A signed id the driver no longer holds, still under its own id (not an absolute expiry
+        // or a forward the engine already dealt with): expired idle.
+        if (store.getId() === claimed && !legacy) internals.expiredIdle(store, claimed);
         // Strict mode: never adopt an id the store does not know (session fixation).
         store.setId(null);
       } else {
@@ -494,8 +576,22 @@ class SessionManager {
   async collectGarbage(handler) {
     const h = handler || this.driver();
     const secs = Math.ceil(this._config.lifetime * 60);
-    if (typeof bridge.scheduleGc === 'function') return bridge.scheduleGc(h, secs, { timeoutMs: this._timeoutMs, sessionName: this._config.cookie });
-    return h.gc(secs);
+    const rec = this._metrics.of(handler ? this._driverName(h) : this.getDefaultDriver()).ops.gc;
+    const t0 = performance.now();
+    try {
+      const n = await bridge.scheduleGc(h, secs, { timeoutMs: this._timeoutMs, sessionName: this._config.cookie });
+      rec.record(performance.now() - t0, false);
+      return n;
+    } catch (err) {
+      rec.record(performance.now() - t0, true);
+      throw err;
+    }
+  }
+
+  /** The name a created driver is registered under (for metrics), or 'custom'. */
+  _driverName(h) {
+    for (const [name, d] of this._drivers) if (d === h) return name;
+    return 'custom';
   }
 
   // ----- middleware and lifecycle ----------------------------------------------------------------
@@ -539,6 +635,13 @@ class SessionManager {
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
   }
+}
+
+/** The `now` option: a function returning ms since the epoch (a test clock), or null. */
+function nowOption(now) {
+  if (now === undefined || now === null) return null;
+  if (typeof now !== 'function') throw sessionError('ERR_SESSION_INVALID_OPTION', 'SessionManager option "now" must be a function returning milliseconds since the epoch');
+  return now;
 }
 
 /** `ERR_SESSION_INVALID_OPTION` for a driver name nobody knows, listing the ones that exist. */

@@ -146,8 +146,10 @@ pub struct Session {
     expired_id: Option<String>,
     // Where a load driven by `LoadStep`s stands (see `crate::load`).
     loading: Loading,
-    // Lifecycle events since the last `take_events`, for the binding to publish.
+    // Lifecycle events since the last `take_events`, for the binding to publish, and the id an
+    // `Expired` event is about (the session has a new id by then).
     events: Vec<Event>,
+    expired_from: Option<String>,
     options: SessionOptions,
 }
 
@@ -354,6 +356,7 @@ impl Session {
             expired_id: None,
             loading: Loading::Idle,
             events: Vec::new(),
+            expired_from: None,
             options,
         };
         s.set_id(id.unwrap_or(""))?;
@@ -641,6 +644,7 @@ impl Session {
         if let Some(old) = self.take_expired_id() {
             if let Some(reason) = self.expired {
                 self.events.push(Event::Expired(reason));
+                self.expired_from = Some(old.clone());
             }
             self.events.push(Event::Created);
             self.loading = Loading::Destroying;
@@ -758,6 +762,17 @@ impl Session {
     /// The lifecycle events since the last call, oldest first (see [`Event`]).
     pub fn take_events(&mut self) -> Vec<Event> {
         std::mem::take(&mut self.events)
+    }
+
+    /// The id the last [`Event::Expired`] was about (the session has a new id since).
+    pub fn expired_from(&self) -> Option<&str> {
+        self.expired_from.as_deref()
+    }
+
+    /// Replaces the clock of lifecycle stamps, the absolute timeout and renewal (a test clock
+    /// shared with the handler).
+    pub fn set_clock(&mut self, clock: SharedClock) {
+        self.options.clock = clock;
     }
 
     /// Remembers `raw` as the record this request loaded (after [`Session::apply`] of what a
