@@ -481,8 +481,9 @@ class SessionManager {
         // A signed id the driver no longer holds, still under its own id (not an absolute expiry
         // or a forward the engine already dealt with): expired idle.
         if (store.getId() === claimed && !legacy) internals.expiredIdle(store, claimed);
-        // Strict mode: never adopt an id the store does not know (session fixation).
-        store.setId(null);
+        // Strict mode: never adopt an id the store does not know (session fixation). An absolute
+        // expiry already started over under a fresh id, the one its events name.
+        if (!internals.startedOver(store)) store.setId(null);
       } else {
         existed = true;
         // A 1.x session is saved under a fresh id and re-cookied; the old record is left to

@@ -496,6 +496,8 @@ const internals = Object.freeze({
    * expiry, then gc), and a record that merely failed to open (encryption without
    * encrypt_migrate) must stay intact.
    */
+  /** Whether the engine started the session over under a fresh id (absolute expiry) at start(). */
+  startedOver(store) { return store._s.expiredReason() != null; },
   expiredIdle(store, id) {
     if (store._obs !== null) events.publish(store._obs, 'expired', id, 'idle');
   },

@@ -172,6 +172,13 @@ impl NativeSession {
             .collect()
     }
 
+    /// Why the record loaded at the last start was expired (`'absolute'`; the session then
+    /// started over under a fresh id), or null.
+    #[napi(catch_unwind)]
+    pub fn expired_reason(&self) -> Option<String> {
+        self.s().expired().map(|e| e.as_str().to_owned())
+    }
+
     /// The step after a read of a load that a JS driver carries out (lib/handler-bridge.js):
     /// see `loadStep`'s shapes.
     #[napi(catch_unwind, ts_return_type = "string[] | null")]
