@@ -41,7 +41,7 @@ pub struct NativeSessionOptions {
 /// A whole number of seconds from JS (already checked by lib/config.js; checked again here so
 /// that a direct caller gets an error, not a wrapped value).
 fn whole_secs(name: &str, v: f64) -> std::result::Result<u64, SessionError> {
-    if v.is_finite() && v >= 0.0 && v <= 9_007_199_254_740_991.0 {
+    if (0.0..=9_007_199_254_740_991.0).contains(&v) {
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         Ok(v.ceil() as u64)
     } else {
