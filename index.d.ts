@@ -488,6 +488,40 @@ export interface SessionConfig {
   csrf?: 'ostro' | 'laravel' | null;
   /** The attribute (a dot path such as 'auth.id') whose value links the session to a user at every save. */
   user_attribute?: string | null;
+  // ----- session lifecycle -----
+  /** Absolute timeout in minutes since the session was created (null, the default: off). */
+  absolute_lifetime?: number | string | null;
+  /** Renew the session id this many minutes after it was issued (null, the default: off). */
+  renew_after?: number | string | null;
+  /** How long a renewed session's old id still loads it, in seconds (default 30). */
+  renew_grace_seconds?: number | string | null;
+}
+
+/** A lifecycle event published on `ostro:session:<event>` (and to `manager.on(event, fn)`). */
+export type SessionEventName = 'created' | 'loaded' | 'regenerated' | 'renewed' | 'destroyed' | 'expired' | 'save_dropped' | 'error';
+
+/** The message of a lifecycle event: `handle` is a keyed hash of the id, never the id. */
+export interface SessionEventMessage {
+  driver: string;
+  handle: string | null;
+  /** 'idle' | 'absolute' (expired), 'regenerate' | 'migrate' | 'invalidate', 'renew_after', 'forwarded' (loaded), 'gone' (save_dropped), an error code (error); else null. */
+  reason: string | null;
+}
+
+/** One operation's counters and latency histogram (`le` in ms, counts cumulative). */
+export interface SessionOperationMetrics {
+  count: number;
+  errors: number;
+  sumMs: number;
+  buckets: { le: number; count: number }[];
+}
+
+/** What `manager.metrics()` returns. */
+export interface SessionMetrics {
+  drivers: Record<string, {
+    operations: Record<'load' | 'save' | 'destroy' | 'gc', SessionOperationMetrics>;
+    saves: { written: number; touched: number; dropped: number };
+  }>;
 }
 
 /** The Store each request gets from a SessionManager; it notes whether `token()` was read. */
@@ -510,7 +544,7 @@ export interface SessionRequest<Data extends object = Record<string, unknown>> {
 
 /** Drivers by name, per-request Stores, and the HTTP middleware. */
 export class SessionManager<Data extends object = Record<string, unknown>> {
-  constructor(config?: SessionConfig, options?: { app?: unknown; logger?: { error(...args: unknown[]): void }; storeClass?: new (name: string, handler: NativeSessionHandler | CustomSessionHandler, id?: string, options?: StoreOptions) => HttpStore<Data>; cache?: { default?: string; stores?: Record<string, { driver: string; [k: string]: unknown }> }; timeoutMs?: number });
+  constructor(config?: SessionConfig, options?: { app?: unknown; logger?: { error(...args: unknown[]): void }; storeClass?: new (name: string, handler: NativeSessionHandler | CustomSessionHandler, id?: string, options?: StoreOptions) => HttpStore<Data>; cache?: { default?: string; stores?: Record<string, { driver: string; [k: string]: unknown }> }; timeoutMs?: number; now?: () => number });
   readonly config: Readonly<Required<SessionConfig>>;
   readonly app: unknown;
   getDefaultDriver(): string;
@@ -582,6 +616,13 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
   middleware(options: ExpressSessionOptions & { api: 'express-session' }): ExpressSessionMiddleware;
   /** Closes every driver the manager created. */
   close(): Promise<void>;
+  // ----- session lifecycle -----
+  /** Calls `fn` for each `event` of this manager's sessions (sugar over node:diagnostics_channel). */
+  on(event: SessionEventName, fn: (message: SessionEventMessage) => void): this;
+  /** Removes a listener added with `on()`. */
+  off(event: SessionEventName, fn: (message: SessionEventMessage) => void): this;
+  /** Counters and latency histograms per driver and operation. */
+  metrics(): SessionMetrics;
 }
 
 /**

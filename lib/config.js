@@ -49,6 +49,36 @@ function lifetimeOf(cfg) {
   return n;
 }
 
+// ----- session lifecycle (absolute timeout, id renewal) -----
+/** A nullable positive number of minutes (a numeric string is accepted); null turns it off. */
+function minutesOrNull(cfg, key) {
+  const v = cfg[key];
+  if (v === undefined || v === null || v === '') return null;
+  const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0) throw invalid(key, 'must be a positive number of minutes, or null (off)', v);
+  return n;
+}
+
+function graceOf(cfg) {
+  const v = cfg.renew_grace_seconds;
+  if (v === undefined || v === null || v === '') return 30;
+  const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isFinite(n) || n < 0 || n > 86400) throw invalid('renew_grace_seconds', 'must be a number of seconds from 0 to 86400', v);
+  return n;
+}
+
+function lifecycleOf(c) {
+  const out = {
+    absolute_lifetime: minutesOrNull(c, 'absolute_lifetime'),
+    renew_after: minutesOrNull(c, 'renew_after'),
+    renew_grace_seconds: graceOf(c),
+  };
+  if (out.renew_after !== null && out.renew_after * 60 < out.renew_grace_seconds) {
+    throw sessionError('ERR_SESSION_INVALID_OPTION', `session config "renew_grace_seconds" (${out.renew_grace_seconds}) is longer than "renew_after" (${out.renew_after} minutes): an old id would still forward after the next renewal`);
+  }
+  return out;
+}
+
 function lotteryOf(cfg) {
   const v = cfg.lottery;
   if (v === undefined || v === null) return [2, 100];
@@ -106,6 +136,8 @@ const CONFIG_KEYS = new Set([
   'key', 'previous_keys',
   // A user's sessions (issue 13).
   'user_attribute',
+  // session lifecycle
+  'absolute_lifetime', 'renew_after', 'renew_grace_seconds',
 ]);
 
 /**
@@ -149,6 +181,7 @@ function normalize(config) {
     ...keysOf(c),
     // The attribute (a dot path such as 'auth.id') that links a session to a user at each save.
     user_attribute: str(c, 'user_attribute', null, { nullable: true }),
+    ...lifecycleOf(c),
   };
   if (out.same_site === 'none' && out.secure !== true) {
     throw sessionError('ERR_SESSION_INVALID_OPTION', 'session config "same_site" is \'none\' but "secure" is not true: browsers drop SameSite=None cookies without the Secure attribute, so every request would start a new session. Set secure: true (HTTPS) or use same_site \'lax\'.');

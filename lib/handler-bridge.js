@@ -194,15 +194,52 @@ function kindOf(v) {
   return t === 'object' ? 'an object' : `a${/^[aeiou]/.test(t) ? 'n' : ''} ${t}`;
 }
 
-function loaded(s, raw) {
+function readString(raw) {
   if (typeof raw !== 'string') {
     if (raw !== null && raw !== undefined) {
       throw sessionError('ERR_SESSION_VALUE', `session handler read() must return a string (or null/undefined when there is none), got ${kindOf(raw)}`);
     }
-    raw = '';
+    return '';
   }
-  s.load(raw);
-  return true;
+  return raw;
+}
+
+function loaded(handler, s, ms, meta, raw) {
+  const step = s.load(readString(raw));
+  return step === null ? true : loadStep(handler, s, ms, meta, step);
+}
+
+/**
+ * Carries out the engine's next load step through a JS handler (the core decides them, see
+ * crates/session-core/src/load.rs): `['read', id]` follows a renewed id's forward,
+ * `['destroy', id]` removes an expired record (or a lost renewal's copy), `['renew', newId,
+ * payload, oldId, marker, base]` writes the renewed session, then replaces the old record with
+ * the forward marker only if it is unchanged (`writeIfUnchanged`; a plain write on a driver
+ * without it). Resolves to true when the load is over.
+ */
+function loadStep(handler, s, ms, meta, step) {
+  if (step === null) return true;
+  const next = (nextStep) => loadStep(handler, s, ms, meta, nextStep);
+  switch (step[0]) {
+    case 'read':
+      return invoke(handler, 'read', 1, step[1], undefined, undefined, ms, (raw) => next(s.afterRead(readString(raw))));
+    case 'destroy':
+      return invoke(handler, 'destroy', 1, step[1], undefined, undefined, ms, () => next(s.afterDestroy()));
+    case 'renew': {
+      const [, newId, payload, oldId, marker, base] = step;
+      return invoke(handler, 'write', 3, newId, payload, meta, ms, () => {
+        if (typeof handler.writeIfUnchanged !== 'function') {
+          return invoke(handler, 'write', 3, oldId, marker, undefined, ms, () => next(s.afterRenew(true, '')));
+        }
+        return invoke(handler, 'writeIfUnchanged', 3, oldId, marker, base, ms, (ok) => {
+          if (ok === true) return next(s.afterRenew(true, ''));
+          return invoke(handler, 'read', 1, oldId, undefined, undefined, ms, (raw) => next(s.afterRenew(false, readString(raw))));
+        });
+      });
+    }
+    default:
+      throw sessionError('ERR_SESSION_HANDLER', `unknown load step ${JSON.stringify(step[0])}`);
+  }
 }
 
 /** Marks the session saved after a write; what save() resolves to. */
@@ -239,14 +276,16 @@ function touchThen(handler, s, ms, meta, rewrite) {
 // directly on this thread and apply a plain result in the same native call; a thenable comes
 // back here to be awaited with the deadline. What the handler throws propagates unchanged.
 
-function read(handler, s, ms) {
+function read(handler, s, ms, meta) {
   let r;
   try {
     r = native.readInto(s, handler);
   } catch (err) {
     return Promise.reject(asError(err, 'read'));
   }
-  return r === true ? Promise.resolve(true) : after(r, 'read', ms, (raw) => loaded(s, raw));
+  if (r === true) return Promise.resolve(true);
+  if (Array.isArray(r)) return after(r, 'read', ms, (step) => loadStep(handler, s, ms, meta, step));
+  return after(r, 'read', ms, (raw) => loaded(handler, s, ms, meta, raw));
 }
 
 // ----- compare-and-set through a custom driver (issue 12) ---------------------------------------
@@ -347,8 +386,8 @@ function persist(handler, s, ms, resave, meta) {
 }
 
 /** `start()` through a JS handler. */
-function start(store, handler, s, ms) {
-  return whenOpen(store, handler, ms, () => read(handler, s, ms));
+function start(store, handler, s, ms, meta) {
+  return whenOpen(store, handler, ms, () => read(handler, s, ms, meta));
 }
 
 /**
@@ -369,7 +408,7 @@ function destroy(store, handler, id, ms) {
 // keeps measuring it against the path above.
 
 function startJs(store, handler, s, ms) {
-  return whenOpen(store, handler, ms, () => invoke(handler, 'read', 1, s.getId(), undefined, undefined, ms, (raw) => loaded(s, raw)));
+  return whenOpen(store, handler, ms, () => invoke(handler, 'read', 1, s.getId(), undefined, undefined, ms, (raw) => loaded(handler, s, ms, undefined, raw)));
 }
 
 function saveJs(store, handler, s, ms, resave, meta) {

@@ -7,6 +7,7 @@
 // `boot()` works, and the key is checked when first needed so that `node assistant key:generate`
 // still runs on a fresh app.
 const path = require('node:path');
+const { performance } = require('node:perf_hooks');
 const native = require('./native');
 const { HttpStore, tokenWasRead, internals } = require('./store');
 const { sessionError, rethrow } = require('./errors');
@@ -17,8 +18,10 @@ const bridge = require('./handler-bridge');
 const { CookieSessionHandler, CookieRequestHandler } = require('./drivers/cookie');
 const cookies = require('./cookies');
 const { requestMeta, isSecure } = require('./http-session');
+const events = require('./events');
+const { Metrics } = require('./metrics');
 
-const OPTION_KEYS = new Set(['app', 'logger', 'storeClass', 'cache', 'timeoutMs']);
+const OPTION_KEYS = new Set(['app', 'logger', 'storeClass', 'cache', 'timeoutMs', 'now']);
 
 // URLs the `database` driver takes as its connection (the native DatabaseSessionHandler).
 const DATABASE_URL = /^(postgres|postgresql|mysql|mariadb):\/\//i;
@@ -64,6 +67,11 @@ class SessionManager {
       _cookieAttrs: { value: null, writable: true },
       _cookieId: { value: null, writable: true },
       _setCookieId: { value: null, writable: true },
+      // session lifecycle: test clock, metrics, event source and manager.on() subscriptions
+      _now: { value: nowOption(o.now) },
+      _metrics: { value: new Metrics() },
+      _eventSource: { value: Object.freeze({}) },
+      _listeners: { value: new Map() },
     });
     // Outside OstroJS a missing or short key is a set-up mistake: say so now, not on the first
     // request. Inside OstroJS it stays lazy, so that `node assistant key:generate` runs on a
@@ -296,8 +304,79 @@ class SessionManager {
     if (this._config.user_attribute !== null) nativeOpts.userAttribute = this._config.user_attribute;
     const opts = { native: nativeOpts };
     if (this._timeoutMs !== undefined) opts.timeoutMs = this._timeoutMs;
+    this._lifecycleOptions(opts, handler);
     this._storeOptions = opts;
     return opts;
+  }
+
+  // ----- session lifecycle: timeouts, renewal, events, metrics -----------------------------------
+
+  /** Adds the lifecycle keys, the event observer and the test clock to the Store options. */
+  _lifecycleOptions(opts, handler) {
+    const cfg = this._config;
+    if (cfg.absolute_lifetime !== null) opts.native.absoluteLifetimeSecs = Math.ceil(cfg.absolute_lifetime * 60);
+    if (cfg.renew_after !== null) {
+      opts.native.renewAfterSecs = Math.ceil(cfg.renew_after * 60);
+      opts.native.renewGraceSecs = Math.ceil(cfg.renew_grace_seconds);
+    }
+    const driver = this.getDefaultDriver();
+    opts.observer = Object.freeze({
+      driver,
+      key: () => this._key(),
+      metrics: this._metrics.of(driver),
+      source: this._eventSource,
+    });
+    if (this._now !== null) opts.now = this._now;
+    void handler;
+  }
+
+  /**
+   * Calls `fn(message)` for each lifecycle event `event` of this manager's sessions: sugar over
+   * the `node:diagnostics_channel` channel `ostro:session:<event>` (which sees every manager's).
+   * A message is `{ driver, handle, reason }`: `handle` is a keyed hash of the id, never the id.
+   * @param {'created'|'loaded'|'regenerated'|'renewed'|'destroyed'|'expired'|'save_dropped'|'error'} event
+   * @param {(message: { driver: string, handle: string|null, reason: string|null }) => void} fn
+   * @returns {this}
+   */
+  on(event, fn) {
+    if (!events.EVENTS.includes(event)) {
+      throw sessionError('ERR_SESSION_INVALID_OPTION', `manager.on(): unknown session event ${JSON.stringify(event)} (known: ${events.EVENTS.join(', ')})`);
+    }
+    if (typeof fn !== 'function') throw sessionError('ERR_SESSION_INVALID_OPTION', 'manager.on() takes a listener function');
+    const source = this._eventSource;
+    const wrapped = (message) => {
+      if (events.sourceOf(message) === source) fn(message);
+    };
+    let byEvent = this._listeners.get(event);
+    if (byEvent === undefined) {
+      byEvent = new Map();
+      this._listeners.set(event, byEvent);
+    }
+    if (byEvent.has(fn)) return this;
+    byEvent.set(fn, wrapped);
+    events.channels[event].subscribe(wrapped);
+    return this;
+  }
+
+  /** Removes a listener added with `on(event, fn)`. @returns {this} */
+  off(event, fn) {
+    const byEvent = this._listeners.get(event);
+    const wrapped = byEvent && byEvent.get(fn);
+    if (wrapped) {
+      byEvent.delete(fn);
+      events.channels[event].unsubscribe(wrapped);
+    }
+    return this;
+  }
+
+  /**
+   * Counters and latency histograms per driver and operation, since this manager was made:
+   * `{ drivers: { [driver]: { operations: { load|save|destroy|gc: { count, errors, sumMs,
+   * buckets: [{ le, count }] } }, saves: { written, touched, dropped } } } }` (buckets
+   * cumulative, `le` in ms). examples/prometheus.js serves them in the Prometheus text format.
+   */
+  metrics() {
+    return this._metrics.snapshot();
   }
 
   /**
@@ -391,15 +470,6 @@ class SessionManager {
       // A header that does not even contain the cookie name (a new visitor) needs no app key
       // yet (OstroJS's lazy key).
       const carried = typeof header === 'string' && header.includes(cfg.cookie) ? header : null;
-      // (A storeClass with its own start() keeps the step-by-step path below, which calls it.)
-      if (handler instanceof NativeSessionHandler && this._storeClass.prototype.start === HttpStore.prototype.start) {
-        store = this.createStore(null);
-        if (meta !== undefined) store.setRequestMeta(meta);
-        // One crossing finds and verifies the cookie, loads the id and settles it (strict mode,
-        // 1.x upgrade): the core's Session::open.
-        const existed = await internals.open(store, carried, carried === null ? 0 : this._cookieHandle());
-        return { store, existed };
-      }
       // One crossing finds the cookie, verifies its signature (key, then previous keys) and
       // checks the id shape, 1.x ids included: those rules are the core's
       // (cookie_header::signed_session_id). A header that does not even contain the cookie name
@@ -422,8 +492,12 @@ class SessionManager {
     let existed = false;
     if (claimed !== null) {
       if (!internals.recordExists(store)) {
-        // Strict mode: never adopt an id the store does not know (session fixation).
-        store.setId(null);
+        // A signed id the driver no longer holds, still under its own id (not an absolute expiry
+        // or a forward the engine already dealt with): expired idle.
+        if (store.getId() === claimed && !legacy) internals.expiredIdle(store, claimed);
+        // Strict mode: never adopt an id the store does not know (session fixation). An absolute
+        // expiry already started over under a fresh id, the one its events name.
+        if (!internals.startedOver(store)) store.setId(null);
       } else {
         existed = true;
         // A 1.x session is saved under a fresh id and re-cookied; the old record is left to
@@ -517,8 +591,22 @@ class SessionManager {
   async collectGarbage(handler) {
     const h = handler || this.driver();
     const secs = Math.ceil(this._config.lifetime * 60);
-    if (typeof bridge.scheduleGc === 'function') return bridge.scheduleGc(h, secs, { timeoutMs: this._timeoutMs, sessionName: this._config.cookie });
-    return h.gc(secs);
+    const rec = this._metrics.of(handler ? this._driverName(h) : this.getDefaultDriver()).ops.gc;
+    const t0 = performance.now();
+    try {
+      const n = await bridge.scheduleGc(h, secs, { timeoutMs: this._timeoutMs, sessionName: this._config.cookie });
+      rec.record(performance.now() - t0, false);
+      return n;
+    } catch (err) {
+      rec.record(performance.now() - t0, true);
+      throw err;
+    }
+  }
+
+  /** The name a created driver is registered under (for metrics), or 'custom'. */
+  _driverName(h) {
+    for (const [name, d] of this._drivers) if (d === h) return name;
+    return 'custom';
   }
 
   // ----- a user's sessions (issue 13) ------------------------------------------------------------
@@ -671,6 +759,13 @@ function userSession(s) {
 function storeId(store, what) {
   if (!store || typeof store.getId !== 'function') throw sessionError('ERR_SESSION_INVALID_OPTION', `option "${what}" must be a session Store (req.session)`);
   return store.getId();
+}
+
+/** The `now` option: a function returning ms since the epoch (a test clock), or null. */
+function nowOption(now) {
+  if (now === undefined || now === null) return null;
+  if (typeof now !== 'function') throw sessionError('ERR_SESSION_INVALID_OPTION', 'SessionManager option "now" must be a function returning milliseconds since the epoch');
+  return now;
 }
 
 /** `ERR_SESSION_INVALID_OPTION` for a driver name nobody knows, listing the ones that exist. */

@@ -7,6 +7,8 @@ const { sessionError, propertyError, callbackError, rethrow } = require('./error
 const { keyOf, keysOf, isContainer, scalar, json, unwrap } = require('./value');
 const { NativeSessionHandler } = require('./handlers');
 const bridge = require('./handler-bridge');
+const events = require('./events');
+const { performance } = require('node:perf_hooks');
 
 const DEFAULTS = { timeoutMs: 30000, maxPayloadBytes: 1048576 };
 
@@ -24,6 +26,10 @@ function optionsOf(options) {
   return {
     timeoutMs: positiveInt('timeoutMs', options.timeoutMs, DEFAULTS.timeoutMs),
     native: { ...options.native, maxPayloadBytes },
+    // Set by the manager: the driver name, app key and metrics of lifecycle events.
+    observer: options.observer || null,
+    // A test clock (ms since the epoch) for the session's lifecycle decisions.
+    now: typeof options.now === 'function' ? options.now : null,
   };
 }
 
@@ -31,7 +37,7 @@ function optionsOf(options) {
 // so the checks and the native options object are built once, not per request.
 const checked = new WeakMap();
 // The addon defaults to the same limit, so the default options cross no object at all.
-const DEFAULT_CHECKED = { timeoutMs: DEFAULTS.timeoutMs, native: undefined };
+const DEFAULT_CHECKED = { timeoutMs: DEFAULTS.timeoutMs, native: undefined, observer: null, now: null };
 function checkedOptions(options) {
   if (options === undefined || options === null) return DEFAULT_CHECKED;
   if (typeof options !== 'object') return optionsOf(options);
@@ -89,6 +95,10 @@ class Store {
     this._nativeHandler = isNative ? handler._native : null;
     this._timeoutMs = opts.timeoutMs;
     this._s = new native.NativeSession(name, typeof id === 'string' ? id : null, opts.native);
+    this._obs = opts.observer;
+    // The session's lifecycle clock: the manager's test clock, else a built-in handler's.
+    this._now = opts.now || (isNative && handler._now) || null;
+    if (this._now !== null) this._s.setNow(this._now());
     this[kState] = { meta: undefined, tokenRead: false };
     // A subclass's constructor runs on the guarded object: it must not add fields either.
     return new Proxy(this, GUARD);
@@ -124,21 +134,46 @@ class Store {
 
   // ----- lifecycle --------------------------------------------------------------------------
 
-  /** Loads the session. Resolves to `true`; a corrupt or missing payload gives an empty session. */
+  /**
+   * Loads the session. Resolves to `true`; a corrupt or missing payload gives an empty session,
+   * and so does an expired one (under a new id; the expired record is destroyed). A renewed
+   * id's old id loads the renewed session inside the grace window; an id due for renewal
+   * (`renewAfterSecs`) moves to a new id, data and token kept.
+   */
   start(cb) {
     noCallback('start', cb, arguments[1], true);
+    const obs = this._obs;
+    if (obs === null) return this._start();
+    if (events.tracing.load.hasSubscribers) {
+      return events.tracing.load.tracePromise(() => observed(this, obs, 'load', this._start()), { driver: obs.driver, handle: events.handleOf(obs, this._s.getId()) });
+    }
+    return observed(this, obs, 'load', this._start());
+  }
+
+  _start() {
+    if (this._now !== null) this._s.setNow(this._now());
     if (this._nativeHandler) {
       this._tick();
-      return this._s.startNative(this._nativeHandler).catch(rethrow);
+      return this._s.startNative(this._nativeHandler, this[kState].meta).catch(rethrow);
     }
-    return bridge.start(this, this._handler, this._s, this._timeoutMs);
+    return bridge.start(this, this._handler, this._s, this._timeoutMs, this[kState].meta);
   }
 
   /** Ages flash data, then writes the session if it changed, or refreshes its expiry if not. */
   save(options) {
     noCallback('save', options, arguments[1], true);
     const resave = !!(options && options.resave);
+    const obs = this._obs;
+    if (obs === null) return this._save(resave);
+    if (events.tracing.save.hasSubscribers) {
+      return events.tracing.save.tracePromise(() => observed(this, obs, 'save', this._save(resave)), { driver: obs.driver, handle: events.handleOf(obs, this._s.getId()) });
+    }
+    return observed(this, obs, 'save', this._save(resave));
+  }
+
+  _save(resave) {
     const meta = this[kState].meta;
+    if (this._now !== null) this._s.setNow(this._now());
     if (this._nativeHandler) {
       this._tick();
       return this._s.saveNative(this._nativeHandler, resave, meta).catch(rethrow);
@@ -171,11 +206,10 @@ class Store {
   }
 
   _destroy(id) {
-    if (this._nativeHandler) {
-      this._tick();
-      return this._s.destroyNative(this._nativeHandler, id).catch(rethrow);
-    }
-    return bridge.destroy(this, this._handler, id, this._timeoutMs);
+    const p = this._nativeHandler
+      ? (this._tick(), this._s.destroyNative(this._nativeHandler, id).catch(rethrow))
+      : bridge.destroy(this, this._handler, id, this._timeoutMs);
+    return this._obs === null ? p : observed(this, this._obs, 'destroy', p, id);
   }
 
   /** True between `start()` and `save()`. */
@@ -194,25 +228,32 @@ class Store {
   /** A new id, data kept; the old record is destroyed when `destroy` is true. */
   migrate(destroy = false) {
     noCallback('migrate', destroy, arguments[1], true);
-    return this._moveId(false, destroy);
+    return this._moveId(false, destroy, 'migrate');
   }
 
   /** `migrate(destroy)` plus a new CSRF token. */
   regenerate(destroy = false) {
     noCallback('regenerate', destroy, arguments[1], true);
-    return this._moveId(true, destroy);
+    return this._moveId(true, destroy, 'regenerate');
   }
 
   /** Empties the session and moves it to a new id, destroying the old record. */
   invalidate(cb) {
     noCallback('invalidate', cb, arguments[1], true);
     this._s.flush();
-    return this._moveId(false, true);
+    return this._moveId(false, true, 'invalidate');
   }
 
-  async _moveId(newToken, destroy) {
+  // Never leaves a forward marker: handing the new session to whoever holds the old id at a
+  // login or logout is session fixation (only renewal forwards, see the core's load steps).
+  async _moveId(newToken, destroy, reason) {
+    if (this._now !== null) this._s.setNow(this._now());
     const old = this._s.migrateId(newToken);
-    if (destroy) await this._destroy(old);
+    if (this._obs !== null) events.publish(this._obs, 'regenerated', this._s.getId(), reason);
+    if (destroy) {
+      await this._destroy(old);
+      if (this._obs !== null) events.publish(this._obs, 'destroyed', old, reason);
+    }
     return true;
   }
 
@@ -405,6 +446,36 @@ function freezeClass(Class) {
 freezeClass(Store);
 
 /**
+ * `p` (a load, save or destroy of `store`) with its latency and outcome recorded in the
+ * manager's metrics, the engine's load events published, and a failure published on `error`.
+ * One continuation per operation; events cost a `hasSubscribers` check when nobody listens.
+ */
+function observed(store, obs, op, p, id) {
+  const t0 = performance.now();
+  const rec = obs.metrics.ops[op];
+  return p.then(
+    (v) => {
+      rec.record(performance.now() - t0, false);
+      if (op === 'load') events.afterLoad(obs, store._s);
+      else if (op === 'save') saved(store, obs, v);
+      return v;
+    },
+    (err) => {
+      rec.record(performance.now() - t0, true);
+      events.publish(obs, 'error', id === undefined ? store._s.getId() : id, (err && err.code) || 'ERR_SESSION_HANDLER');
+      throw err;
+    },
+  );
+}
+
+function saved(store, obs, result) {
+  // save() resolves to the outcome, a native commit to { outcome, setCookie }.
+  const outcome = typeof result === 'string' ? result : result && result.outcome;
+  obs.metrics.outcome(outcome);
+  if (outcome === 'dropped') events.publish(obs, 'save_dropped', store._s.getId(), 'gone');
+}
+
+/**
  * The per-request Store the manager hands out: a `Store` that remembers whether `token()` was
  * read. Like every Store it refuses property writes (`ERR_SESSION_PROPERTY`), so a subclass
  * given as `storeClass` keeps no fields of its own either.
@@ -433,19 +504,25 @@ const internals = Object.freeze({
   /** Reads a 1.x (base64url) id's record on the next `start()`; the id itself stays fresh. */
   useLegacyId(store, id) { store._s.setLegacyId(id); },
   /** Starts the Store empty without asking the driver: a fresh random id has no record. */
-  startEmpty(store) { store._s.load(''); },
+  startEmpty(store) {
+    if (store._now !== null) store._s.setNow(store._now());
+    store._s.load('');
+    if (store._obs !== null) events.afterLoad(store._obs, store._s);
+  },
+  /**
+   * A signed id the driver no longer holds (idle past the lifetime, or collected): the request
+   * starts a new session (strict mode, the caller's), and `expired` is published with reason
+   * 'idle'. Nothing is destroyed here: the driver already treats the record as gone (its own
+   * expiry, then gc), and a record that merely failed to open (encryption without
+   * encrypt_migrate) must stay intact.
+   */
+  /** Whether the engine started the session over under a fresh id (absolute expiry) at start(). */
+  startedOver(store) { return store._s.expiredReason() != null; },
+  expiredIdle(store, id) {
+    if (store._obs !== null) events.publish(store._obs, 'expired', id, 'idle');
+  },
   /** Moves the loaded data to a fresh id without destroying the old record (1.x upgrade). */
   moveToFreshId(store) { store._s.migrateId(false); },
-  /**
-   * A built-in driver's whole open in one crossing (the manager's loadSession): finds the
-   * registered session cookie `cookieHandle` in `cookieHeader` (null: none, the fresh id starts
-   * empty), verifies it, loads the id it claims and settles it (strict mode, 1.x upgrade).
-   * Resolves to whether the driver knew the claimed id.
-   */
-  open(store, cookieHeader, cookieHandle) {
-    store._tick();
-    return store._s.openNative(store._nativeHandler, cookieHeader, cookieHandle).catch(rethrow);
-  },
   /** Whether the Store's driver is a built-in (native) one. */
   isNative(store) { return store._nativeHandler !== null; },
   /**
@@ -455,9 +532,19 @@ const internals = Object.freeze({
    * `{ outcome, setCookie }`.
    */
   commitNative(store, resave, cookie, previousUrl) {
-    store._tick();
-    return store._s.commitNative(store._nativeHandler, resave, store[kState].meta, cookie, previousUrl).catch(rethrow);
+    const obs = store._obs;
+    if (obs === null) return commitNow(store, resave, cookie, previousUrl);
+    if (events.tracing.save.hasSubscribers) {
+      return events.tracing.save.tracePromise(() => observed(store, obs, 'save', commitNow(store, resave, cookie, previousUrl)), { driver: obs.driver, handle: events.handleOf(obs, store._s.getId()) });
+    }
+    return observed(store, obs, 'save', commitNow(store, resave, cookie, previousUrl));
   },
 });
+
+function commitNow(store, resave, cookie, previousUrl) {
+  store._tick();
+  if (store._now !== null) store._s.setNow(store._now());
+  return store._s.commitNative(store._nativeHandler, resave, store[kState].meta, cookie, previousUrl).catch(rethrow);
+}
 
 module.exports = { Store, HttpStore, kState, freezeClass, tokenWasRead, internals };

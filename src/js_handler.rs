@@ -646,22 +646,24 @@ fn thenable<'env>(env: &Env, v: Unknown<'env>) -> Result<Option<Unknown<'env>>> 
 }
 
 /// `start()`'s read on the JS thread, in one native call: Rust calls `handler.read(id)` itself.
-/// A plain result is checked and loaded into the session at once and `true` comes back; a
-/// thenable comes back as is, for `lib/handler-bridge.js` to await with the `timeoutMs` deadline
-/// and then `load`. What the handler throws propagates unchanged (the same object).
+/// A plain result is checked and loaded into the session at once and `true` comes back, or the
+/// load's next step (`['destroy', id]`, `['read', id]`, `['renew', …]`: see
+/// `NativeSession#afterRead`) when the load goes on; a thenable comes back as is, for
+/// `lib/handler-bridge.js` to await with the `timeoutMs` deadline and then `load`. What the
+/// handler throws propagates unchanged (the same object).
 #[napi(
     ts_args_type = "session: NativeSession, handler: object",
-    ts_return_type = "true | PromiseLike<unknown>"
+    ts_return_type = "true | string[] | PromiseLike<unknown>"
 )]
 pub fn read_into<'env>(
     env: &'env Env,
     session: &NativeSession,
     handler: Object<'env>,
-) -> Result<Either<bool, Unknown<'env>>> {
+) -> Result<Either3<bool, Vec<String>, Unknown<'env>>> {
     let read: Function<String, Unknown> = handler.get_c_named_property_unchecked(c"read")?;
     let v = read.apply(handler, session.get_id())?;
     if let Some(p) = thenable(env, v)? {
-        return Ok(Either::B(p));
+        return Ok(Either3::C(p));
     }
     // SAFETY: v is a value of this env.
     let raw = match unsafe { ReadValue::from_napi_value(env.raw(), v.raw()) } {
@@ -674,8 +676,10 @@ pub fn read_into<'env>(
             return Err(crate::errors::throw(env, &SessionError::Value(msg)));
         }
     };
-    session.load(*env, raw)?;
-    Ok(Either::A(true))
+    Ok(match session.load(*env, raw)? {
+        None => Either3::A(true),
+        Some(step) => Either3::B(step),
+    })
 }
 
 /// `save()`'s write on the JS thread, in one native call: ages flash data, then, when the engine

@@ -14,7 +14,6 @@
 use napi_derive::napi;
 use ostro_session_core::cookie_header;
 use ostro_session_core::set_cookie::{CookieAttributes, SetCookie};
-use ostro_session_core::SessionError;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -59,22 +58,6 @@ pub fn signed_session_id(header: String, cookie: u32) -> Option<SignedSessionId>
         id: s.id,
         legacy: s.legacy,
     })
-}
-
-/// The verified session id in `header` under the registered cookie `cookie`, as
-/// `signedSessionId`; an unknown handle is an error (`NativeSession::openNative` reports it).
-pub(crate) fn signed_id(
-    header: &str,
-    cookie: u32,
-) -> Result<Option<cookie_header::SignedId>, SessionError> {
-    let all = COOKIES.lock().unwrap_or_else(PoisonError::into_inner);
-    let (name, keys) = usize::try_from(cookie)
-        .ok()
-        .and_then(|i| all.get(i))
-        .ok_or_else(|| {
-            SessionError::InvalidOption(format!("unknown session cookie handle {cookie}"))
-        })?;
-    Ok(cookie_header::signed_session_id(header, name, keys))
 }
 
 /// The session cookie's `Set-Cookie` attributes and signing key, registered once per manager.

@@ -7,11 +7,14 @@ use crate::runtime::promise;
 use crate::values::{self, Out, Scalar};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
+use ostro_session_core::clock::ManualClock;
+use ostro_session_core::lifecycle::Event;
+use ostro_session_core::load::{self, LoadStep};
 use ostro_session_core::session::write_payload;
 use ostro_session_core::{
-    AfterTouch, SaveAction, SaveOutcome, Session, SessionError, SessionOptions,
+    session_handle, AfterTouch, SaveAction, SaveOutcome, Session, SessionError, SessionOptions,
 };
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 /// Options of a session.
 #[napi(object)]
@@ -30,6 +33,37 @@ pub struct NativeSessionOptions {
     /// `user_attribute`: the attribute (a dot path) whose value links the session to a user at
     /// every save.
     pub user_attribute: Option<String>,
+    /// The absolute timeout in seconds since creation (`absolute_lifetime`); none when absent.
+    pub absolute_lifetime_secs: Option<f64>,
+    /// Id renewal in seconds since the id was issued (`renew_after`); none when absent.
+    pub renew_after_secs: Option<f64>,
+    /// How long a renewed id's old id forwards, in seconds (`renew_grace_seconds`, default 30).
+    pub renew_grace_secs: Option<f64>,
+}
+
+/// A whole number of seconds from JS (already checked by lib/config.js; checked again here so
+/// that a direct caller gets an error, not a wrapped value).
+fn whole_secs(name: &str, v: f64) -> std::result::Result<u64, SessionError> {
+    if (0.0..=9_007_199_254_740_991.0).contains(&v) {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        Ok(v.ceil() as u64)
+    } else {
+        Err(SessionError::InvalidOption(format!(
+            "{name} must be a number of seconds from 0, got {v}"
+        )))
+    }
+}
+
+/// A lifecycle event of a load, as `takeEvents` hands it to lib/events.js.
+#[napi(object)]
+pub struct LifecycleEvent {
+    /// `'created'`, `'loaded'`, `'expired'` or `'renewed'`.
+    pub name: String,
+    /// `'idle'`/`'absolute'` for `expired`, `'forwarded'` for a load through a renewed id's
+    /// forward, `'renew_after'` for `renewed`; null otherwise.
+    pub reason: Option<String>,
+    /// The keyed hash of the id the event is about (`sessionHandle`), never the id.
+    pub handle: String,
 }
 
 /// One session's attributes and id.
@@ -37,6 +71,25 @@ pub struct NativeSessionOptions {
 pub struct NativeSession {
     // Locked only for the duration of a sync call or of an apply step, never across I/O.
     inner: Arc<Mutex<Session>>,
+    // The test clock, once `setNow` was called.
+    clock: OnceLock<ManualClock>,
+}
+
+/// A load step for JS: null when the load is over, `['read', id]`, `['destroy', id]`, or
+/// `['renew', newId, payload, oldId, marker, base]` (see the core's `LoadStep`).
+fn step_js(step: LoadStep) -> Option<Vec<String>> {
+    match step {
+        LoadStep::Done => None,
+        LoadStep::Read(id) => Some(vec!["read".into(), id]),
+        LoadStep::Destroy(id) => Some(vec!["destroy".into(), id]),
+        LoadStep::Renew {
+            new_id,
+            payload,
+            old_id,
+            marker,
+            base,
+        } => Some(vec!["renew".into(), new_id, payload, old_id, marker, base]),
+    }
 }
 
 fn lock(m: &Mutex<Session>) -> MutexGuard<'_, Session> {
@@ -70,11 +123,92 @@ impl NativeSession {
                 o.encrypt_migrate,
             )
             .or_throw(&env)?;
+            if let Some(v) = o.absolute_lifetime_secs {
+                opts.absolute_lifetime_secs =
+                    Some(whole_secs("absoluteLifetimeSecs", v).or_throw(&env)?);
+            }
+            if let Some(v) = o.renew_after_secs {
+                opts.renew_after_secs = Some(whole_secs("renewAfterSecs", v).or_throw(&env)?);
+            }
+            if let Some(v) = o.renew_grace_secs {
+                opts.renew_grace_secs = whole_secs("renewGraceSecs", v).or_throw(&env)?;
+            }
         }
         let s = Session::new(&name, id.as_deref(), opts).or_throw(&env)?;
         Ok(Self {
             inner: Arc::new(Mutex::new(s)),
+            clock: OnceLock::new(),
         })
+    }
+
+    /// Sets the session's test clock (ms since the epoch): lifecycle stamps, the absolute
+    /// timeout and renewal read it from then on (lib/store.js feeds it from a handler's `now`).
+    #[napi(catch_unwind)]
+    pub fn set_now(&self, ms: f64) {
+        let clock = self.clock.get_or_init(|| {
+            let c = ManualClock::new(0);
+            self.s().set_clock(Arc::new(c.clone()));
+            c
+        });
+        #[allow(clippy::cast_possible_truncation)]
+        clock.set(ms as i64);
+    }
+
+    /// The lifecycle events of the loads since the last call, each with the handle (keyed with
+    /// `key`) of the id it is about. Called only when someone listens (lib/events.js).
+    #[napi(catch_unwind)]
+    pub fn take_events(&self, key: String) -> Vec<LifecycleEvent> {
+        let mut s = self.s();
+        let events = s.take_events();
+        events
+            .into_iter()
+            .map(|e| {
+                let id = match e {
+                    Event::Expired(_) => s.expired_from().unwrap_or_else(|| s.id()),
+                    _ => s.id(),
+                };
+                LifecycleEvent {
+                    name: e.name().to_owned(),
+                    reason: e.reason().map(str::to_owned),
+                    handle: session_handle(&key, id),
+                }
+            })
+            .collect()
+    }
+
+    /// Why the record loaded at the last start was expired (`'absolute'`; the session then
+    /// started over under a fresh id), or null.
+    #[napi(catch_unwind)]
+    pub fn expired_reason(&self) -> Option<String> {
+        self.s().expired().map(|e| e.as_str().to_owned())
+    }
+
+    /// The step after a read of a load that a JS driver carries out (lib/handler-bridge.js):
+    /// see `loadStep`'s shapes.
+    #[napi(catch_unwind, ts_return_type = "string[] | null")]
+    pub fn after_read(&self, env: Env, raw: String) -> Result<Option<Vec<String>>> {
+        let step = self.s().after_read(raw).or_throw(&env)?;
+        Ok(step_js(step))
+    }
+
+    /// The step after the load's `['destroy', id]` was carried out.
+    #[napi(catch_unwind, ts_return_type = "string[] | null")]
+    pub fn after_destroy(&self, env: Env) -> Result<Option<Vec<String>>> {
+        let step = self.s().after_destroy().or_throw(&env)?;
+        Ok(step_js(step))
+    }
+
+    /// The step after the load's `['renew', …]`: `claimed` when the marker replaced the old
+    /// record, else `current` is what the old record holds now.
+    #[napi(catch_unwind, ts_return_type = "string[] | null")]
+    pub fn after_renew(
+        &self,
+        env: Env,
+        claimed: bool,
+        current: String,
+    ) -> Result<Option<Vec<String>>> {
+        let step = self.s().after_renew(claimed, current).or_throw(&env)?;
+        Ok(step_js(step))
     }
 
     fn s(&self) -> MutexGuard<'_, Session> {
@@ -388,10 +522,12 @@ impl NativeSession {
         Ok(old)
     }
 
-    /// Applies a payload read by a JS handler.
-    #[napi(catch_unwind)]
-    pub fn load(&self, env: Env, raw: String) -> Result<()> {
-        self.s().load(&raw).or_throw(&env)
+    /// Applies a payload read by a JS handler, as the first read of a load: returns the load's
+    /// next step (null when it is over; see `afterRead`).
+    #[napi(catch_unwind, ts_return_type = "string[] | null")]
+    pub fn load(&self, env: Env, raw: String) -> Result<Option<Vec<String>>> {
+        let step = self.s().load(&raw).or_throw(&env)?;
+        Ok(step_js(step))
     }
 
     /// Ages flash data and returns the payload to write, or `null` when the engine asks for a
@@ -475,87 +611,24 @@ impl NativeSession {
         })
     }
 
-    /// Reads and decodes off the JS thread through a built-in handler, then applies.
+    /// Loads through a built-in handler as the core's load steps decide (`load::load`): the
+    /// read, a renewed id's forward, an expired record's destruction, an id renewal. The session
+    /// is locked for each sync step only, never across I/O. `meta` goes with a renewal's write.
     #[napi(catch_unwind, ts_return_type = "Promise<boolean>")]
     pub fn start_native<'env>(
         &self,
         env: &'env Env,
         handler: &NativeHandler,
+        meta: Option<WriteMetaJs>,
     ) -> Result<PromiseRaw<'env, bool>> {
         let h = Arc::clone(&handler.inner);
-        let (id, reader) = {
-            let s = self.s();
-            (s.id().to_owned(), s.reader())
-        };
         let inner = Arc::clone(&self.inner);
+        let meta = crate::handlers::meta_of(meta);
         promise(
             env,
             h.is_inline(),
-            async move {
-                let raw = h.read(&id).await?;
-                let decoded = reader.decode(&raw);
-                Ok((decoded, raw))
-            },
-            move |(decoded, raw)| {
-                let mut s = lock(&inner);
-                s.apply(decoded)?;
-                // What a compare-and-set save compares against.
-                s.set_base(raw);
-                Ok(true)
-            },
-        )
-    }
-
-    /// The whole start of an HTTP request in one crossing: finds the registered session cookie
-    /// `cookie` (`registerSessionCookie`) in the raw `Cookie` header, verifies it, and loads the
-    /// id it claims through a built-in handler (read and decode off the JS thread), settling it
-    /// as the core does (`Session::open`: an unknown id moves to a fresh one, a 1.x id is moved
-    /// after loading). No header, or no verified cookie in it, starts the fresh id empty in
-    /// place. Resolves to whether the handler knew the claimed id.
-    #[napi(catch_unwind, ts_return_type = "Promise<boolean>")]
-    pub fn open_native<'env>(
-        &self,
-        env: &'env Env,
-        handler: &NativeHandler,
-        header: Option<String>,
-        cookie: u32,
-    ) -> Result<PromiseRaw<'env, bool>> {
-        let claimed = match header {
-            Some(h) => match crate::request::signed_id(&h, cookie) {
-                Ok(c) => c,
-                Err(e) => return PromiseRaw::reject(env, errors::reject(&e)),
-            },
-            None => None,
-        };
-        let Some(claimed) = claimed else {
-            return match self.s().load("") {
-                Ok(()) => PromiseRaw::resolve(env, false),
-                Err(e) => PromiseRaw::reject(env, errors::reject(&e)),
-            };
-        };
-        let h = Arc::clone(&handler.inner);
-        let (id, reader) = {
-            let mut s = self.s();
-            if let Err(e) = s.claim_id(&claimed) {
-                return PromiseRaw::reject(env, errors::reject(&e));
-            }
-            (s.id().to_owned(), s.reader())
-        };
-        let inner = Arc::clone(&self.inner);
-        promise(
-            env,
-            h.is_inline(),
-            async move {
-                let raw = h.read(&id).await?;
-                let decoded = reader.decode(&raw);
-                Ok((decoded, raw))
-            },
-            move |(decoded, raw)| {
-                let mut s = lock(&inner);
-                s.apply(decoded)?;
-                s.set_base(raw);
-                s.settle_claim(claimed.legacy)
-            },
+            async move { load::load(&*h, &inner, &meta).await },
+            |()| Ok(true),
         )
     }
 
@@ -746,6 +819,13 @@ pub struct Committed {
 #[napi]
 pub fn cas_tries() -> u32 {
     u32::try_from(ostro_session_core::session::CAS_TRIES).unwrap_or(u32::MAX)
+}
+
+/// The handle of session `id` under the app key `key`: a keyed hash that can be shown or
+/// published without leaking the id (the core's `session_handle`).
+#[napi]
+pub fn session_handle_of(key: String, id: String) -> String {
+    session_handle(&key, &id)
 }
 
 /// Whether `id` is 40 characters of `[A-Za-z0-9]`.

@@ -94,6 +94,12 @@ pub trait SessionHandler: Send + Sync + 'static {
     fn supports_cas(&self) -> bool {
         false
     }
+    /// Whether records live in a store that other requests read by id. The cookie driver
+    /// answers `false`: each request carries its own record, so an id renewal leaves no
+    /// forward marker behind (there is nowhere to put it) and simply reissues the cookie.
+    fn keeps_records(&self) -> bool {
+        true
+    }
     /// True when every future this handler returns is ready on its first poll (in-memory
     /// handlers): callers may then run it in place instead of hopping to another thread.
     fn is_inline(&self) -> bool {

@@ -30,6 +30,7 @@ pub mod handlers;
 pub mod id;
 pub mod lazy;
 pub mod lifecycle;
+pub mod load;
 pub mod ops;
 pub mod payload;
 pub mod session;
@@ -38,6 +39,7 @@ pub mod token;
 pub mod users;
 
 pub use error::{Result, SessionError};
+pub use handle::session_handle;
 pub use handler::{CasOutcome, SessionHandler, UserRecord, WriteMeta};
 pub use handlers::ArraySessionHandler;
 #[cfg(any(feature = "postgres", feature = "mysql"))]

@@ -24,7 +24,16 @@
 //!
 //! Idle expiry is the handlers' work (they stop returning a record idle for longer than
 //! `lifetime`); [`Expiry::Idle`] exists so that callers report both reasons the same way.
+//!
+//! Id renewal ([`crate::SessionOptions::renew_after_secs`]) moves a session whose id is older
+//! than that to a new id at load, as `migrate(true)` would, and leaves a *forward marker* under
+//! the old id (see [`forward_marker`]): for `renew_grace_secs` a request still carrying the old
+//! id (sent before the new cookie arrived) loads the new session and gets the new cookie. After
+//! that the marker reads as no session. `regenerate`/`invalidate` never leave one: forwarding a
+//! login's or logout's old id would hand the session to whoever holds it (session fixation).
 
+use crate::crypto::Cipher;
+use crate::error::Result;
 use crate::lazy::{Slot, TopMap};
 use serde_json::Value;
 
@@ -54,6 +63,44 @@ impl Expiry {
     }
 }
 
+/// A lifecycle event of a load, recorded by the engine for the binding to publish (channels
+/// `ostro:session:<name>`, with [`Event::reason`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A new session: no record was found (or the one found had expired).
+    Created,
+    /// The record was found and loaded.
+    Loaded,
+    /// The record was found by following a renewed id's forward marker.
+    Forwarded,
+    /// The record found had expired; the session started over.
+    Expired(Expiry),
+    /// The id was renewed (`renew_after`).
+    Renewed,
+}
+
+impl Event {
+    /// The channel's event name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Loaded | Self::Forwarded => "loaded",
+            Self::Expired(_) => "expired",
+            Self::Renewed => "renewed",
+        }
+    }
+
+    /// The message's `reason`, if any.
+    pub fn reason(self) -> Option<&'static str> {
+        match self {
+            Self::Forwarded => Some("forwarded"),
+            Self::Expired(e) => Some(e.as_str()),
+            Self::Renewed => Some("renew_after"),
+            Self::Created | Self::Loaded => None,
+        }
+    }
+}
+
 /// Whether `key` (a dot path allowed) names a reserved key or something inside one.
 pub fn is_reserved(key: &str) -> bool {
     let top = key.split_once('.').map_or(key, |(t, _)| t);
@@ -77,6 +124,62 @@ pub fn check_absolute(
     let cap = i64::try_from(absolute_lifetime_secs?).unwrap_or(i64::MAX);
     let age = now_secs.saturating_sub(created_secs?);
     (age > cap).then_some(Expiry::Absolute)
+}
+
+/// Decides, at load time, whether the id issued at `id_at_secs` is due for renewal at
+/// `now_secs`: strictly older than `renew_after_secs`. No renewal set, or no issue time, never.
+pub fn renewal_due(id_at_secs: Option<i64>, now_secs: i64, renew_after_secs: Option<u64>) -> bool {
+    let (Some(after), Some(at)) = (renew_after_secs, id_at_secs) else {
+        return false;
+    };
+    let after = i64::try_from(after).unwrap_or(i64::MAX);
+    now_secs.saturating_sub(at) > after
+}
+
+/// First character of a forward marker. No payload starts with it (a payload is a JSON object,
+/// sealed `v1.` text or a 1.x format), nor is it the tombstone, so every driver stores it as an
+/// opaque record and an engine that does not know markers reads it as no session.
+pub const FORWARD: char = '>';
+
+/// The record a renewal leaves under the old id: `>` + the new id + `.` + the unix second the
+/// grace window ends. With a cipher the part after `>` is sealed with the old id as associated
+/// data, so someone able to write to the store (but without the key) cannot plant a marker that
+/// forwards a victim's id to a session of their choosing.
+///
+/// # Errors
+/// As [`Cipher::seal`].
+pub fn forward_marker(
+    target: &str,
+    until_secs: i64,
+    cipher: Option<&Cipher>,
+    old_id: &str,
+) -> Result<String> {
+    let body = format!("{target}.{until_secs}");
+    Ok(match cipher {
+        Some(c) => format!("{FORWARD}{}", c.seal(body.as_bytes(), &forward_ad(old_id))?),
+        None => format!("{FORWARD}{body}"),
+    })
+}
+
+/// The new id and the end of the grace window of a forward marker read under `old_id`, or `None`
+/// when `raw` is not a marker or does not open (tampered, or planted without the key).
+pub fn parse_forward(raw: &str, cipher: Option<&Cipher>, old_id: &str) -> Option<(String, i64)> {
+    let rest = raw.strip_prefix(FORWARD)?;
+    let body = match cipher {
+        Some(c) => c.open_str(rest, &forward_ad(old_id))?.0,
+        None => rest.to_owned(),
+    };
+    let (target, until) = body.split_once('.')?;
+    if !crate::id::is_valid_id(target) || target == old_id {
+        return None;
+    }
+    Some((target.to_owned(), until.parse().ok()?))
+}
+
+fn forward_ad(old_id: &str) -> Vec<u8> {
+    let mut ad = b"forward:".to_vec();
+    ad.extend_from_slice(old_id.as_bytes());
+    ad
 }
 
 /// Unix seconds from a clock's milliseconds (rounded down).
@@ -139,6 +242,47 @@ mod tests {
         assert_eq!(check_absolute(Some(100), 10_000, None), None);
         assert_eq!(check_absolute(None, 10_000, Some(1)), None);
         assert_eq!(check_absolute(Some(0), i64::MAX, Some(u64::MAX)), None);
+    }
+
+    #[test]
+    fn renewal_is_due_strictly_after_the_period() {
+        assert!(!renewal_due(Some(100), 160, Some(60)));
+        assert!(renewal_due(Some(100), 161, Some(60)));
+        assert!(!renewal_due(Some(100), 10_000, None));
+        assert!(!renewal_due(None, 10_000, Some(1)));
+    }
+
+    #[test]
+    fn forward_markers_round_trip_and_refuse_forgeries() {
+        let (old, new) = ("A".repeat(40), "B".repeat(40));
+        let m = forward_marker(&new, 130, None, &old).unwrap();
+        assert_eq!(m, format!(">{new}.130"));
+        assert_eq!(parse_forward(&m, None, &old), Some((new.clone(), 130)));
+        assert_eq!(parse_forward("{\"a\":1}", None, &old), None);
+        assert_eq!(parse_forward(">short.1", None, &old), None);
+        assert_eq!(
+            parse_forward(&format!(">{old}.1"), None, &old),
+            None,
+            "never to itself"
+        );
+
+        let c = Cipher::new(&["forward-test-key-0123456789abcdefghij"]).unwrap();
+        let sealed = forward_marker(&new, 130, Some(&c), &old).unwrap();
+        assert!(sealed.starts_with('>') && !sealed.contains(&new));
+        assert_eq!(
+            parse_forward(&sealed, Some(&c), &old),
+            Some((new.clone(), 130))
+        );
+        assert_eq!(
+            parse_forward(&sealed, Some(&c), &"C".repeat(40)),
+            None,
+            "moved to another id"
+        );
+        assert_eq!(
+            parse_forward(&m, Some(&c), &old),
+            None,
+            "a plain marker planted without the key"
+        );
     }
 
     #[test]

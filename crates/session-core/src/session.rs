@@ -11,7 +11,8 @@ use crate::error::{Result, SessionError};
 use crate::handler::{CasOutcome, SessionHandler, WriteMeta};
 use crate::id;
 use crate::lazy::TopMap;
-use crate::lifecycle::{self, Expiry, CREATED, ID_AT};
+use crate::lifecycle::{self, Event, Expiry, CREATED, ID_AT};
+use crate::load::LoadStep;
 use crate::ops::{self, Op};
 use crate::payload::{self, Decoded};
 use crate::token::TokenFormat;
@@ -37,6 +38,14 @@ pub struct SessionOptions {
     /// [`crate::lifecycle`]). `None` (the default) turns it off. The idle timeout is the
     /// handlers' `lifetime`.
     pub absolute_lifetime_secs: Option<u64>,
+    /// Id renewal (`renew_after`), in seconds since the current id was issued: a session loaded
+    /// past it moves to a new id, data and token kept, and its old id forwards to the new one
+    /// for [`SessionOptions::renew_grace_secs`] (see [`crate::lifecycle`]). `None` (the
+    /// default) turns it off.
+    pub renew_after_secs: Option<u64>,
+    /// How long a renewed session's old id still loads the new session (`renew_grace_seconds`,
+    /// default 30).
+    pub renew_grace_secs: u64,
     /// Where lifecycle stamps and the absolute timeout read the time.
     pub clock: SharedClock,
     /// `user_attribute`: the attribute (a dot path such as `auth.id`) whose value links the
@@ -52,6 +61,8 @@ impl Default for SessionOptions {
             cipher: None,
             encrypt_migrate: false,
             absolute_lifetime_secs: None,
+            renew_after_secs: None,
+            renew_grace_secs: 30,
             clock: clock::system(),
             user_attribute: None,
         }
@@ -67,6 +78,8 @@ impl std::fmt::Debug for SessionOptions {
             .field("encrypt_migrate", &self.encrypt_migrate)
             .field("absolute_lifetime_secs", &self.absolute_lifetime_secs)
             .field("user_attribute", &self.user_attribute)
+            .field("renew_after_secs", &self.renew_after_secs)
+            .field("renew_grace_secs", &self.renew_grace_secs)
             .finish_non_exhaustive()
     }
 }
@@ -141,8 +154,52 @@ pub struct Session {
     // The user link was stored at load or set since: every write then says who (or nobody), so
     // a driver's index follows an unlink too.
     user_known: bool,
+    // Where a load driven by `LoadStep`s stands (see `crate::load`).
+    loading: Loading,
+    // Lifecycle events since the last `take_events`, for the binding to publish, and the id an
+    // `Expired` event is about (the session has a new id by then).
+    events: Vec<Event>,
+    expired_from: Option<String>,
     options: SessionOptions,
 }
+
+/// The state of a load between its steps.
+#[derive(Debug, Clone, Default)]
+enum Loading {
+    #[default]
+    Idle,
+    /// Reading; `hops` forward markers followed so far.
+    Reading {
+        hops: u8,
+        forwarded: bool,
+        keeps_records: bool,
+        renewals: u8,
+        // The session as it was before the first apply, for a lost renewal to start again from.
+        before: Option<Box<Session>>,
+    },
+    /// The expired record is being destroyed; the load then ends.
+    Destroying,
+    /// A renewal's writes are in flight: the session as it will be once they land.
+    Renewing {
+        next: Box<Session>,
+        payload: String,
+        before: Box<Session>,
+        renewals: u8,
+    },
+    /// The renewal lost a race: its new record is being destroyed, then `current` (what the old
+    /// id holds now) is loaded as if just read.
+    Retrying {
+        current: String,
+        before: Box<Session>,
+        renewals: u8,
+    },
+}
+
+/// Forward markers followed at most in one load (a renewed session renewed again within the
+/// grace window leaves a chain).
+const MAX_HOPS: u8 = 3;
+/// Renewals tried in one load before it settles for the session as read (each lost race re-reads).
+const MAX_RENEWALS: u8 = 2;
 
 /// How many times a save re-reads and replays before it gives up with
 /// [`SessionError::Conflict`]: enough for bursts of concurrent requests on one session, bounded
@@ -306,6 +363,9 @@ impl Session {
             expired: None,
             expired_id: None,
             user_known: false,
+            loading: Loading::Idle,
+            events: Vec::new(),
+            expired_from: None,
             options,
         };
         s.set_id(id.unwrap_or(""))?;
@@ -536,12 +596,220 @@ impl Session {
         !self.record_missing
     }
 
-    /// Decodes `raw` with this session's limits and applies it.
-    pub fn load(&mut self, raw: &str) -> Result<()> {
-        let decoded = self.reader().decode(raw);
+    /// Decodes `raw` (what the handler returned for this id) with this session's limits and
+    /// applies it, as the first read of [`Session::begin_load`] would: returns what the load
+    /// must do next (follow a forward, destroy an expired record, renew the id), or
+    /// [`LoadStep::Done`].
+    ///
+    /// # Errors
+    /// As [`Session::after_read`].
+    pub fn load(&mut self, raw: &str) -> Result<LoadStep> {
+        let _ = self.begin_load(true);
+        self.after_read(raw.to_owned())
+    }
+
+    /// Starts a load (see [`crate::load`]): the first step reads this session's id.
+    /// `keeps_records` is the handler's [`SessionHandler::keeps_records`].
+    pub fn begin_load(&mut self, keeps_records: bool) -> LoadStep {
+        self.loading = Loading::Reading {
+            hops: 0,
+            forwarded: false,
+            keeps_records,
+            renewals: 0,
+            before: None,
+        };
+        LoadStep::Read(self.id.clone())
+    }
+
+    /// The step after a read of this session's (current) id returned `raw`.
+    ///
+    /// - A forward marker inside its grace window: the session takes the new id and reads it.
+    ///   An expired (or unreadable) marker reads as no session.
+    /// - Otherwise the record is applied ([`Session::apply`]); one past the absolute timeout asks
+    ///   for its destruction (the session starts over under a new id); one whose id is due for
+    ///   renewal asks for the renewal's writes.
+    ///
+    /// # Errors
+    /// As [`Session::apply`], and sealing errors of a renewal's payload.
+    pub fn after_read(&mut self, raw: String) -> Result<LoadStep> {
+        let Loading::Reading {
+            hops,
+            forwarded,
+            keeps_records,
+            renewals,
+            before,
+        } = std::mem::take(&mut self.loading)
+        else {
+            // Not in a load (a caller applying a payload directly): one as `load` would.
+            let _ = self.begin_load(true);
+            return self.after_read(raw);
+        };
+        if raw.starts_with(lifecycle::FORWARD) {
+            let cipher = self.options.cipher.clone();
+            if let Some((target, until)) =
+                lifecycle::parse_forward(&raw, cipher.as_deref(), &self.id)
+            {
+                if hops < MAX_HOPS && self.now_secs() <= until {
+                    self.id = target;
+                    self.loading = Loading::Reading {
+                        hops: hops + 1,
+                        forwarded: true,
+                        keeps_records,
+                        renewals,
+                        before,
+                    };
+                    return Ok(LoadStep::Read(self.id.clone()));
+                }
+            }
+        }
+        // A marker past its window (or one that does not open) is no session.
+        let raw = if raw.starts_with(lifecycle::FORWARD) {
+            String::new()
+        } else {
+            raw
+        };
+        // A lost renewal starts again from the session as it was before the first apply.
+        let before = match before {
+            Some(b) => Some(b),
+            None if self.options.renew_after_secs.is_some() => Some(Box::new(self.clone())),
+            None => None,
+        };
+        let decoded = self.reader().decode(&raw);
+        let missing = decoded.missing;
         self.apply(decoded)?;
-        self.set_base(raw.to_owned());
-        Ok(())
+        self.set_base(raw);
+        if let Some(old) = self.take_expired_id() {
+            if let Some(reason) = self.expired {
+                self.events.push(Event::Expired(reason));
+                self.expired_from = Some(old.clone());
+            }
+            self.events.push(Event::Created);
+            self.loading = Loading::Destroying;
+            return Ok(LoadStep::Destroy(old));
+        }
+        if missing {
+            self.events.push(Event::Created);
+            return Ok(LoadStep::Done);
+        }
+        self.events.push(if forwarded {
+            Event::Forwarded
+        } else {
+            Event::Loaded
+        });
+        let due = lifecycle::renewal_due(
+            self.id_issued_at(),
+            self.now_secs(),
+            self.options.renew_after_secs,
+        );
+        if !due || renewals >= MAX_RENEWALS {
+            return Ok(LoadStep::Done);
+        }
+        if !keeps_records {
+            // The cookie driver keeps no record to forward from: the renewed id simply goes out
+            // in the next cookie, sealed with the data.
+            self.migrate_id()?;
+            self.events.push(Event::Renewed);
+            return Ok(LoadStep::Done);
+        }
+        let mut next = Box::new(self.clone());
+        let old_id = next.migrate_id()?;
+        let payload = next.payload()?;
+        let until = self
+            .now_secs()
+            .saturating_add(i64::try_from(self.options.renew_grace_secs).unwrap_or(i64::MAX));
+        let marker =
+            lifecycle::forward_marker(&next.id, until, self.options.cipher.as_deref(), &old_id)?;
+        let step = LoadStep::Renew {
+            new_id: next.id.clone(),
+            payload: payload.clone(),
+            old_id,
+            marker,
+            base: self.base.clone(),
+        };
+        self.loading = Loading::Renewing {
+            next,
+            payload,
+            before: before.unwrap_or_else(|| Box::new(self.clone())),
+            renewals: renewals + 1,
+        };
+        Ok(step)
+    }
+
+    /// The step after a [`LoadStep::Destroy`] was carried out.
+    ///
+    /// # Errors
+    /// As [`Session::after_read`] (a lost renewal loads the record it lost to).
+    pub fn after_destroy(&mut self) -> Result<LoadStep> {
+        match std::mem::take(&mut self.loading) {
+            Loading::Retrying {
+                current,
+                before,
+                renewals,
+            } => {
+                let events = std::mem::take(&mut self.events);
+                *self = *before;
+                self.events = events;
+                self.loading = Loading::Reading {
+                    hops: 0,
+                    forwarded: false,
+                    keeps_records: true,
+                    renewals,
+                    before: Some(Box::new(self.clone())),
+                };
+                self.after_read(current)
+            }
+            _ => Ok(LoadStep::Done),
+        }
+    }
+
+    /// The step after a [`LoadStep::Renew`]: `claimed` when the marker replaced the old record;
+    /// otherwise `current` is what the old record holds now (another request renewed first, or
+    /// changed it), and the new record is destroyed before `current` is loaded instead.
+    ///
+    /// # Errors
+    /// As [`Session::after_read`].
+    pub fn after_renew(&mut self, claimed: bool, current: String) -> Result<LoadStep> {
+        let Loading::Renewing {
+            next,
+            payload,
+            before,
+            renewals,
+        } = std::mem::take(&mut self.loading)
+        else {
+            return Ok(LoadStep::Done);
+        };
+        if claimed {
+            let events = std::mem::take(&mut self.events);
+            *self = *next;
+            self.events = events;
+            self.events.push(Event::Renewed);
+            self.saved_as(payload);
+            self.loading = Loading::Idle;
+            return Ok(LoadStep::Done);
+        }
+        let new_id = next.id.clone();
+        self.loading = Loading::Retrying {
+            current,
+            before,
+            renewals,
+        };
+        Ok(LoadStep::Destroy(new_id))
+    }
+
+    /// The lifecycle events since the last call, oldest first (see [`Event`]).
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// The id the last [`Event::Expired`] was about (the session has a new id since).
+    pub fn expired_from(&self) -> Option<&str> {
+        self.expired_from.as_deref()
+    }
+
+    /// Replaces the clock of lifecycle stamps, the absolute timeout and renewal (a test clock
+    /// shared with the handler).
+    pub fn set_clock(&mut self, clock: SharedClock) {
+        self.options.clock = clock;
     }
 
     /// Remembers `raw` as the record this request loaded (after [`Session::apply`] of what a
@@ -716,14 +984,12 @@ impl Session {
         }
     }
 
-    /// Loads the session from `handler`. A record past the absolute timeout is destroyed and
-    /// the session starts over under a new id (see [`Session::apply`]).
+    /// Loads the session from `handler` (see [`crate::load::load`]): a renewed id's old id is
+    /// forwarded, a record past the absolute timeout is destroyed and the session starts over
+    /// under a new id, and an id due for renewal is renewed.
     pub async fn start(&mut self, handler: &dyn SessionHandler) -> Result<bool> {
-        let raw = handler.read(&self.id).await?;
-        self.load(&raw)?;
-        if let Some(old) = self.take_expired_id() {
-            handler.destroy(&old).await?;
-        }
+        let cell = std::sync::Mutex::new(self);
+        crate::load::load(handler, &cell, &WriteMeta::default()).await?;
         Ok(true)
     }
 

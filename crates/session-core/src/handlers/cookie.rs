@@ -215,6 +215,10 @@ impl SessionHandler for CookieSessionHandler {
     fn is_inline(&self) -> bool {
         true
     }
+
+    fn keeps_records(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]
