@@ -296,6 +296,15 @@ test('driver failures: a Promise rejects and a callback receives the driver\'s o
         return { code: err.code };
       }
     });
+    // What JSON.stringify keeps but the engine cannot store: the request fails, coded.
+    app.get('/surrogate', async (req) => {
+      req.session.bad = { name: 'x\ud800' };
+      return 'unreachable';
+    });
+    app.get('/dotted', async (req) => {
+      req.session['a.b'] = 1;
+      return 'unreachable';
+    });
     app.get('/bad-keys', async (req) => {
       try {
         req.session.regenerate('user');
@@ -322,6 +331,12 @@ test('driver failures: a Promise rejects and a callback receives the driver\'s o
   assert.equal(r.body.includes('unreachable'), false);
   assert.equal(sessionCookie(r), undefined, 'a failed save sends no cookie');
   assert.deepEqual((await client.get('/stale')).json(), { code: 'ERR_SESSION_INVALID_ID' });
+  for (const p of ['/surrogate', '/dotted']) {
+    r = await client.get(p);
+    assert.equal(r.status, 500, p);
+    assert.equal(r.json().code, 'ERR_SESSION_VALUE', `${p}: ${r.body}`);
+    assert.equal(sessionCookie(r), undefined, p);
+  }
   assert.deepEqual((await client.get('/bad-keys')).json(), { code: 'ERR_SESSION_VALUE' });
 });
 

@@ -24,6 +24,7 @@
 // This file does not import lib/manager.js (the manager requires this one from `middleware()`):
 // it takes the manager it is given and uses its public API only.
 const { isSecure } = require('./http-session');
+const { internals } = require('./store');
 const httpSession = require('./http-session');
 const { hookResponse } = require('./middleware');
 const cookies = require('./cookies');
@@ -216,7 +217,7 @@ function isConfigCookie(cfg, attrs) {
 class Session {
   constructor(ctx, data, cookie) {
     Object.defineProperty(this, 'req', { value: ctx.holder });
-    Object.defineProperty(this, 'id', { value: ctx.store.getId() });
+    Object.defineProperty(this, 'id', { value: ctx.id });
     contexts.set(this, ctx);
     this.cookie = cookie;
     // As express-session: a stored key that names a method or anything inherited (`save`,
@@ -428,18 +429,22 @@ function checkKey(k) {
  */
 async function write(ctx, sess, snap) {
   const store = ctx.store;
+  // The JSON text itself: it is what is stored (as express-session stores JSON).
   for (const [k, j] of snap) {
     if (ctx.baseline.get(k) === j) continue;
     checkKey(k);
-    store.put(k, JSON.parse(j));
+    const c = j.charCodeAt(0);
+    // A scalar crosses as itself, cheaper than JSON text the engine parses.
+    if (c === 123 || c === 91) internals.putJsonText(store, k, j);
+    else store.put(k, JSON.parse(j));
   }
   for (const k of ctx.baseline.keys()) if (!snap.has(k)) store.forget(k);
   const cj = JSON.stringify(sess.cookie);
-  if (cj !== ctx.cookieBaseline) store.put('cookie', JSON.parse(cj));
+  if (cj !== ctx.cookieBaseline) internals.putJsonText(store, 'cookie', cj);
   const outcome = await store.save({ resave: true });
   ctx.baseline = snap;
   ctx.cookieBaseline = cj;
-  ctx.savedId = store.getId();
+  ctx.savedId = ctx.id;
   ctx.savedHash = hashOf(snap);
   ctx.wrote = true;
   return outcome;
@@ -459,6 +464,7 @@ function install(ctx, record, fromStore) {
       else if (!RESERVED.has(k)) data[k] = record[k];
     }
   }
+  ctx.id = ctx.store.getId();
   const usable = stored !== null && typeof stored === 'object' && !Array.isArray(stored);
   const cookie = usable ? storedCookie(stored) : freshCookie(ctx.manager, ctx.req);
   const sess = ctx.promises ? new FastifySession(ctx, data, cookie) : new Session(ctx, data, cookie);
@@ -623,6 +629,7 @@ async function handle(manager, opts, req, res, next) {
  */
 async function load(manager, opts, req, holder) {
   const { store, existed } = await httpSession.open(manager, req);
+  const id = store.getId();
   const ctx = {
     manager,
     opts,
@@ -632,10 +639,13 @@ async function load(manager, opts, req, holder) {
     store,
     existed,
     // express-session's `cookieId`: the id the browser holds, when it names a session.
-    cookieId: existed ? store.getId() : null,
+    cookieId: existed ? id : null,
     baseline: null,
     cookieBaseline: null,
-    originalId: store.getId(),
+    originalId: id,
+    // The Store's id, read once per change: it changes only in regenerate(), destroy() and
+    // reload(), each of which installs a new session (install() reads it again).
+    id,
     originalHash: '',
     savedId: null,
     savedHash: null,
@@ -684,7 +694,7 @@ async function commitSession(ctx) {
   sess.touch();
   const snap = snapshot(sess);
   const hash = hashOf(snap);
-  const id = ctx.store.getId();
+  const id = ctx.id;
   const modified = ctx.originalId !== id || ctx.originalHash !== hash;
   const saved = ctx.savedId === id && ctx.savedHash === hash;
   const isNew = ctx.cookieId !== id;
