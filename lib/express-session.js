@@ -238,7 +238,7 @@ class Session {
 
   /** Writes the session now (even unchanged), then `cb(err)`. */
   save(cb) {
-    return run(this, 'save', (ctx) => write(ctx, this, snapshot(this)), cb);
+    return run(this, 'save', async (ctx) => { await write(ctx, this, snapshot(this)); }, cb);
   }
 
   /** Reads the session again from its driver into a new `req.session`, then `cb(err)`. */
@@ -423,11 +423,23 @@ function checkKey(k) {
 }
 
 /**
+ * Saves the Store (`resave`: a write even when unchanged; else a touch when unchanged). With
+ * `cookie` (`{ handle, secure }` of the manager's registered cookie), the same crossing builds
+ * the `Set-Cookie` line, as the Laravel-API commit does. Resolves to `{ outcome, line }`
+ * (`line` null without `cookie`).
+ */
+async function persist(store, resave, cookie) {
+  if (cookie === null) return { outcome: await store.save({ resave }), line: null };
+  const done = await internals.commitNative(store, resave, cookie, null);
+  return { outcome: done.outcome, line: done.setCookie };
+}
+
+/**
  * Writes `sess` through the Store: puts the properties whose JSON differs from the last load or
  * write, forgets the ones that went away, stores the cookie, and saves (a write even when
- * nothing changed, as express-session's `store.set`).
+ * nothing changed, as express-session's `store.set`). `cookie` as `persist()` takes it.
  */
-async function write(ctx, sess, snap) {
+async function write(ctx, sess, snap, cookie = null) {
   const store = ctx.store;
   // The JSON text itself: it is what is stored (as express-session stores JSON).
   for (const [k, j] of snap) {
@@ -441,13 +453,13 @@ async function write(ctx, sess, snap) {
   for (const k of ctx.baseline.keys()) if (!snap.has(k)) store.forget(k);
   const cj = JSON.stringify(sess.cookie);
   if (cj !== ctx.cookieBaseline) internals.putJsonText(store, 'cookie', cj);
-  const outcome = await store.save({ resave: true });
+  const done = await persist(store, true, cookie);
   ctx.baseline = snap;
   ctx.cookieBaseline = cj;
   ctx.savedId = ctx.id;
   ctx.savedHash = hashOf(snap);
   ctx.wrote = true;
-  return outcome;
+  return done;
 }
 
 /**
@@ -702,20 +714,30 @@ async function commitSession(ctx) {
   const shouldSetCookie = isNew
     ? opts.saveUninitialized || modified
     : opts.rolling || (sess.cookie.expires !== undefined && sess.cookie.expires !== null && modified);
+  // express-session's store.touch(): refreshes the record's expiry, never recreates it.
+  const touch = !shouldSave && !isNew && !ctx.wrote;
   let line = null;
-  // Built before anything is written, so a bad cookie attribute fails the request cleanly.
+  let inCommit = null;
   // A Secure cookie is only sent over HTTPS, as express-session does.
   if (shouldSetCookie && !(sess.cookie.secure && !isSecure(req, manager.config.trust_proxy))) {
-    line = cookieLine(manager, id, attributesOf(sess.cookie));
+    const attrs = attributesOf(sess.cookie);
+    // The config's cookie on a built-in driver: the save's own crossing builds the line.
+    if ((shouldSave || touch) && internals.isNative(ctx.store) && isConfigCookie(manager.config, attrs)) {
+      inCommit = { handle: manager.setCookieHandle(), secure: attrs.secure };
+    } else {
+      // Built before anything is written, so a bad cookie attribute fails the request cleanly.
+      line = cookieLine(manager, id, attrs);
+    }
   }
-  let outcome = null;
-  if (shouldSave) outcome = await write(ctx, sess, snap);
-  // express-session's store.touch(): refreshes the record's expiry, never recreates it.
-  else if (!isNew && !ctx.wrote) outcome = await ctx.store.save({ resave: false });
+  let done = null;
+  if (shouldSave) done = await write(ctx, sess, snap, inCommit);
+  else if (touch) done = await persist(ctx.store, false, inCommit);
+  if (done === null) return line;
   // The record was gone (a concurrent request destroyed it, say a logout): sending this id
-  // again would undo the logout in the browser, so the cookie is cleared instead.
-  if (outcome === 'dropped') line = cookieLine(manager, id, { ...attributesOf(sess.cookie), maxAgeMs: 0 });
-  return line;
+  // again would undo the logout in the browser, so the cookie is cleared instead (the
+  // registered line does that by itself).
+  if (done.outcome === 'dropped' && inCommit === null) return cookieLine(manager, id, { ...attributesOf(sess.cookie), maxAgeMs: 0 });
+  return inCommit === null ? line : done.line;
 }
 
 /**
