@@ -12,6 +12,7 @@ export type {
 export type {
   ExpressSession, ExpressSessionData, ExpressSessionMethods, ExpressSessionRequest, ExpressSessionOptions,
   ExpressSessionMiddleware, ExpressSessionMigration, SessionCookie, SessionCallback,
+  FastifySessionApi, FastifyExpressSession, FastifyExpressSessionMethods,
 } from './lib/express-session';
 import type { ExpressSessionOptions, ExpressSessionMiddleware } from './lib/express-session';
 

@@ -19,7 +19,7 @@ const ts = require('typescript');
 
 const ROOT = path.resolve(__dirname, '..');
 const DIR = path.join(__dirname, 'types');
-const PROJECTS = ['tsconfig.json', 'tsconfig.express-session.json', 'tsconfig.fastify-typed.json'];
+const PROJECTS = ['tsconfig.json', 'tsconfig.express-session.json', 'tsconfig.fastify-typed.json', 'tsconfig.fastify-express-session.json'];
 const DIRECTIVE = /^\s*\/\/ @ts-expect-error\b.*$/;
 
 function parsedConfig(tsconfig) {

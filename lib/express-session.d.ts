@@ -128,3 +128,50 @@ export declare function createExpressSessionMiddleware(manager: SessionManager, 
 
 /** The 32-character id shape of express-session (uid-safe, 24 bytes), accepted only for migration. */
 export declare const EXPRESS_SESSION_ID: RegExp;
+
+// ----- Fastify -----------------------------------------------------------------------------------
+
+/**
+ * Which API `request.session` has in a Fastify app. Empty (the default): the Store
+ * (`HttpStore`). An app that registers the plugin with `api: 'express-session'` says so once:
+ *
+ *   declare module '@ostro/session' {
+ *     interface FastifySessionApi { api: 'express-session' }
+ *   }
+ *
+ * and `request.session` is then `FastifyExpressSession<ExpressSessionData>`.
+ */
+export interface FastifySessionApi {}
+
+/**
+ * The methods of `request.session` under Fastify with `api: 'express-session'`: express-session's,
+ * where a call without a callback returns a Promise (as @fastify/session's do), plus
+ * @fastify/session's `sessionId`, `get`, `set` and `regenerate(keys)`.
+ */
+export interface FastifyExpressSessionMethods extends Omit<ExpressSessionMethods, 'save' | 'reload' | 'destroy' | 'regenerate'> {
+  /** The session id (@fastify/session's name for `id`). */
+  readonly sessionId: string;
+  /** `session[key]`. */
+  get<K extends string>(key: K): unknown;
+  /** `session[key] = value`. */
+  set(key: string, value: unknown): void;
+  /** Writes the session now, even unchanged. */
+  save(): Promise<void>;
+  save(callback: SessionCallback): this;
+  /** Reads the session again into a new `request.session` (`ERR_SESSION_INVALID_ID` when the record is gone). */
+  reload(): Promise<void>;
+  reload(callback: SessionCallback): this;
+  /** Removes the record; `request.session` becomes null at once; no cookie is sent. */
+  destroy(): Promise<void>;
+  destroy(callback: SessionCallback): this;
+  /**
+   * Destroys the record; `request.session` becomes a new session under a fresh id, empty but for
+   * the properties `keys` lists.
+   */
+  regenerate(keys?: string[]): Promise<void>;
+  regenerate(callback: SessionCallback): this;
+  regenerate(keys: string[], callback: SessionCallback): this;
+}
+
+/** `request.session` under Fastify with `api: 'express-session'`: the data as plain properties. */
+export type FastifyExpressSession<Data extends object = ExpressSessionData> = FastifyExpressSessionMethods & Partial<Data> & { [key: string]: unknown };

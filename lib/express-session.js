@@ -14,8 +14,17 @@
 //   app.use(manager.middleware({ api: 'express-session', saveUninitialized: false }))
 //
 // Loading, the "unknown id gets a fresh id" rule and cookie signing come from
-// lib/http-session.js and the manager; this file owns the object shape and the decisions.
-const { SessionManager, isSecure } = require('./manager');
+// lib/http-session.js and the manager; the Set-Cookie line is the core's (set_cookie.rs, through
+// the manager's registered cookie); this file owns the object shape and the decisions.
+//
+// The Fastify plugin (lib/fastify.js) uses the same sessions with `api: 'express-session'`:
+// there `request.session` is the session, and its methods also return Promises, as
+// @fastify/session's do.
+//
+// This file does not import lib/manager.js (the manager requires this one from `middleware()`):
+// it takes the manager it is given and uses its public API only.
+const { isSecure } = require('./http-session');
+const { internals } = require('./store');
 const httpSession = require('./http-session');
 const { hookResponse } = require('./middleware');
 const cookies = require('./cookies');
@@ -129,7 +138,7 @@ function sameSiteOf(v) {
   throw sessionError('ERR_SESSION_VALUE', `req.session.cookie.sameSite must be true, false, 'lax', 'strict' or 'none', got ${JSON.stringify(v)}`);
 }
 
-/** The attributes http-session's `cookieLine()` takes. */
+/** The attributes `cookieLine()` takes. */
 function attributesOf(cookie) {
   let maxAgeMs = null;
   const exp = cookie.expires;
@@ -150,16 +159,65 @@ function attributesOf(cookie) {
 
 // ----- Session -----------------------------------------------------------------------------------
 
+// As express-session's checks: a ';' or a control character would inject attributes.
+const UNSAFE = /[\u0000-\u001f\u007f;]/; // eslint-disable-line no-control-regex
+
+/**
+ * The `Set-Cookie` line carrying `id`, signed as the Laravel-API commit signs it, under the
+ * session's own attributes instead of the config's. The line is the core's (set_cookie.rs):
+ * the manager's registered cookie gives the name and the key, `attrs` the rest.
+ * @param {import('./manager').SessionManager} manager
+ * @param {string} id
+ * @param {{ maxAgeMs: number|null, path: string, domain: string|null, httpOnly: boolean,
+ *   secure: boolean, sameSite: 'lax'|'strict'|'none'|null }} attrs `maxAgeMs` null: no
+ *   Max-Age/Expires (the cookie ends with the browser); 0 or less: an expired cookie
+ * @returns {string}
+ * @throws {TypeError} `ERR_SESSION_VALUE` for a path or domain that would inject attributes
+ */
+function cookieLine(manager, id, attrs) {
+  const { path, domain } = attrs;
+  if (typeof path !== 'string' || path[0] !== '/' || UNSAFE.test(path)) {
+    throw sessionError('ERR_SESSION_VALUE', `session cookie path must start with '/' and hold no ';' or control characters, got ${JSON.stringify(path)}`);
+  }
+  if (domain !== null && (typeof domain !== 'string' || domain === '' || UNSAFE.test(domain) || /\s/.test(domain))) {
+    throw sessionError('ERR_SESSION_VALUE', `session cookie domain must hold no ';', spaces or control characters, got ${JSON.stringify(domain)}`);
+  }
+  const handle = manager.setCookieHandle();
+  // The usual case, the config's own attributes (a fresh or touched cookie): the registered
+  // line, without crossing an attributes object (which costs about as much as the line).
+  if (isConfigCookie(manager.config, attrs)) return native.sessionCookieLine(handle, id, attrs.secure);
+  return native.sessionCookieLineWith(handle, id, attrs.secure, {
+    maxAgeMs: attrs.maxAgeMs === null ? undefined : attrs.maxAgeMs,
+    path,
+    domain: domain === null ? undefined : domain,
+    httpOnly: attrs.httpOnly,
+    sameSite: attrs.sameSite === null ? undefined : attrs.sameSite,
+  });
+}
+
+/**
+ * Whether `attrs` make the same line as the config's registered cookie: the same path, domain,
+ * flags, and a Max-Age of the same whole seconds (the core rounds both up alike).
+ */
+function isConfigCookie(cfg, attrs) {
+  if (attrs.path !== cfg.path || attrs.domain !== (cfg.domain || null) || attrs.httpOnly !== !!cfg.http_only
+    || attrs.sameSite !== (cfg.same_site || null)) return false;
+  const ms = attrs.maxAgeMs;
+  if (cfg.expire_on_close) return ms === null;
+  return ms !== null && ms > 0 && Math.max(1, Math.ceil((ms / 60000) * 60)) === Math.max(1, Math.ceil(cfg.lifetime * 60));
+}
+
 /**
  * `req.session`: the data as own enumerable properties, `id` and `req` as read-only
  * non-enumerable ones, and express-session's methods. Each callback method returns the session
  * and calls `cb(err)` once its I/O settled; without a callback, an error fails the request
- * (it reaches `next(err)`), so nothing is lost silently.
+ * (it reaches `next(err)`), so nothing is lost silently. (Under Fastify, a call without a
+ * callback returns a Promise instead: see FastifySession.)
  */
 class Session {
   constructor(ctx, data, cookie) {
-    Object.defineProperty(this, 'req', { value: ctx.req });
-    Object.defineProperty(this, 'id', { value: ctx.store.getId() });
+    Object.defineProperty(this, 'req', { value: ctx.holder });
+    Object.defineProperty(this, 'id', { value: ctx.id });
     contexts.set(this, ctx);
     this.cookie = cookie;
     // As express-session: a stored key that names a method or anything inherited (`save`,
@@ -180,7 +238,7 @@ class Session {
 
   /** Writes the session now (even unchanged), then `cb(err)`. */
   save(cb) {
-    return run(this, 'save', (ctx) => write(ctx, this, snapshot(this)), cb);
+    return run(this, 'save', async (ctx) => { await write(ctx, this, snapshot(this)); }, cb);
   }
 
   /** Reads the session again from its driver into a new `req.session`, then `cb(err)`. */
@@ -207,8 +265,10 @@ class Session {
       ctx.destroyed = true;
       await ctx.store.invalidate();
     }, cb, (ctx) => {
-      // At once, as express-session: code after the call sees no session.
-      delete ctx.req.session;
+      // At once, as express-session: code after the call sees no session. (Fastify's request
+      // keeps the decorated property, null, as @fastify/session leaves it.)
+      if (ctx.promises) ctx.holder.session = null;
+      else delete ctx.holder.session;
     });
   }
 
@@ -218,23 +278,65 @@ class Session {
    * the request.
    */
   regenerate(cb) {
-    return run(this, 'regenerate', async (ctx) => {
-      let error = null;
-      try {
-        // Empties the Store, moves it to a fresh id and destroys the old record.
-        await ctx.store.invalidate();
-      } catch (err) {
-        error = err;
-      }
-      // As express-session: the request gets its new session even when the destroy failed.
-      install(ctx, null, false);
-      if (error !== null) throw error;
-    }, cb);
+    return regenerate(this, null, cb);
   }
 }
 
+/**
+ * `request.session` under Fastify: the same session, plus what @fastify/session's has beside
+ * the data: `sessionId`, `get(key)`, `set(key, value)`, and `regenerate(keys)` keeping the
+ * listed properties. `save/reload/destroy/regenerate` without a callback return a Promise
+ * (resolved once the I/O settled, rejected with its error) instead of the session.
+ */
+class FastifySession extends Session {
+  /** The session id (@fastify/session's name for `id`). */
+  get sessionId() {
+    return this.id;
+  }
+
+  /** `this[key]`. */
+  get(key) {
+    return this[key];
+  }
+
+  /** `this[key] = value`. */
+  set(key, value) {
+    this[key] = value;
+  }
+
+  /** As Session#regenerate; `keys` lists properties the new session keeps. */
+  regenerate(keys, cb) {
+    if (typeof keys === 'function' && cb === undefined) return regenerate(this, null, keys);
+    if (keys !== undefined && keys !== null && (!Array.isArray(keys) || keys.some((k) => typeof k !== 'string'))) {
+      throw sessionError('ERR_SESSION_VALUE', 'session.regenerate() takes a list of property names to keep, a callback, or both');
+    }
+    return regenerate(this, keys || null, cb);
+  }
+}
+
+/** A new, empty session under a fresh id (with the properties `keep` lists copied over). */
+function regenerate(sess, keep, cb) {
+  return run(sess, 'regenerate', async (ctx) => {
+    let kept = null;
+    if (keep !== null) {
+      kept = {};
+      for (const k of keep) if (k !== 'cookie' && Object.hasOwn(sess, k)) kept[k] = sess[k];
+    }
+    let error = null;
+    try {
+      // Empties the Store, moves it to a fresh id and destroys the old record.
+      await ctx.store.invalidate();
+    } catch (err) {
+      error = err;
+    }
+    // As express-session: the request gets its new session even when the destroy failed.
+    install(ctx, kept, false);
+    if (error !== null) throw error;
+  }, cb);
+}
+
 // No data may hang on the functions every session shares.
-for (const C of [Session, Cookie]) {
+for (const C of [Session, FastifySession, Cookie]) {
   for (const key of Reflect.ownKeys(C.prototype)) {
     const d = Object.getOwnPropertyDescriptor(C.prototype, key);
     for (const f of [d.value, d.get, d.set]) if (typeof f === 'function') Object.freeze(f);
@@ -243,7 +345,8 @@ for (const C of [Session, Cookie]) {
 
 /**
  * Runs `work(ctx)` after every earlier operation of the request (so a `save()` nobody waited for
- * never races the end-of-request commit), then calls `cb`. `sync` runs at the call.
+ * never races the end-of-request commit), then calls `cb`. `sync` runs at the call. Returns the
+ * session, or under Fastify without `cb`, a Promise of the outcome.
  */
 function run(sess, method, work, cb, sync) {
   const ctx = contexts.get(sess);
@@ -252,7 +355,7 @@ function run(sess, method, work, cb, sync) {
     throw sessionError('ERR_SESSION_CALLBACK', `session.${method}() takes a callback function (err) => {} or nothing`);
   }
   let p;
-  if (ctx.req.session !== sess) {
+  if (ctx.holder.session !== sess) {
     // A session object left behind by regenerate(), reload() or destroy(): saving it would write
     // data back under an id that was given up (a logout undone).
     p = Promise.reject(sessionError('ERR_SESSION_INVALID_ID', `session.${method}() was called on a session that is no longer req.session (it was regenerated, reloaded or destroyed); call it on req.session`));
@@ -261,9 +364,13 @@ function run(sess, method, work, cb, sync) {
     p = ctx.queue.then(() => work(ctx));
     ctx.queue = p.catch(() => {});
   }
+  // The caller awaits the outcome (and handles its error) itself.
+  if (ctx.promises && (cb === undefined || cb === null)) return p.then(nothing);
   p.then(() => deliver(ctx, cb, null), (err) => deliver(ctx, cb, err));
   return sess;
 }
+
+function nothing() {}
 
 // Outside the promise chain, so a callback that throws is an uncaught exception, as with
 // express-session, not a rejection nobody sees.
@@ -316,27 +423,43 @@ function checkKey(k) {
 }
 
 /**
+ * Saves the Store (`resave`: a write even when unchanged; else a touch when unchanged). With
+ * `cookie` (`{ handle, secure }` of the manager's registered cookie), the same crossing builds
+ * the `Set-Cookie` line, as the Laravel-API commit does. Resolves to `{ outcome, line }`
+ * (`line` null without `cookie`).
+ */
+async function persist(store, resave, cookie) {
+  if (cookie === null) return { outcome: await store.save({ resave }), line: null };
+  const done = await internals.commitNative(store, resave, cookie, null);
+  return { outcome: done.outcome, line: done.setCookie };
+}
+
+/**
  * Writes `sess` through the Store: puts the properties whose JSON differs from the last load or
  * write, forgets the ones that went away, stores the cookie, and saves (a write even when
- * nothing changed, as express-session's `store.set`).
+ * nothing changed, as express-session's `store.set`). `cookie` as `persist()` takes it.
  */
-async function write(ctx, sess, snap) {
+async function write(ctx, sess, snap, cookie = null) {
   const store = ctx.store;
+  // The JSON text itself: it is what is stored (as express-session stores JSON).
   for (const [k, j] of snap) {
     if (ctx.baseline.get(k) === j) continue;
     checkKey(k);
-    store.put(k, JSON.parse(j));
+    const c = j.charCodeAt(0);
+    // A scalar crosses as itself, cheaper than JSON text the engine parses.
+    if (c === 123 || c === 91) internals.putJsonText(store, k, j);
+    else store.put(k, JSON.parse(j));
   }
   for (const k of ctx.baseline.keys()) if (!snap.has(k)) store.forget(k);
   const cj = JSON.stringify(sess.cookie);
-  if (cj !== ctx.cookieBaseline) store.put('cookie', JSON.parse(cj));
-  const outcome = await store.save({ resave: true });
+  if (cj !== ctx.cookieBaseline) internals.putJsonText(store, 'cookie', cj);
+  const done = await persist(store, true, cookie);
   ctx.baseline = snap;
   ctx.cookieBaseline = cj;
-  ctx.savedId = store.getId();
+  ctx.savedId = ctx.id;
   ctx.savedHash = hashOf(snap);
   ctx.wrote = true;
-  return outcome;
+  return done;
 }
 
 /**
@@ -353,11 +476,12 @@ function install(ctx, record, fromStore) {
       else if (!RESERVED.has(k)) data[k] = record[k];
     }
   }
+  ctx.id = ctx.store.getId();
   const usable = stored !== null && typeof stored === 'object' && !Array.isArray(stored);
   const cookie = usable ? storedCookie(stored) : freshCookie(ctx.manager, ctx.req);
-  const sess = new Session(ctx, data, cookie);
-  ctx.req.session = sess;
-  ctx.req.sessionID = sess.id;
+  const sess = ctx.promises ? new FastifySession(ctx, data, cookie) : new Session(ctx, data, cookie);
+  ctx.holder.session = sess;
+  if (!ctx.promises) ctx.req.sessionID = sess.id;
   ctx.baseline = fromStore ? snapshot(sess) : new Map();
   ctx.cookieBaseline = fromStore && usable ? JSON.stringify(stored) : null;
   return sess;
@@ -415,7 +539,18 @@ function migrateOf(m) {
   return { secrets: secrets.slice(), store: m.store };
 }
 
+/** Whether `m` offers the manager API this file uses (without importing the manager). */
+function isManager(m) {
+  return m !== null && typeof m === 'object' && typeof m.openSession === 'function' && typeof m.createStore === 'function'
+    && typeof m.setCookieHandle === 'function' && typeof m.driver === 'function' && m.config !== null && typeof m.config === 'object';
+}
+
+/**
+ * The checked express-session API options, with the defaults taken from `manager`'s config.
+ * @throws {TypeError} `ERR_SESSION_INVALID_OPTION`
+ */
 function optionsOf(manager, options) {
+  if (!isManager(manager)) throw sessionError('ERR_SESSION_INVALID_OPTION', 'the express-session API takes a SessionManager');
   const o = options === undefined || options === null ? {} : options;
   if (typeof o !== 'object' || Array.isArray(o)) throw sessionError('ERR_SESSION_INVALID_OPTION', 'the express-session API options must be an object');
   rejectUnknown(o, OPTION_KEYS, 'express-session API options');
@@ -448,7 +583,7 @@ function checkDriver(manager) {
 /**
  * Connect-style middleware giving `req.session` in express-session's shape, backed by
  * `manager`'s driver, cookie and payload format.
- * @param {SessionManager} manager
+ * @param {import('./manager').SessionManager} manager
  * @param {{ api?: 'express-session', resave?: boolean, saveUninitialized?: boolean,
  *   rolling?: boolean, unset?: 'keep'|'destroy', migrateFrom?: { secret: string|string[],
  *   store: { get(sid: string, cb: Function): unknown } } }} [options] `resave` and
@@ -456,9 +591,6 @@ function checkDriver(manager) {
  * @returns {(req, res, next?) => Promise<boolean>}
  */
 function createExpressSessionMiddleware(manager, options) {
-  if (!(manager instanceof SessionManager)) {
-    throw sessionError('ERR_SESSION_INVALID_OPTION', 'createExpressSessionMiddleware() takes a SessionManager');
-  }
   const opts = optionsOf(manager, options);
   // Outside OstroJS the driver is known at mount time (as for manager.middleware()); under
   // OstroJS it resolves on the first request, after providers registered their drivers.
@@ -492,7 +624,7 @@ async function handle(manager, opts, req, res, next) {
   }
   let ctx;
   try {
-    ctx = await load(manager, opts, req);
+    ctx = await load(manager, opts, req, req);
   } catch (err) {
     return fail(manager, res, next, err);
   }
@@ -502,19 +634,30 @@ async function handle(manager, opts, req, res, next) {
   return true;
 }
 
-async function load(manager, opts, req) {
+/**
+ * Loads the session of `req` and installs it as `holder.session`: `holder` is `req` under
+ * Express and Connect, Fastify's request (whose methods then return Promises) otherwise.
+ * Resolves to the request's context, which `commitSession` takes at the end.
+ */
+async function load(manager, opts, req, holder) {
   const { store, existed } = await httpSession.open(manager, req);
+  const id = store.getId();
   const ctx = {
     manager,
     opts,
     req,
+    holder,
+    promises: holder !== req,
     store,
     existed,
     // express-session's `cookieId`: the id the browser holds, when it names a session.
-    cookieId: existed ? store.getId() : null,
+    cookieId: existed ? id : null,
     baseline: null,
     cookieBaseline: null,
-    originalId: store.getId(),
+    originalId: id,
+    // The Store's id, read once per change: it changes only in regenerate(), destroy() and
+    // reload(), each of which installs a new session (install() reads it again).
+    id,
     originalHash: '',
     savedId: null,
     savedHash: null,
@@ -551,7 +694,7 @@ async function commitSession(ctx) {
   await ctx.queue;
   if (ctx.pending !== null) throw ctx.pending;
   const { manager, opts, req } = ctx;
-  const sess = req.session;
+  const sess = ctx.holder.session;
   if (sess === undefined || sess === null) {
     // Set to null by the app (destroy() already did its work): `unset` says what happens.
     if (!ctx.destroyed && opts.unset === 'destroy' && ctx.existed) await ctx.store.invalidate();
@@ -563,7 +706,7 @@ async function commitSession(ctx) {
   sess.touch();
   const snap = snapshot(sess);
   const hash = hashOf(snap);
-  const id = ctx.store.getId();
+  const id = ctx.id;
   const modified = ctx.originalId !== id || ctx.originalHash !== hash;
   const saved = ctx.savedId === id && ctx.savedHash === hash;
   const isNew = ctx.cookieId !== id;
@@ -571,20 +714,30 @@ async function commitSession(ctx) {
   const shouldSetCookie = isNew
     ? opts.saveUninitialized || modified
     : opts.rolling || (sess.cookie.expires !== undefined && sess.cookie.expires !== null && modified);
+  // express-session's store.touch(): refreshes the record's expiry, never recreates it.
+  const touch = !shouldSave && !isNew && !ctx.wrote;
   let line = null;
-  // Built before anything is written, so a bad cookie attribute fails the request cleanly.
+  let inCommit = null;
   // A Secure cookie is only sent over HTTPS, as express-session does.
   if (shouldSetCookie && !(sess.cookie.secure && !isSecure(req, manager.config.trust_proxy))) {
-    line = httpSession.cookieLine(manager, id, attributesOf(sess.cookie));
+    const attrs = attributesOf(sess.cookie);
+    // The config's cookie on a built-in driver: the save's own crossing builds the line.
+    if ((shouldSave || touch) && internals.isNative(ctx.store) && isConfigCookie(manager.config, attrs)) {
+      inCommit = { handle: manager.setCookieHandle(), secure: attrs.secure };
+    } else {
+      // Built before anything is written, so a bad cookie attribute fails the request cleanly.
+      line = cookieLine(manager, id, attrs);
+    }
   }
-  let outcome = null;
-  if (shouldSave) outcome = await write(ctx, sess, snap);
-  // express-session's store.touch(): refreshes the record's expiry, never recreates it.
-  else if (!isNew && !ctx.wrote) outcome = await ctx.store.save({ resave: false });
+  let done = null;
+  if (shouldSave) done = await write(ctx, sess, snap, inCommit);
+  else if (touch) done = await persist(ctx.store, false, inCommit);
+  if (done === null) return line;
   // The record was gone (a concurrent request destroyed it, say a logout): sending this id
-  // again would undo the logout in the browser, so the cookie is cleared instead.
-  if (outcome === 'dropped') line = httpSession.cookieLine(manager, id, { ...attributesOf(sess.cookie), maxAgeMs: 0 });
-  return line;
+  // again would undo the logout in the browser, so the cookie is cleared instead (the
+  // registered line does that by itself).
+  if (done.outcome === 'dropped' && inCommit === null) return cookieLine(manager, id, { ...attributesOf(sess.cookie), maxAgeMs: 0 });
+  return inCommit === null ? line : done.line;
 }
 
 /**
@@ -610,10 +763,12 @@ function fail(manager, res, next, err) {
 module.exports = {
   createExpressSessionMiddleware,
   EXPRESS_SESSION_ID,
-  // For adapters without a Node response to wrap (the Fastify plugin): checked options, then per
-  // request `openExpressSession()` before the route and `commitExpressSession()` before the reply
-  // (it resolves to the Set-Cookie line or null).
+  // For adapters without a Node response to wrap (the Fastify plugin): checked options
+  // (`checkDriver` once the driver is known), then per request
+  // `openExpressSession(manager, opts, req, holder)` before the route and
+  // `commitExpressSession(ctx)` before the reply (it resolves to the Set-Cookie line or null).
   expressSessionOptions: optionsOf,
+  checkExpressSessionDriver: checkDriver,
   openExpressSession: load,
   commitExpressSession: commitSession,
 };

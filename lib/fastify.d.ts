@@ -3,15 +3,23 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { HttpStore, SessionConfig, SessionManager } from '../index';
 import type { FastifySessionDataOrFree } from './session-data';
+import type { ExpressSessionData, ExpressSessionOptions, FastifyExpressSession, FastifySessionApi } from './express-session';
+
+/** `request.session`: the Store, or the express-session shape once the app declared that API. */
+type RequestSession = FastifySessionApi extends { api: 'express-session' }
+  ? FastifyExpressSession<ExpressSessionData>
+  : HttpStore<FastifySessionDataOrFree>;
 
 declare module 'fastify' {
   interface FastifyRequest {
     /**
      * This request's session, loaded by the plugin's `onRequest` hook and saved (with the
-     * `Set-Cookie` line) by its `onSend` hook, before the reply is written. Its data is typed by
-     * `FastifySessionData` (augment it in '@ostro/session'); free-form while that is empty.
+     * `Set-Cookie` line) by its `onSend` hook, before the reply is written. The Store, its data
+     * typed by `FastifySessionData` (augment it in '@ostro/session'; free-form while that is
+     * empty); or, with `api: 'express-session'` declared on `FastifySessionApi`, a session in
+     * express-session's shape typed by `ExpressSessionData` (null after `destroy()`).
      */
-    session: HttpStore<FastifySessionDataOrFree>;
+    session: RequestSession;
   }
   interface FastifyInstance {
     /** The manager behind the plugin: the one passed as `{ manager }`, or the one built from the config. */
@@ -30,11 +38,29 @@ declare namespace ostroSession {
   /** Config keys only; the plugin builds the manager and closes it with the app. */
   export type ConfigOption = SessionConfig & { manager?: never };
 
+  /** `request.session` is the Store (the default). */
+  export interface StoreApiOption {
+    api?: 'laravel';
+    rolling?: never;
+    unset?: never;
+    migrateFrom?: never;
+  }
+
+  /**
+   * `request.session` in express-session's shape (lib/express-session.js), with that API's
+   * options; `resave` and `saveUninitialized` are the manager config's keys, and may be given
+   * beside `{ manager }` to override them for this API.
+   */
+  export type ExpressSessionApiOption = Omit<ExpressSessionOptions, 'api' | 'resave' | 'saveUninitialized'> & { api: 'express-session' };
+
   /**
    * Either a `SessionManager` config (the plugin owns the manager it builds) or `{ manager }`;
-   * mixing the two is refused.
+   * mixing the two is refused. Either with `api: 'express-session'` and that API's options.
    */
-  export type OstroSessionOptions = ConfigOption | (ManagerOption & { [K in keyof SessionConfig]?: never });
+  export type OstroSessionOptions =
+    | (ConfigOption & (StoreApiOption | ExpressSessionApiOption))
+    | (ManagerOption & { [K in keyof SessionConfig]?: never } & StoreApiOption)
+    | (ManagerOption & { [K in Exclude<keyof SessionConfig, 'resave' | 'saveUninitialized'>]?: never } & ExpressSessionApiOption & Pick<ExpressSessionOptions, 'resave' | 'saveUninitialized'>);
 
   export const ostroSession: OstroSessionPlugin;
   export { ostroSession as default };

@@ -3,25 +3,36 @@
 //
 //   fastify.register(require('@ostro/session/fastify'), { driver: 'redis', connection, key })
 //   fastify.register(require('@ostro/session/fastify'), { manager })
+//   fastify.register(require('@ostro/session/fastify'), { manager, api: 'express-session' })
 //
 // Built on Fastify's own hooks rather than on the Connect middleware: the middleware defers
 // Node's writeHead/write/end, which Fastify drives itself, and an `onRequest` hook around it
 // either runs routes twice or truncates bodies unless the reply is hijacked. Here:
-// - `onRequest` loads the session into `request.session` (the manager's Store);
+// - `onRequest` loads the session into `request.session`: the manager's Store, or with
+//   `api: 'express-session'` a session in express-session's shape (lib/express-session.js),
+//   whose methods also return Promises, as @fastify/session's do;
 // - `onSend` (after the route and serialization, before a byte is written) saves it and adds the
 //   `Set-Cookie` line with `reply.header`, so a redirect target always sees what the
 //   redirecting request wrote;
 // - a load or save error goes to Fastify's error handling (`setErrorHandler`, else Fastify's
 //   500), as a coded `ERR_SESSION_*` error.
 // Replies that bypass `onSend` (`reply.hijack()`, writing to `reply.raw`) are not committed.
+//
 const { SessionManager } = require('./manager');
 const { sessionError } = require('./errors');
 const { rejectUnknown } = require('./options');
 const httpSession = require('./http-session');
+const expressSession = require('./express-session');
 
-// Per request: the Store and whether it existed, kept apart from `request.session` so that an
-// app reassigning that property cannot make the plugin save something else.
+// Per request: the Store and whether it existed (or the express-session mode's context), kept
+// apart from `request.session` so that an app reassigning that property cannot make the plugin
+// save something else.
 const kState = Symbol('ostro.session.fastify');
+
+// The express-session API's own options; `resave` and `saveUninitialized` are manager config keys
+// (the defaults of that API), and may be given beside `{ manager }` to override them.
+const API_KEYS = ['rolling', 'unset', 'migrateFrom'];
+const API_OVERRIDES = ['resave', 'saveUninitialized'];
 
 /**
  * An error of this package passes unchanged; anything else (a custom driver's own Error) is
@@ -35,18 +46,43 @@ function coded(err, doing) {
   return e;
 }
 
-/** The manager the options name, and whether the plugin created (and so must close) it. */
-function managerOf(options, log) {
+/**
+ * The manager the options name, whether the plugin created (and so must close) it, and the
+ * express-session API's options (null for the Store API).
+ */
+function optionsOf(options, log) {
   const o = options === undefined || options === null ? {} : options;
   if (typeof o !== 'object' || Array.isArray(o)) {
     throw sessionError('ERR_SESSION_INVALID_OPTION', '@ostro/session/fastify takes a SessionManager config object or { manager }');
   }
-  if (o.manager === undefined) return { manager: new SessionManager(o, { logger: log }), owned: true };
-  rejectUnknown(o, ['manager'], '@ostro/session/fastify options with "manager" (put the config in the manager)');
-  if (!(o.manager instanceof SessionManager)) {
-    throw sessionError('ERR_SESSION_INVALID_OPTION', '@ostro/session/fastify: "manager" must be a SessionManager');
+  const api = o.api === undefined ? 'laravel' : o.api;
+  if (api !== 'laravel' && api !== 'express-session') {
+    throw sessionError('ERR_SESSION_INVALID_OPTION', `@ostro/session/fastify option "api" must be 'laravel' (the default: request.session is the Store) or 'express-session', got ${JSON.stringify(api)}`);
   }
-  return { manager: o.manager, owned: false };
+  const rest = {};
+  const apiOptions = {};
+  for (const k of Object.keys(o)) {
+    if (k === 'api') continue;
+    if (API_KEYS.includes(k) || (o.manager !== undefined && API_OVERRIDES.includes(k))) apiOptions[k] = o[k];
+    else rest[k] = o[k];
+  }
+  if (api !== 'express-session') {
+    rejectUnknown(apiOptions, [], "@ostro/session/fastify options (rolling, unset and migrateFrom belong to api: 'express-session')");
+  }
+  let manager;
+  let owned;
+  if (o.manager === undefined) {
+    manager = new SessionManager(rest, { logger: log });
+    owned = true;
+  } else {
+    rejectUnknown(rest, ['manager'], '@ostro/session/fastify options with "manager" (put the config in the manager)');
+    if (!(o.manager instanceof SessionManager)) {
+      throw sessionError('ERR_SESSION_INVALID_OPTION', '@ostro/session/fastify: "manager" must be a SessionManager');
+    }
+    manager = o.manager;
+    owned = false;
+  }
+  return { manager, owned, api: api === 'express-session' ? expressSession.expressSessionOptions(manager, apiOptions) : null };
 }
 
 /** Drops a stream payload the response will never send, so it releases its file or socket. */
@@ -54,53 +90,85 @@ function discard(payload) {
   if (payload && typeof payload.pipe === 'function' && typeof payload.destroy === 'function') payload.destroy();
 }
 
+/** What `onSend` does with the commit's outcome: the cookie line (or null) goes on the reply. */
+function finish(reply, payload, line) {
+  if (line !== null) {
+    reply.header('set-cookie', line); // appended to the app's own cookies
+    if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'private');
+  }
+  return payload;
+}
+
 /**
  * The plugin. Registered without encapsulation (as fastify-plugin does), so `request.session`
  * exists on every route of the instance it is registered on, including routes registered before
  * it in child contexts that come later.
  * @param {import('fastify').FastifyInstance} fastify
- * @param {object} options a SessionManager config, or `{ manager }`
+ * @param {object} options a SessionManager config, or `{ manager }`; either with
+ *   `api: 'express-session'` and that API's options
  */
 async function ostroSession(fastify, options) {
-  const { manager, owned } = managerOf(options, fastify.log);
+  const { manager, owned, api } = optionsOf(options, fastify.log);
   // Fail at registration, not on the first request, when the driver cannot be built (unknown
-  // driver, bad connection option, cookie driver without a key).
+  // driver, bad connection option, cookie driver without a key, or the cookie driver with the
+  // express-session API).
   manager.driver();
+  if (api !== null) expressSession.checkExpressSessionDriver(manager);
 
   fastify.decorate('sessionManager', manager);
   fastify.decorateRequest('session', null);
   fastify.decorateRequest(kState, null);
-
-  fastify.addHook('onRequest', async (request) => {
-    let loaded;
-    try {
-      loaded = await httpSession.open(manager, request.raw);
-    } catch (err) {
-      throw coded(err, 'loading');
-    }
-    request[kState] = { store: loaded.store, existed: loaded.existed, committed: false };
-    request.session = loaded.store;
-  });
-
-  fastify.addHook('onSend', async (request, reply, payload) => {
-    const st = request[kState];
-    // No session (the load failed, or an earlier onRequest hook answered first), or already
-    // committed: this is then the error reply of a failed save, sent without a cookie.
-    if (st === null || st.committed) return payload;
-    st.committed = true;
-    let line;
-    try {
-      line = await httpSession.commit(manager, request.raw, reply.statusCode, st.store, st.existed);
-    } catch (err) {
-      discard(payload);
-      throw coded(err, 'saving');
-    }
-    if (line !== null) {
-      reply.header('set-cookie', line); // appended to the app's own cookies
-      if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'private');
-    }
-    return payload;
-  });
+  if (api === null) {
+    fastify.addHook('onRequest', async (request) => {
+      const req = request.raw;
+      let loaded;
+      try {
+        loaded = await manager.openSession(req);
+      } catch (err) {
+        throw coded(err, 'loading');
+      }
+      // The request-scoped HttpSession is the plugin's whole per-request state.
+      request[kState] = new httpSession.HttpSession(manager, req, loaded.store, loaded.existed);
+      request.session = loaded.store;
+    });
+    fastify.addHook('onSend', async (request, reply, payload) => {
+      const hs = request[kState];
+      // No session (the load failed, or an earlier onRequest hook answered first), or already
+      // committed: this is then the error reply of a failed save, sent without a cookie.
+      if (hs === null) return payload;
+      request[kState] = null;
+      let line;
+      try {
+        line = await hs.commit(reply.statusCode);
+      } catch (err) {
+        discard(payload);
+        throw coded(err, 'saving');
+      }
+      return finish(reply, payload, line);
+    });
+  } else {
+    fastify.addHook('onRequest', async (request) => {
+      try {
+        // Sets `request.session` (which regenerate() and reload() replace).
+        request[kState] = await expressSession.openExpressSession(manager, api, request.raw, request);
+      } catch (err) {
+        throw coded(err, 'loading');
+      }
+    });
+    fastify.addHook('onSend', async (request, reply, payload) => {
+      const ctx = request[kState];
+      if (ctx === null) return payload;
+      request[kState] = null;
+      let line;
+      try {
+        line = await expressSession.commitExpressSession(ctx);
+      } catch (err) {
+        discard(payload);
+        throw coded(err, 'saving');
+      }
+      return finish(reply, payload, line);
+    });
+  }
 
   if (owned) fastify.addHook('onClose', () => manager.close());
 }

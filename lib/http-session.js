@@ -3,8 +3,7 @@
 // object in sight: an `HttpSession` turns one request into its Store (`open()`) and, at the end,
 // saves that Store and says which `Set-Cookie` line the response must carry (`commit()`). The
 // Connect middleware holds Node's response methods back around these two steps; the Fastify
-// plugin runs them from its hooks; the express-session mode builds on `open()` and
-// `cookieLine()`.
+// plugin runs them from its hooks; the express-session mode builds on `open()` and `reopen()`.
 //
 // Everything here goes through the manager's public API (`openSession`, `setCookieHandle`,
 // `signedCookieValue`, `sessionCookie`, `logger`) and never imports lib/manager.js: the manager
@@ -12,8 +11,6 @@
 // neither needs the other.
 const { tokenWasRead, internals } = require('./store');
 const { CookieRequestHandler } = require('./drivers/cookie');
-const cookies = require('./cookies');
-const { sessionError } = require('./errors');
 const native = require('./native');
 
 /** One request's session: its cookie, its load and its commit. */
@@ -165,43 +162,6 @@ async function reopen(manager, req, id) {
   return internals.recordExists(store) ? store : null;
 }
 
-// As the manager's config checks: a ';' or a control character would inject attributes.
-const UNSAFE = /[\u0000-\u001f\u007f;]/; // eslint-disable-line no-control-regex
-
-/**
- * The `Set-Cookie` line carrying `id`, signed as `commit()` signs it, under per-session
- * attributes instead of the config's (express-session's `req.session.cookie`).
- * @param {import('./manager').SessionManager} manager
- * @param {string} id
- * @param {{ maxAgeMs: number|null, path: string, domain: string|null, httpOnly: boolean,
- *   secure: boolean, sameSite: 'lax'|'strict'|'none'|null }} cookie `maxAgeMs` null: no
- *   Max-Age/Expires (the cookie ends with the browser); 0 or less: an expired cookie
- * @returns {string}
- * @throws {TypeError} `ERR_SESSION_VALUE` for a path or domain that would inject attributes
- */
-function cookieLine(manager, id, cookie) {
-  const { path, domain } = cookie;
-  if (typeof path !== 'string' || path[0] !== '/' || UNSAFE.test(path)) {
-    throw sessionError('ERR_SESSION_VALUE', `session cookie path must start with '/' and hold no ';' or control characters, got ${JSON.stringify(path)}`);
-  }
-  if (domain !== null && (typeof domain !== 'string' || domain === '' || UNSAFE.test(domain) || /\s/.test(domain))) {
-    throw sessionError('ERR_SESSION_VALUE', `session cookie domain must hold no ';', spaces or control characters, got ${JSON.stringify(domain)}`);
-  }
-  const name = manager.config.cookie;
-  const value = manager.signedCookieValue(id);
-  const session = cookie.maxAgeMs === null;
-  const attrs = cookies.attributes({
-    lifetime: session ? 1 : cookie.maxAgeMs / 60000,
-    expire_on_close: session,
-    path,
-    domain,
-    http_only: cookie.httpOnly,
-    same_site: cookie.sameSite,
-  });
-  // An expired cookie (maxAge <= 0) makes the browser drop it, as express-session's past Expires does.
-  return cookies.serialize(name, !session && cookie.maxAgeMs <= 0 ? null : value, attrs, cookie.secure, Date.now());
-}
-
 /** Logs `err` through the manager's logger (the `logger` option, console by default). */
 function logError(manager, message, err) {
   manager.logger.error(message, err);
@@ -231,4 +191,4 @@ function isSecure(req, trustProxy) {
   return typeof proto === 'string' && proto.split(',')[0].trim().toLowerCase() === 'https';
 }
 
-module.exports = { HttpSession, open, commit, reopen, cookieLine, logError, pathAndQuery, requestMeta, isSecure };
+module.exports = { HttpSession, open, commit, reopen, logError, pathAndQuery, requestMeta, isSecure };

@@ -523,6 +523,18 @@ const internals = Object.freeze({
   },
   /** Moves the loaded data to a fresh id without destroying the old record (1.x upgrade). */
   moveToFreshId(store) { store._s.migrateId(false); },
+  /**
+   * Sets `key` (dot-aware) to the value of the JSON text `json`, taken as it is: the
+   * express-session mode stores what `JSON.stringify` kept of a property, so parsing and walking
+   * it again in JS would only redo that work (the engine still checks the depth).
+   */
+  putJsonText(store, key, json) {
+    try {
+      store._s.putJson(key, json);
+    } catch (err) {
+      rethrow(err); // text JSON.stringify made may still hold an unpaired surrogate
+    }
+  },
   /** Whether the Store's driver is a built-in (native) one. */
   isNative(store) { return store._nativeHandler !== null; },
   /**

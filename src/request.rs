@@ -151,3 +151,51 @@ impl CommitCookieConfig {
 pub fn session_cookie_line(handle: u32, id: Option<String>, secure: bool) -> Option<String> {
     set_cookie(handle).map(|c| c.line_for(id.as_deref(), secure))
 }
+
+/// One session's own cookie attributes (express-session's `req.session.cookie`), where they
+/// differ from the registered ones.
+#[napi(object)]
+pub struct SessionCookieAttributes {
+    /// Milliseconds until the cookie expires; null: no Max-Age/Expires (it ends with the
+    /// browser); 0 or less: a line that clears the cookie.
+    pub max_age_ms: Option<f64>,
+    /// `Path`.
+    pub path: String,
+    /// `Domain`.
+    pub domain: Option<String>,
+    /// `HttpOnly`.
+    pub http_only: bool,
+    /// `SameSite`: `'lax'`, `'strict'` or `'none'`; null for no attribute.
+    pub same_site: Option<String>,
+}
+
+/// As `sessionCookieLine`, under `attributes` instead of the registered ones (the registered
+/// cookie gives the name and the signing key). `null` for an unknown handle.
+#[napi]
+pub fn session_cookie_line_with(
+    handle: u32,
+    id: String,
+    secure: bool,
+    attributes: SessionCookieAttributes,
+) -> Option<String> {
+    let registered = set_cookie(handle)?;
+    let max_age_ms = attributes.max_age_ms;
+    let line = SetCookie::new(
+        registered.line.name(),
+        &CookieAttributes {
+            lifetime_minutes: max_age_ms.unwrap_or(0.0) / 60000.0,
+            expire_on_close: max_age_ms.is_none(),
+            path: attributes.path,
+            domain: attributes.domain,
+            http_only: attributes.http_only,
+            same_site: attributes.same_site,
+        },
+    );
+    // An expiry already past (or NaN) makes the browser drop the cookie.
+    let expired = max_age_ms.is_some_and(|ms| ms.is_nan() || ms <= 0.0);
+    Some(if expired {
+        line.line(None, secure, now_ms())
+    } else {
+        line.signed_line(&id, &registered.key, secure, now_ms())
+    })
+}

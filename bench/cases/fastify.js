@@ -1,8 +1,10 @@
 'use strict';
 // Case "fastify": the HTTP case of bench/cases/http.js on Fastify 5 instead of node:http.
-// @ostro/session/fastify (array and redis drivers) against @fastify/session with its own memory
-// store, with express-session's MemoryStore (JSON, for reference) and with connect-redis, plus
-// Fastify without sessions as the baseline; one worker process
+// @ostro/session/fastify (array and redis drivers, and the array driver through
+// `api: 'express-session'`) against @fastify/session with its own memory store, with
+// express-session's MemoryStore (JSON, for reference) and with connect-redis, plus Fastify without
+// sessions as the baseline and two floors (what two async hooks and a cookie cost; what a
+// minimal JSON session in a JS Map costs); one worker process
 // per server, rounds interleaved, every connection keeping its cookie and checking that its
 // counter grows by one on each response.
 //
@@ -57,7 +59,7 @@ function ourRoute(request, reply) {
   return send(reply, n);
 }
 
-/** The same route on @fastify/session's session object. */
+/** The same route on @fastify/session's session object (and on ours with `api: 'express-session'`). */
 function peerRoute(request, reply) {
   const s = request.session;
   const n = (s.get('counter') || 0) + 1;
@@ -76,6 +78,70 @@ function ours(config) {
     const plugin = kit.need(path.join(kit.ROOT, 'lib', 'fastify.js'), '@ostro/session/fastify');
     await app.register(plugin, { key: kit.APP_KEY, cookie: kit.COOKIE, lifetime: kit.LIFETIME_MIN, lottery: [0, 100], ...config });
     app.get('/', ourRoute);
+  });
+}
+
+/** Our plugin with `api: 'express-session'`: @fastify/session's route runs on it unchanged. */
+function oursCompat(config) {
+  return fastifyServer(async (app) => {
+    const plugin = kit.need(path.join(kit.ROOT, 'lib', 'fastify.js'), '@ostro/session/fastify');
+    await app.register(plugin, { key: kit.APP_KEY, cookie: kit.COOKIE, lifetime: kit.LIFETIME_MIN, lottery: [0, 100], api: 'express-session', ...config });
+    app.get('/', peerRoute);
+  });
+}
+
+// The least a session plugin costs on Fastify: an async onRequest hook that reads the cookie, an
+// async onSend hook that sets a Set-Cookie header (a fixed line), nothing stored.
+const FLOOR_LINE = `${kit.COOKIE}=s%3Afloor; Path=/; Max-Age=${kit.LIFETIME_MIN * 60}; HttpOnly; SameSite=Lax`;
+function floorHooks() {
+  return fastifyServer(async (app) => {
+    app.decorateRequest('sid', null);
+    app.addHook('onRequest', async (request) => {
+      const c = request.headers.cookie;
+      request.sid = c === undefined ? null : c.slice(c.indexOf('=') + 1);
+    });
+    app.addHook('onSend', async (request, reply, payload) => {
+      reply.header('set-cookie', FLOOR_LINE);
+      return payload;
+    });
+    app.get('/', (request, reply) => send(reply, 0));
+  });
+}
+
+// The least a session that is stored as JSON costs, written the plainest way in JS: the signed
+// cookie verified and signed with node:crypto's HMAC, the record JSON.parse'd from and
+// JSON.stringify'd into a Map, the route of @fastify/session on the parsed object. (No id
+// validation, expiry, change detection or locking: a floor, not a product.)
+function floorJsonMap() {
+  const crypto = require('node:crypto');
+  const key = kit.APP_KEY;
+  const sign = (id) => `${id}.${crypto.createHmac('sha256', key).update(id).digest('base64').replace(/=+$/, '')}`;
+  const records = new Map();
+  return fastifyServer(async (app) => {
+    app.decorateRequest('session', null);
+    app.decorateRequest('sid', null);
+    app.addHook('onRequest', async (request) => {
+      const c = request.headers.cookie;
+      const at = c === undefined ? -1 : c.indexOf(`${kit.COOKIE}=`);
+      let id = null;
+      if (at !== -1) {
+        const end = c.indexOf(';', at);
+        const v = decodeURIComponent(c.slice(at + kit.COOKIE.length + 1, end === -1 ? c.length : end));
+        const dot = v.lastIndexOf('.');
+        const claimed = v.slice(2, dot);
+        if (dot > 2 && sign(claimed) === v.slice(2) && records.has(claimed)) id = claimed;
+      }
+      request.sid = id === null ? crypto.randomBytes(30).toString('base64url').slice(0, 40) : id;
+      const data = id === null ? {} : JSON.parse(records.get(id));
+      request.session = { get: (k) => data[k], set: (k, v) => { data[k] = v; }, data };
+    });
+    app.addHook('onSend', async (request, reply, payload) => {
+      records.set(request.sid, JSON.stringify(request.session.data));
+      const exp = new Date(Date.now() + kit.LIFETIME_MS).toUTCString();
+      reply.header('set-cookie', `${kit.COOKIE}=${encodeURIComponent(`s:${sign(request.sid)}`)}; Path=/; Max-Age=${kit.LIFETIME_MIN * 60}; Expires=${exp}; HttpOnly; SameSite=Lax`);
+      return payload;
+    });
+    app.get('/', peerRoute);
   });
 }
 
@@ -105,6 +171,7 @@ async function connectRedis(ctx) {
 const CONTENDERS = [
   { id: 'fastify-baseline', label: 'Fastify, no session (baseline)', verify: false, make: () => fastifyServer(async (app) => { app.get('/', (request, reply) => send(reply, 0)); }) },
   { id: 'fastify-ours-array', label: '@ostro/session/fastify + array', make: () => ours({ driver: 'array' }) },
+  { id: 'fastify-ours-compat-array', label: '@ostro/session/fastify (express-session API) + array', make: () => oursCompat({ driver: 'array' }) },
   { id: 'fastify-peer-memory', label: '@fastify/session + its MemoryStore', make: () => peer(null) },
   // Its own MemoryStore keeps the session object itself (no serialization, no copy), as the 1.x
   // memory adapter did; express-session's MemoryStore stores JSON, as every real store does.
@@ -118,12 +185,21 @@ const CONTENDERS = [
       return { listener: srv.listener, close: async () => { await srv.close(); await client.quit(); } };
     },
   },
+  { id: 'fastify-floor-hooks', label: 'floor: two async hooks, a cookie read and a Set-Cookie header', verify: false, make: floorHooks },
+  { id: 'fastify-floor-json-map', label: 'floor: a JSON session in a JS Map, HMAC-signed cookie (node:crypto)', make: floorJsonMap },
 ];
 for (const c of CONTENDERS) module.exports[`fastify:${c.id}`] = c.make;
 
 /** The pairs whose req/s ratio has the >= 1.5× target. */
 const PAIRS = [['fastify-ours-array', 'fastify-peer-memory'], ['fastify-ours-redis', 'fastify-peer-redis']];
 const TARGET = 1.5;
+/** Shown beside them, without a target: the express-session API, and what the floors reach. */
+const CONTEXT_PAIRS = [
+  ['fastify-ours-compat-array', 'fastify-peer-memory'],
+  ['fastify-ours-compat-array', 'fastify-peer-memory-json'],
+  ['fastify-floor-json-map', 'fastify-peer-memory'],
+  ['fastify-floor-hooks', 'fastify-peer-memory'],
+];
 
 // ----- the load (run in the harness) ------------------------------------------------------------
 
@@ -269,13 +345,16 @@ async function run(env) {
     ]);
   }
   // The ratios side by side, with the target (also in the Targets table).
-  const ratioRows = PAIRS.map(([a, b]) => {
+  const ratioRow = (a, b, target) => {
     const x = data[a];
     const y = data[b];
-    if (!x || !y || x.status !== 'ok' || y.status !== 'ok') return [`${x ? x.label : a} vs ${y ? y.label : b}`, '–', `>= ${TARGET}×`, 'not measured'];
+    const goal = target === null ? '–' : `>= ${target}×`;
+    if (!x || !y || x.status !== 'ok' || y.status !== 'ok') return [`${x ? x.label : a} vs ${y ? y.label : b}`, '–', goal, 'not measured'];
     const r = pairedRatio(x.reqRounds, y.reqRounds);
-    return [`${x.label} vs ${y.label}`, ratio(r), `>= ${TARGET}×`, r >= TARGET ? 'met' : 'MISSED'];
-  });
+    const cpu = `CPU ${fmt(x.cpuUsPerReq, 0)} vs ${fmt(y.cpuUsPerReq, 0)} µs/req`;
+    return [`${x.label} vs ${y.label}`, ratio(r), goal, target === null ? cpu : `${r >= target ? 'met' : 'MISSED'}; ${cpu}`];
+  };
+  const ratioRows = [...PAIRS.map(([a, b]) => ratioRow(a, b, TARGET)), ...CONTEXT_PAIRS.map(([a, b]) => ratioRow(a, b, null))];
   return {
     title: `Case fastify: Fastify 5 (autocannon, ${CONNECTIONS} connections, each keeping its cookie)`,
     note: `${rounds} interleaved round(s) of ${seconds} s per server; medians; the route of the HTTP case. `
@@ -283,7 +362,7 @@ async function run(env) {
       + 'persisted: connections whose counter grew by exactly one on every response.',
     header: ['server', 'req/s', 'p50 ms', 'p99 ms', 'server CPU µs/req', 'session µs/req', 'persisted', 'note'],
     rows,
-    extra: [{ title: 'req/s ratio (median of per-round ratios)', header: ['pair', 'ratio', 'target', 'verdict'], rows: ratioRows }],
+    extra: [{ title: 'req/s ratio (median of per-round ratios)', header: ['pair', 'ratio', 'target', 'verdict / server CPU'], rows: ratioRows }],
     data,
   };
 }

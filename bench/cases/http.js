@@ -6,7 +6,8 @@
 
 const http = require('node:http');
 const { prepare, firstLine } = require('./store');
-const { median, fmt } = require('../lib/stats');
+const { median, fmt, ratio } = require('../lib/stats');
+const { pairedRatio } = require('../lib/targets');
 
 const CONNECTIONS = 50;
 
@@ -80,6 +81,7 @@ async function cannon(port, seconds, verify) {
 function httpLabel(c) {
   if (c.id === 'raw-map') return 'node:http, no session (baseline)';
   if (c.kind === 'floor') return c.label;
+  if (c.kind === 'ours' && c.api === 'express-session') return `our middleware (express-session API) + ${c.family}`;
   if (c.kind === 'ours') return `our middleware + ${c.family === 'bridge' ? 'JS Map handler' : c.family}`;
   return `express-session + ${c.label.replace(/^express-session /, '')}`;
 }
@@ -158,8 +160,17 @@ async function run(env) {
       persist, d.errors ? `${d.errors} errors/non-2xx` : '',
     ]);
   }
+  // The express-session API against express-session itself, on the same kind of store.
+  const compat = [['ours-array-express-session', 'peer-memorystore'], ['ours-array-express-session', 'ours-array']].map(([a, b]) => {
+    const x = data[a];
+    const y = data[b];
+    if (!x || !y || x.status !== 'ok' || y.status !== 'ok') return [`${x ? x.label : a} vs ${y ? y.label : b}`, '–', '–', 'not measured'];
+    const above = (d) => fmt(d.cpuUsPerReq - baseCpu, 0);
+    return [`${x.label} vs ${y.label}`, ratio(pairedRatio(x.reqRounds, y.reqRounds)), ratio((x.cpuUsPerReq - baseCpu) / (y.cpuUsPerReq - baseCpu)), `${above(x)} vs ${above(y)} µs/request above the baseline`];
+  });
   return {
     title: `Case 2: HTTP (autocannon, ${CONNECTIONS} connections, each keeping its cookie)`,
+    extra: [{ title: 'express-session API (req/s ratio: median of per-round ratios)', header: ['pair', 'req/s ratio', 'session CPU ratio', 'session CPU'], rows: compat }],
     note: `${rounds} interleaved round(s) of ${seconds} s per server; medians. Server CPU is the server process only (autocannon runs in the harness process on the same cores). `
       + 'session µs/req is server CPU per request minus the no-session baseline: the session\'s own cost. '
       + 'persisted: connections whose counter grew by exactly one on every response.',

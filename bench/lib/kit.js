@@ -200,6 +200,22 @@ function ourHttp(config, { extend } = {}) {
   };
 }
 
+/** A request listener: our middleware with `api: 'express-session'` on `config`, then express-session's route. */
+function expressApiHttp(config) {
+  const SessionManager = ourManager();
+  const manager = new SessionManager({ key: APP_KEY, cookie: COOKIE, lifetime: LIFETIME_MIN, ...config });
+  const mw = manager.middleware({ api: 'express-session' });
+  return {
+    listener(req, res) {
+      mw(req, res, (err) => {
+        if (err) return fail(res, err);
+        try { expressRoute(req, res); } catch (e) { fail(res, e); }
+      });
+    },
+    close: () => manager.close(),
+  };
+}
+
 /** A request listener: express-session with `store` on plain node:http, then the route. */
 function expressHttp(store, { close } = {}) {
   const session = need('express-session');
@@ -225,5 +241,5 @@ function expressHttp(store, { close } = {}) {
 module.exports = {
   ROOT, LIFETIME_MIN, LIFETIME_MS, APP_KEY, COOKIE, SESSION_JSON, SENTINEL_ID,
   NotAvailable, need, ours, ourDriver, ourManager, eachLimit,
-  storeCycles, expressCycles, expressSession, ourHttp, expressHttp, reply,
+  storeCycles, expressCycles, expressSession, ourHttp, expressApiHttp, expressHttp, reply,
 };
