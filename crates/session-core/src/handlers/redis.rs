@@ -639,6 +639,62 @@ impl SessionHandler for RedisSessionHandler {
     fn supports_cas(&self) -> bool {
         true
     }
+
+    async fn lock(&self, id: &str, ttl_ms: u64) -> Result<Option<String>> {
+        self.try_lock(id, ttl_ms).await
+    }
+
+    async fn unlock(&self, id: &str, token: &str) -> Result<()> {
+        self.release_lock(id, token).await
+    }
+
+    fn supports_lock(&self) -> bool {
+        true
+    }
+}
+
+/// Releases a blocking lock only while it still holds the releaser's token (compare and
+/// delete). KEYS[1]: the lock key. ARGV[1]: the token.
+const UNLOCK_SCRIPT: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then
+return redis.call('DEL', KEYS[1]) end
+return 0";
+
+static UNLOCK: std::sync::LazyLock<Script> =
+    std::sync::LazyLock::new(|| Script::new(UNLOCK_SCRIPT));
+
+// Opt-in blocking (see `crate::blocking`): the lock of a session is its own key, `<key>:lock`,
+// set with `SET NX PX` (taken only when absent, expiring by itself) holding a random token.
+impl RedisSessionHandler {
+    fn lock_key(&self, id: &str) -> Result<String> {
+        Ok(format!("{}:lock", self.key(id)?))
+    }
+
+    async fn try_lock(&self, id: &str, ttl_ms: u64) -> Result<Option<String>> {
+        let token = crate::blocking::new_token()?;
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.lock_key(id)?)
+            .arg(&token)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_ms.max(1));
+        let v: redis::Value = self.query("lock", cmd).await?;
+        Ok(match v {
+            redis::Value::Nil => None,
+            _ => Some(token),
+        })
+    }
+
+    async fn release_lock(&self, id: &str, token: &str) -> Result<()> {
+        let key = self.lock_key(id)?;
+        let args: [&[u8]; 1] = [token.as_bytes()];
+        self.query_or::<redis::Value, _>(
+            "unlock",
+            UNLOCK.cmd(true, &key, &args),
+            Some(|| UNLOCK.cmd(false, &key, &args)),
+        )
+        .await
+        .map(|_| ())
+    }
 }
 
 #[cfg(test)]
