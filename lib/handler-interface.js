@@ -26,6 +26,17 @@ class SessionHandlerInterface {
   // record that read() reports gone drops the save. To make a logout stick, destroy() may keep a
   // tombstone that read() reports as `''` but that never matches any `previousData`, `''`
   // included. Without this method the driver keeps last-writer-wins (the conformance kit says so).
+  //
+  // Optional too, for opt-in blocking (`manager.middleware({ block })`, Laravel's `block()`):
+  //
+  //   lock(sessionId, ttlMs) -> string | null | Promise<string | null>
+  //   unlock(sessionId, token) -> void | Promise<void>
+  //
+  // lock() takes the session's lock in one atomic step of the backend (SET NX, INSERT of a
+  // unique key, ...) that also holds across processes, with an expiry of `ttlMs`, and resolves
+  // a token unique to this holder; it resolves null, without waiting, when an unexpired lock is
+  // held elsewhere (the middleware waits and tries again). unlock() removes the lock only while
+  // it still holds `token`: a lock that expired and was taken by another request stays.
   /** Removes sessions idle for more than `lifetimeSeconds`; returns how many. */
   gc(lifetimeSeconds) { // eslint-disable-line no-unused-vars
     return 0;

@@ -60,9 +60,26 @@ pub fn check_ms(what: &str, ms: f64, allow_zero: bool) -> Result<u64> {
     Ok(ms.ceil() as u64)
 }
 
-/// Takes the lock of `id` for `lock_ms`, trying again with growing pauses (2 ms doubling to
-/// 100 ms, with jitter so that waiters do not move in step) for up to `wait_ms`. Resolves to
-/// the token that [`release`] needs.
+/// How long to pause after the `attempt`-th refused try (0-based), `elapsed_ms` into a wait of
+/// `wait_ms`: half of a pause that doubles from 2 ms to 100 ms, plus a random part of the other
+/// half (so waiters do not move in step), never past the end of the wait. The one rule of
+/// waiting, for [`acquire`] and for callers that try a JS driver's `lock()` themselves.
+///
+/// # Errors
+/// [`SessionError::Locked`] when the wait is over.
+pub fn retry_pause(id: &str, attempt: u32, elapsed_ms: u64, wait_ms: u64) -> Result<u64> {
+    if elapsed_ms >= wait_ms {
+        return Err(locked_error(id, wait_ms));
+    }
+    let pause = FIRST_PAUSE_MS
+        .saturating_mul(1u64 << attempt.min(16))
+        .min(MAX_PAUSE_MS);
+    let jitter = getrandom::u64().unwrap_or(0) % (pause / 2 + 1);
+    Ok((pause / 2 + jitter).clamp(1, wait_ms - elapsed_ms))
+}
+
+/// Takes the lock of `id` for `lock_ms`, trying again after each [`retry_pause`] for up to
+/// `wait_ms`. Resolves to the token that [`release`] needs.
 ///
 /// # Errors
 /// [`SessionError::Locked`] when the lock was not had within `wait_ms` (or the driver cannot
@@ -76,21 +93,16 @@ pub async fn acquire(
     if !handler.supports_lock() {
         return Err(unsupported());
     }
-    let deadline = Instant::now() + Duration::from_millis(wait_ms);
-    let mut pause = FIRST_PAUSE_MS;
+    let started = Instant::now();
+    let mut attempt = 0;
     loop {
         if let Some(token) = handler.lock(id, lock_ms).await? {
             return Ok(token);
         }
-        let now = Instant::now();
-        if now >= deadline {
-            return Err(locked_error(id, wait_ms));
-        }
-        // Half the pause, plus a random part of the other half.
-        let jitter = getrandom::u64().unwrap_or(0) % (pause / 2 + 1);
-        let sleep = Duration::from_millis(pause / 2 + jitter).min(deadline - now);
-        tokio::time::sleep(sleep).await;
-        pause = (pause * 2).min(MAX_PAUSE_MS);
+        let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let pause = retry_pause(id, attempt, elapsed, wait_ms)?;
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        attempt = attempt.saturating_add(1);
     }
 }
 
