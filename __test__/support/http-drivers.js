@@ -88,11 +88,25 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 /**
  * The Express app of the tests. `block`: the options of the blocking middleware mounted on
  * `/blocked` (before the plain one, which then leaves those requests to it). `log` receives
- * `{ at, start, end }` of every blocked read-modify-write (performance.now() times).
+ * `{ start, end }` of every blocked read-modify-write (performance.now() times); `sent`, when
+ * given, `{ url, at, saveFrom, setCookie }` of every response head as it is written (`saveFrom`:
+ * when a `/slowput` route started its response, and with it the save).
  */
-function appFor(manager, { block = { lockSeconds: 10, waitSeconds: 10 }, log = [] } = {}) {
+function appFor(manager, { block = { lockSeconds: 10, waitSeconds: 10 }, log = [], sent = null } = {}) {
   const express = require('express');
   const app = express();
+  if (sent !== null) {
+    // When each response's head goes out (after its save settled), with its Set-Cookie lines:
+    // wrapped before the session middleware, which holds the response back on top of this.
+    app.use((req, res, next) => {
+      const writeHead = res.writeHead;
+      res.writeHead = function recorded(...args) {
+        sent.push({ url: req.originalUrl, at: performance.now(), saveFrom: res.locals.saveFrom, setCookie: [].concat(res.getHeader('set-cookie') || []) });
+        return writeHead.apply(this, args);
+      };
+      next();
+    });
+  }
   // Express's final handler answers errors (423 for ERR_SESSION_LOCKED) without logging them.
   app.set('env', 'test');
   app.use('/blocked', manager.middleware({ block }));
@@ -115,16 +129,24 @@ function appFor(manager, { block = { lockSeconds: 10, waitSeconds: 10 }, log = [
     res.send('bye');
   });
   app.get('/dump', (req, res) => res.json(req.session.all()));
-  app.post('/flash', (req, res) => {
-    req.session.flash('notice', 'saved');
+  app.post('/slowput/:k', async (req, res) => {
+    // Loaded now, saved later: in flight while other requests (a logout) land.
+    await sleep(Number(req.query.ms || 20));
+    req.session.put(req.params.k, 1);
+    // The save starts with the response.
+    res.locals.saveFrom = performance.now();
     res.send('ok');
   });
+  app.post('/flash/:key', (req, res) => {
+    req.session.flash(req.params.key, 'v');
+    res.send('ok');
+  });
+  app.get('/flash/:key', (req, res) => res.json({ value: req.session.get(req.params.key, null) }));
   app.get('/slow', async (req, res) => {
     // Another request's save lands while this one runs; its own save ages flash data.
     await sleep(Number(req.query.ms || 100));
     res.send('ok');
   });
-  app.get('/flash', (req, res) => res.json({ notice: req.session.get('notice', null) }));
   // Read-modify-write in JS, which replay cannot merge: only blocking keeps every item.
   app.post('/blocked/cart/:item', async (req, res) => {
     const start = performance.now();

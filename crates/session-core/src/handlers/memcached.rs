@@ -325,7 +325,7 @@ impl MemcachedSessionHandler {
         token: Option<u64>,
     ) -> Result<Option<u64>> {
         let stored = self
-            .run("write", data.len(), |c| async move {
+            .run_cas("write", data.len(), |c| async move {
                 let set = c.set(key, data.as_bytes()).ttl_raw(exp).return_cas();
                 match token {
                     Some(t) => set.compare_cas(t).send().await,
@@ -348,11 +348,38 @@ impl MemcachedSessionHandler {
         F: Fn(AsyncMetaClient) -> Fut,
         Fut: std::future::Future<Output = std::result::Result<T, McError>>,
     {
+        self.run_retrying(op, size, is_broken_connection, f).await
+    }
+
+    /// [`Self::run`] for a compare-and-set store: tried again only when the first try surely
+    /// never reached the server. One that may have been applied is not repeated: the repeat
+    /// would be refused by its own write, and the save would replay its operations twice.
+    async fn run_cas<T, F, Fut>(&self, op: &'static str, size: usize, f: F) -> Result<T>
+    where
+        F: Fn(AsyncMetaClient) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, McError>>,
+    {
+        let unsent =
+            |e: &McError| !matches!(e, McError::Ambiguous { .. }) && is_broken_connection(e);
+        self.run_retrying(op, size, unsent, f).await
+    }
+
+    async fn run_retrying<T, F, Fut>(
+        &self,
+        op: &'static str,
+        size: usize,
+        retry: impl Fn(&McError) -> bool,
+        f: F,
+    ) -> Result<T>
+    where
+        F: Fn(AsyncMetaClient) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, McError>>,
+    {
         let attempt = async {
             let client = self.client().await?;
             match f(client.clone()).await {
                 Ok(v) => Ok(v),
-                Err(e) if is_broken_connection(&e) => f(client)
+                Err(e) if retry(&e) => f(client)
                     .await
                     .map_err(|e| map_error(&self.where_(), op, &e, size)),
                 Err(e) => Err(map_error(&self.where_(), op, &e, size)),
@@ -530,11 +557,8 @@ impl SessionHandler for MemcachedSessionHandler {
             return Ok(CasOutcome::Conflict(String::new()));
         }
         let current = String::from_utf8_lossy(&current).into_owned();
-        // A retry after a dropped connection finds its own first try's write: it was written.
-        if current == data && !data.is_empty() {
-            self.remember(id, data.as_bytes(), token);
-            return Ok(CasOutcome::Written);
-        }
+        // A record equal to this payload is another request's identical write (two requests
+        // incrementing one counter), never this one's: it is replayed onto, not taken as written.
         if current != previous {
             self.remember(id, current.as_bytes(), token);
             return Ok(CasOutcome::Conflict(current));
@@ -544,11 +568,7 @@ impl SessionHandler for MemcachedSessionHandler {
             return Ok(CasOutcome::Written);
         }
         // Refused: another request wrote (or destroyed) in between.
-        let now = self.read(id).await?;
-        if now == data {
-            return Ok(CasOutcome::Written);
-        }
-        Ok(CasOutcome::Conflict(now))
+        Ok(CasOutcome::Conflict(self.read(id).await?))
     }
 
     fn supports_cas(&self) -> bool {

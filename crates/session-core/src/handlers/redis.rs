@@ -609,12 +609,11 @@ impl SessionHandler for RedisSessionHandler {
             ttl.as_bytes(),
             TOMBSTONE.as_bytes(),
         ];
+        // Not retried on a broken connection (see `query_once_or`).
         let v: redis::Value = self
-            .query_or(
-                "write",
-                self.cas.cmd(true, &key, &args),
-                Some(|| self.cas.cmd(false, &key, &args)),
-            )
+            .query_once_or("write", self.cas.cmd(true, &key, &args), || {
+                self.cas.cmd(false, &key, &args)
+            })
             .await?;
         let current = match v {
             redis::Value::Int(1) => return Ok(CasOutcome::Written),
@@ -629,10 +628,9 @@ impl SessionHandler for RedisSessionHandler {
                 ))
             }
         };
-        // A retry after a dropped connection finds its own first try's write: it was written.
-        if current == data {
-            return Ok(CasOutcome::Written);
-        }
+        // A record equal to this payload is another request's identical write (two requests
+        // incrementing one counter), never this one's: it must be replayed onto, not taken as
+        // written.
         Ok(CasOutcome::Conflict(current))
     }
 
@@ -682,6 +680,47 @@ impl RedisSessionHandler {
             redis::Value::Nil => None,
             _ => Some(token),
         })
+    }
+
+    /// [`Self::query_or`] without the retry on a broken connection, for the compare-and-set:
+    /// its first try may have been applied, and a second would then find the record changed
+    /// by itself and replay this request's operations twice (an increment counted twice). Its
+    /// outcome is unknown, and reported so.
+    async fn query_once_or<T: redis::FromRedisValue, F: Fn() -> redis::Cmd + Send + Sync>(
+        &self,
+        op: &'static str,
+        cmd: redis::Cmd,
+        noscript: F,
+    ) -> Result<T> {
+        let attempt = async {
+            let mut conn = self.manager()?;
+            let r = match cmd.query_async::<T>(&mut conn).await {
+                Err(e) if e.code() == Some("NOSCRIPT") => {
+                    noscript().query_async::<T>(&mut conn).await
+                }
+                r => r,
+            };
+            r.map_err(|e| {
+                if is_broken_connection(&e) {
+                    SessionError::Unavailable(format!(
+                        "redis {op} failed: the connection to {} broke during the write, whose \
+                         outcome is unknown ({})",
+                        self.server,
+                        cause(&e)
+                    ))
+                } else {
+                    map_error(&self.server, op, &e)
+                }
+            })
+        };
+        match tokio::time::timeout(self.command_timeout, attempt).await {
+            Ok(r) => r,
+            Err(_) => Err(SessionError::Unavailable(format!(
+                "redis {op} failed: the server at {} did not answer within {} ms (timeout)",
+                self.server,
+                self.command_timeout.as_millis()
+            ))),
+        }
     }
 
     async fn release_lock(&self, id: &str, token: &str) -> Result<()> {
