@@ -6,8 +6,8 @@ use crate::errors::OrThrow;
 use crate::runtime::promise;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use ostro_session_core::clock::{ManualClock, SharedClock};
 use ostro_session_core::blocking;
+use ostro_session_core::clock::{ManualClock, SharedClock};
 use ostro_session_core::handlers::file::{FileOptions, MAX_TIMEOUT_MS};
 use ostro_session_core::{
     ArraySessionHandler, CasOutcome, FileSessionHandler, SessionError, SessionHandler, WriteMeta,
@@ -164,7 +164,12 @@ impl NativeHandler {
     ) -> Result<PromiseRaw<'env, Option<String>>> {
         let h = Arc::clone(&self.inner);
         let ttl = blocking::check_ms("the lock time", ttl_ms, false);
-        promise(env, h.is_inline(), async move { h.lock(&id, ttl?).await }, Ok)
+        promise(
+            env,
+            h.is_inline(),
+            async move { h.lock(&id, ttl?).await },
+            Ok,
+        )
     }
 
     /// Releases the blocking lock of `id` if `token` still holds it.
@@ -176,7 +181,12 @@ impl NativeHandler {
         token: String,
     ) -> Result<PromiseRaw<'env, ()>> {
         let h = Arc::clone(&self.inner);
-        promise(env, h.is_inline(), async move { h.unlock(&id, &token).await }, Ok)
+        promise(
+            env,
+            h.is_inline(),
+            async move { h.unlock(&id, &token).await },
+            Ok,
+        )
     }
 
     /// Takes the blocking lock of `id` for `lockMs`, waiting up to `waitMs` off the JS thread

@@ -127,7 +127,12 @@ impl SessionHandler for Inner {
         };
         self.ensure_open(&m).await.map_err(fail)?;
         let args = (id.to_owned(), data.to_owned(), previous.to_owned()).into();
-        if self.call("writeIfUnchanged", cas, args).await.map_err(fail)?.0 {
+        if self
+            .call("writeIfUnchanged", cas, args)
+            .await
+            .map_err(fail)?
+            .0
+        {
             return Ok(CasOutcome::Written);
         }
         // Refused: what the record holds now, for the engine to replay onto.
