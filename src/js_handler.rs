@@ -256,6 +256,7 @@ fn guarded<T, F: Future<Output = Result<T>>>(f: F) -> CatchUnwind<F> {
 /// A weak, bound, non-callee-handled tsfn whose JS function returns `R` or a Promise of `R`.
 type Tsfn<A, R> = ThreadsafeFunction<A, MaybeAsync<R>, A, Status, false, true>;
 type WriteArgs = FnArgs<(String, String, Option<WriteMetaJs>)>;
+type CasArgs = FnArgs<(String, String, String)>;
 
 struct Methods {
     read: Tsfn<String, ReadValue>,
@@ -266,7 +267,7 @@ struct Methods {
     open: Option<Tsfn<FnArgs<(String, String)>, Ignored>>,
     close: Option<Tsfn<(), Ignored>>,
     // The optional compare-and-set and blocking methods (issue 12).
-    write_if_unchanged: Option<Tsfn<FnArgs<(String, String, String)>, CasAnswer>>,
+    write_if_unchanged: Option<Tsfn<CasArgs, CasAnswer>>,
     lock: Option<Tsfn<FnArgs<(String, f64)>, LockToken>>,
     unlock: Option<Tsfn<FnArgs<(String, String)>, Ignored>>,
 }
