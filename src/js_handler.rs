@@ -337,8 +337,11 @@ struct Inner {
     save_path: String,
     session_name: String,
     opened: tokio::sync::Mutex<bool>,
-    // Whether the handler has writeIfUnchanged(), and lock() with unlock().
+    // Whether the handler has writeIfUnchanged(), and lock() with unlock(): read by the engine's
+    // handler trait over this bridge (src/js_handler_dev.rs).
+    #[cfg_attr(not(feature = "dev-hooks"), allow(dead_code))]
     cas: bool,
+    #[cfg_attr(not(feature = "dev-hooks"), allow(dead_code))]
     locks: bool,
 }
 
