@@ -729,9 +729,9 @@ test('a handler referring back to the holder of its bridge is freed after close(
   assert.equal(collected, closed, `${collected} of ${closed} closed handlers were collected`);
 });
 
-// ----- through JsHandler#asNative: the engine's own save drives the optional methods (issue 12) ----
+// ----- through jsHandlerAsNative(JsHandler): the engine's own save drives the optional methods (issue 12) ----
 
-test.describe('a JS handler driven by the engine through asNative()', () => {
+test.describe('a JS handler driven by the engine through jsHandlerAsNative()', () => {
   const { MapDriver } = require('./support/http-drivers');
   const load = async (nativeHandler, id) => {
     const s = new native.NativeSession(NAME, id);
@@ -741,7 +741,7 @@ test.describe('a JS handler driven by the engine through asNative()', () => {
 
   test.it('forwards writeIfUnchanged: concurrent saves replay instead of overwriting', async () => {
     const driver = new MapDriver();
-    const h = new native.JsHandler(driver).asNative();
+    const h = native.jsHandlerAsNative(new native.JsHandler(driver));
     assert.equal(h.supportsCas(), true);
     const first = await load(h, null);
     first.put('n', 0);
@@ -770,7 +770,7 @@ test.describe('a JS handler driven by the engine through asNative()', () => {
     const driver = new MapDriver();
     driver.writeIfUnchanged = undefined;
     driver.lock = undefined;
-    const h = new native.JsHandler(driver).asNative();
+    const h = native.jsHandlerAsNative(new native.JsHandler(driver));
     assert.equal(h.supportsCas(), false);
     assert.equal(h.supportsLock(), false);
   });
@@ -778,7 +778,7 @@ test.describe('a JS handler driven by the engine through asNative()', () => {
   test.it('a refusal that is not a boolean is ERR_SESSION_VALUE', async () => {
     const driver = new MapDriver();
     driver.writeIfUnchanged = async () => 'yes';
-    const h = new native.JsHandler(driver).asNative();
+    const h = native.jsHandlerAsNative(new native.JsHandler(driver));
     const s = await load(h, null);
     s.put('a', 1);
     await assert.rejects(s.saveNative(h, false, undefined).catch(require('../lib/errors').rethrow), (err) => {
@@ -790,7 +790,7 @@ test.describe('a JS handler driven by the engine through asNative()', () => {
 
   test.it('forwards lock and unlock: the core waits, then gives up with ERR_SESSION_LOCKED', async () => {
     const driver = new MapDriver();
-    const h = new native.JsHandler(driver).asNative();
+    const h = native.jsHandlerAsNative(new native.JsHandler(driver));
     assert.equal(h.supportsLock(), true);
     const id = 'L'.repeat(40);
     const token = await h.acquireLock(id, 60000, 0);

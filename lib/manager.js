@@ -397,8 +397,9 @@ class SessionManager {
       // A header that does not even contain the cookie name (a new visitor) needs no app key
       // yet (OstroJS's lazy key).
       const carried = typeof header === 'string' && header.includes(cfg.cookie) ? header : null;
-      // (A storeClass with its own start() keeps the step-by-step path below, which calls it.)
-      if (handler instanceof NativeSessionHandler && this._storeClass.prototype.start === HttpStore.prototype.start) {
+      // (A storeClass with its own start() keeps the step-by-step path below, which calls it, and
+      // so does a blocked request: its lock is taken between the cookie check and the load.)
+      if (block === null && handler instanceof NativeSessionHandler && this._storeClass.prototype.start === HttpStore.prototype.start) {
         store = this.createStore(null);
         if (meta !== undefined) store.setRequestMeta(meta);
         // One crossing finds and verifies the cookie, loads the id and settles it (strict mode,
