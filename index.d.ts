@@ -99,6 +99,10 @@ export interface CustomSessionHandler {
   sessionsOf?(userId: string): UserSessionRecord[] | Promise<UserSessionRecord[]>;
   /** Optional: prunes stale entries the engine found in `sessionsOf`. */
   unlinkSessions?(userId: string, ids: string[]): unknown;
+  /** Opt-in blocking: takes the session's lock for `ttlMs` atomically; a token, or null when held elsewhere. */
+  lock?(sessionId: string, ttlMs: number): string | null | Promise<string | null>;
+  /** Releases the lock only while it still holds `token`. */
+  unlock?(sessionId: string, token: string): void | Promise<void>;
 }
 
 /** One index entry a custom driver's `sessionsOf` returns. */
@@ -561,7 +565,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
    */
   createStore(id?: string | null, options?: { cookie?: string | null }): HttpStore<Data>;
   /** Loads a request's session as the middleware does, without touching a response. */
-  loadSession(req: any): Promise<{ store: HttpStore<Data>; existed: boolean }>;
+  loadSession(req: any, options?: { block?: SessionBlockOption }): Promise<{ store: HttpStore<Data>; existed: boolean; lock?: SessionLock }>;
   /**
    * The session of a client's `Cookie` header (a WebSocket upgrade), with the middleware's
    * checks: the signature is verified, and an unknown, unsigned or tampered id gets a fresh id
@@ -573,7 +577,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
    * the driver, loads the session as `loadSession(req)` does, and draws the gc lottery. For
    * adapters of other frameworks.
    */
-  openSession(req: any): Promise<{ store: HttpStore<Data>; existed: boolean }>;
+  openSession(req: any, options?: { block?: SessionBlockOption }): Promise<{ store: HttpStore<Data>; existed: boolean; lock?: SessionLock }>;
   /**
    * The session cookie's `Set-Cookie` line under the config's attributes. `value` is the cookie
    * value before URL-encoding (`signedCookieValue(id)`, or the cookie driver's sealed session);
@@ -613,7 +617,8 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
    * `{ api: 'express-session', ...options }`, `req.session` has express-session's shape (the
    * compatibility mode for connect-flash, passport and the like); otherwise it is the Store.
    */
-  middleware(options?: { api?: 'laravel' }): SessionMiddleware;
+  /** `block`: requests on one session run one at a time (README "Blocking"); ERR_SESSION_LOCKED / 423 after `waitSeconds`. */
+  middleware(options?: { api?: 'laravel'; block?: SessionBlockOption }): SessionMiddleware;
   middleware(options: ExpressSessionOptions & { api: 'express-session' }): ExpressSessionMiddleware;
   /** Closes every driver the manager created. */
   close(): Promise<void>;
@@ -637,3 +642,8 @@ export class CookieSessionHandler extends SessionHandlerInterface {
   write(): Promise<never>;
   destroy(): void;
 }
+
+/** The `block` option of `middleware()` (opt-in blocking, as Laravel's `block()`). */
+export type SessionBlockOption = boolean | { lockSeconds?: number; waitSeconds?: number };
+/** A held session lock; `release()` never rejects (a failed release is logged, the lock expires). */
+export interface SessionLock { release(): Promise<void>; }

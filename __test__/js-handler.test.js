@@ -728,3 +728,76 @@ test('a handler referring back to the holder of its bridge is freed after close(
   assert.equal(closed, 100);
   assert.equal(collected, closed, `${collected} of ${closed} closed handlers were collected`);
 });
+
+// ----- through jsHandlerAsNative(JsHandler): the engine's own save drives the optional methods (issue 12) ----
+
+test.describe('a JS handler driven by the engine through jsHandlerAsNative()', () => {
+  const { MapDriver } = require('./support/http-drivers');
+  const load = async (nativeHandler, id) => {
+    const s = new native.NativeSession(NAME, id);
+    await s.startNative(nativeHandler);
+    return s;
+  };
+
+  test.it('forwards writeIfUnchanged: concurrent saves replay instead of overwriting', async () => {
+    const driver = new MapDriver();
+    const h = native.jsHandlerAsNative(new native.JsHandler(driver));
+    assert.equal(h.supportsCas(), true);
+    const first = await load(h, null);
+    first.put('n', 0);
+    assert.equal(await first.saveNative(h, false, undefined), 'written');
+    const id = first.getId();
+    const a = await load(h, id);
+    const b = await load(h, id);
+    a.increment('n', 1);
+    a.put('a', 1);
+    b.increment('n', 1);
+    b.put('b', 2);
+    assert.deepEqual(await Promise.all([a.saveNative(h, false, undefined), b.saveNative(h, false, undefined)]), ['written', 'written']);
+    const stored = JSON.parse(driver.records.get(id));
+    assert.equal(stored.n, 2, 'an increment was lost');
+    assert.equal(stored.a, 1);
+    assert.equal(stored.b, 2);
+    // A logout's tombstone drops a racing save instead of reviving the session.
+    const late = await load(h, id);
+    late.put('c', 3);
+    await driver.destroy(id);
+    assert.equal(await late.saveNative(h, false, undefined), 'dropped');
+    assert.equal(await driver.read(id), '');
+  });
+
+  test.it('a driver without writeIfUnchanged keeps last-writer-wins, and says so', () => {
+    const driver = new MapDriver();
+    driver.writeIfUnchanged = undefined;
+    driver.lock = undefined;
+    const h = native.jsHandlerAsNative(new native.JsHandler(driver));
+    assert.equal(h.supportsCas(), false);
+    assert.equal(h.supportsLock(), false);
+  });
+
+  test.it('a refusal that is not a boolean is ERR_SESSION_VALUE', async () => {
+    const driver = new MapDriver();
+    driver.writeIfUnchanged = async () => 'yes';
+    const h = native.jsHandlerAsNative(new native.JsHandler(driver));
+    const s = await load(h, null);
+    s.put('a', 1);
+    await assert.rejects(s.saveNative(h, false, undefined).catch(require('../lib/errors').rethrow), (err) => {
+      assert.equal(err.code, 'ERR_SESSION_VALUE');
+      assert.match(err.message, /writeIfUnchanged\(\) must return true or false/);
+      return true;
+    });
+  });
+
+  test.it('forwards lock and unlock: the core waits, then gives up with ERR_SESSION_LOCKED', async () => {
+    const driver = new MapDriver();
+    const h = native.jsHandlerAsNative(new native.JsHandler(driver));
+    assert.equal(h.supportsLock(), true);
+    const id = 'L'.repeat(40);
+    const token = await h.acquireLock(id, 60000, 0);
+    assert.equal(driver.locks.get(id).token, token);
+    await assert.rejects(h.acquireLock(id, 60000, 100).catch(require('../lib/errors').rethrow), { code: 'ERR_SESSION_LOCKED' });
+    await h.unlock(id, token);
+    assert.equal(driver.locks.has(id), false);
+    assert.equal(typeof await h.acquireLock(id, 60000, 0), 'string');
+  });
+});

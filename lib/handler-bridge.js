@@ -506,4 +506,4 @@ function openBridge(handler, options) {
   };
 }
 
-module.exports = { checkHandler, start, save, destroy, call, scheduleGc, openBridge, startJs, saveJs };
+module.exports = { checkHandler, start, save, destroy, call, ensureOpen, scheduleGc, openBridge, startJs, saveJs };

@@ -37,6 +37,17 @@ class SessionHandlerInterface {
   // user, shows them by handle, and hands the rest to unlinkSessions (optional) to prune. Without
   // sessionsOf, manager.sessionsOf/destroySession/destroyUserSessions reject with
   // ERR_SESSION_UNSUPPORTED naming the driver. Ending a session uses destroy().
+  //
+  // Optional too, for opt-in blocking (`manager.middleware({ block })`, Laravel's `block()`):
+  //
+  //   lock(sessionId, ttlMs) -> string | null | Promise<string | null>
+  //   unlock(sessionId, token) -> void | Promise<void>
+  //
+  // lock() takes the session's lock in one atomic step of the backend (SET NX, INSERT of a
+  // unique key, ...) that also holds across processes, with an expiry of `ttlMs`, and resolves
+  // a token unique to this holder; it resolves null, without waiting, when an unexpired lock is
+  // held elsewhere (the middleware waits and tries again). unlock() removes the lock only while
+  // it still holds `token`: a lock that expired and was taken by another request stays.
   /** Removes sessions idle for more than `lifetimeSeconds`; returns how many. */
   gc(lifetimeSeconds) { // eslint-disable-line no-unused-vars
     return 0;

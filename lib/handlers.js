@@ -85,6 +85,21 @@ class NativeSessionHandler extends SessionHandlerInterface {
     return this._native.touch(String(sessionId)).catch(rethrow);
   }
 
+  /**
+   * One try at the blocking lock of a session (opt-in blocking, `middleware({ block })`).
+   * @returns {Promise<string|null>} a token, or null when the lock is held elsewhere
+   */
+  lock(sessionId, ttlMs) {
+    this._tick();
+    return this._native.lock(String(sessionId), Number(ttlMs)).catch(rethrow);
+  }
+
+  /** Releases a lock `lock()` took, if `token` still holds it. @returns {Promise<void>} */
+  unlock(sessionId, token) {
+    this._tick();
+    return this._native.unlock(String(sessionId), String(token)).catch(rethrow);
+  }
+
   /** Releases connections and threads. */
   close() {
     return this._native.close().catch(rethrow);

@@ -20,6 +20,7 @@ const cookies = require('./cookies');
 const { requestMeta, isSecure } = require('./http-session');
 const events = require('./events');
 const { Metrics } = require('./metrics');
+const blocking = require('./blocking');
 
 const OPTION_KEYS = new Set(['app', 'logger', 'storeClass', 'cache', 'timeoutMs', 'now']);
 
@@ -409,18 +410,23 @@ class SessionManager {
    * the signed cookie is verified (key, then previous keys), an unknown id gets a fresh one
    * (strict mode), and a 1.x id is loaded then moved to a fresh id. Useful for WebSocket upgrades.
    * @param {import('http').IncomingMessage} req
-   * @returns {Promise<{ store: HttpStore, existed: boolean }>} `existed`: the request carried a
-   *   session the store knew
+   * @param {{ block?: boolean|{ lockSeconds?: number, waitSeconds?: number } }} [options]
+   *   `block`: take the session's lock before loading it (see `middleware({ block })`); the
+   *   result then has `lock`, whose `release()` the caller must call once the save settled
+   * @returns {Promise<{ store: HttpStore, existed: boolean, lock?: { release(): Promise<void> } }>}
+   *   `existed`: the request carried a session the store knew
    */
-  loadSession(req) {
+  loadSession(req, options) {
     // Not `async`: the load's own promise is returned, without wrapping it in another one.
     let meta;
+    let block = null;
     try {
       meta = requestMeta(req, this._config.trust_proxy);
+      if (options && options.block !== undefined) block = blocking.blockOptions(options.block);
     } catch (err) {
       return Promise.reject(err); // a bad `req` rejects, as from an async function
     }
-    return this._load(req.headers && req.headers.cookie, meta);
+    return this._load(req.headers && req.headers.cookie, meta, block);
   }
 
   /**
@@ -428,12 +434,13 @@ class SessionManager {
    * the driver (a config error fails here, before anything is read), loads the session as
    * `loadSession(req)` does, and draws the gc lottery. For adapters of other frameworks.
    * @param {import('http').IncomingMessage} req
-   * @returns {Promise<{ store: HttpStore, existed: boolean }>}
+   * @param {{ block?: boolean|object }} [options] as `loadSession(req, options)`
+   * @returns {Promise<{ store: HttpStore, existed: boolean, lock?: { release(): Promise<void> } }>}
    */
-  async openSession(req) {
+  async openSession(req, options) {
     const handler = this.driver();
     // Through loadSession(), so that a subclass overriding it changes what the middleware loads.
-    const loaded = await this.loadSession(req);
+    const loaded = await this.loadSession(req, options);
     this.runLottery(handler);
     return loaded;
   }
@@ -456,7 +463,7 @@ class SessionManager {
   }
 
   /** loadSession/loadStore: verify the cookie, refuse unknown ids, start the Store. */
-  async _load(cookieHeader, meta) {
+  async _load(cookieHeader, meta, block = null) {
     const cfg = this._config;
     const handler = this.driver();
     let store;
@@ -486,9 +493,19 @@ class SessionManager {
       if (legacy) internals.useLegacyId(store, claimed);
     }
     if (meta !== undefined) store.setRequestMeta(meta);
+    // Blocking: the claimed id's lock before its load (a fresh random id is nobody else's).
+    const lock = block !== null && claimed !== null ? await this._lockFor(handler, claimed, block) : null;
     // A fresh random id has no record: starting it empty saves a driver round trip per new visitor.
     if (claimed === null) internals.startEmpty(store);
-    else await store.start();
+    else if (lock === null) await store.start();
+    else {
+      try {
+        await store.start();
+      } catch (err) {
+        await lock.release();
+        throw err;
+      }
+    }
     let existed = false;
     if (claimed !== null) {
       if (!internals.recordExists(store)) {
@@ -505,7 +522,13 @@ class SessionManager {
         if (legacy) internals.moveToFreshId(store);
       }
     }
-    return { store, existed };
+    return lock === null ? { store, existed } : { store, existed, lock };
+  }
+
+  /** The lock of session `id` for a blocked request (see `middleware({ block })`). */
+  _lockFor(handler, id, block) {
+    blocking.checkCanLock(handler, this.getDefaultDriver());
+    return blocking.acquire(handler, id, block, { timeoutMs: this._timeoutMs || 30000, name: this._config.cookie, logger: this._logger });
   }
 
   // ----- cookies ---------------------------------------------------------------------------------
@@ -707,20 +730,33 @@ class SessionManager {
    * Without `next`, it returns a Promise of `true` once `req.session` is ready (or `false` after
    * answering 500 itself).
    *
+   * `{ block: true | { lockSeconds = 10, waitSeconds = 10 } }` blocks, as Laravel's `block()`:
+   * each request holds its session's lock from before the load until the save settled, so
+   * requests on one session run one at a time. A request that waited `waitSeconds` in vain
+   * fails with `ERR_SESSION_LOCKED` (`status` 423: `next(err)`, or a 423 answer without
+   * `next`); a lock outlives a stuck request by at most `lockSeconds`. The cookie driver and
+   * custom drivers without `lock()`/`unlock()` refuse it (`ERR_SESSION_INVALID_OPTION`).
+   *
    * `{ api: 'express-session', ...options }` gives the express-session compatibility mode
    * instead (lib/express-session.js): `req.session` in express-session's shape, with
    * callbacks, for libraries such as connect-flash and passport. Without options (or with
    * `{ api: 'laravel' }`), `req.session` is the Store.
-   * @param {{ api?: 'laravel'|'express-session' }} [options]
+   * @param {{ api?: 'laravel'|'express-session', block?: boolean|{ lockSeconds?: number, waitSeconds?: number } }} [options]
    */
   middleware(options) {
     if (options !== undefined && options !== null) {
       if (typeof options !== 'object' || Array.isArray(options)) throw sessionError('ERR_SESSION_INVALID_OPTION', 'middleware() options must be an object');
       if (options.api === 'express-session') return require('./express-session').createExpressSessionMiddleware(this, options);
-      rejectUnknown(options, ['api'], "middleware() options (the other options belong to api: 'express-session')");
+      rejectUnknown(options, ['api', 'block'], "middleware() options (the other options belong to api: 'express-session')");
       if (options.api !== undefined && options.api !== 'laravel') {
         throw sessionError('ERR_SESSION_INVALID_OPTION', `middleware() option "api" must be 'laravel' (the default: req.session is the Store) or 'express-session', got ${JSON.stringify(options.api)}`);
       }
+    }
+    // Opt-in blocking: its own middleware per call (a route's block options are its own).
+    const block = options ? blocking.blockOptions(options.block) : null;
+    if (block !== null) {
+      if (this._app === null) blocking.checkCanLock(this.driver(), this.getDefaultDriver());
+      return require('./middleware').createMiddleware(this, { block: options.block });
     }
     if (this._middleware === null) {
       // Outside OstroJS the app mounts the middleware at start-up, after any extend(): an unknown

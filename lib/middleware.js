@@ -32,11 +32,57 @@ const kHook = Symbol('ostro.session.response');
 const METHODS = ['writeHead', 'write', 'end', 'flushHeaders'];
 const PROTO = http.ServerResponse.prototype;
 
-/** The middleware of `manager` (see `SessionManager#middleware`). */
-function createMiddleware(manager) {
+/**
+ * The middleware of `manager` (see `SessionManager#middleware`). `open`: the options of
+ * `manager.openSession(req, open)`, `{ block }` for a blocking middleware.
+ */
+function createMiddleware(manager, open) {
+  if (open !== undefined) {
+    return function ostroSession(req, res, next) {
+      return handleBlocked(manager, req, res, typeof next === 'function' ? next : null, open);
+    };
+  }
   return function ostroSession(req, res, next) {
     return handle(manager, req, res, typeof next === 'function' ? next : null);
   };
+}
+
+// ----- opt-in blocking (manager.middleware({ block })) ------------------------------------------
+// The session's lock is taken by openSession() before the load, and released once the commit
+// (the save) settled, failed or not; a request whose response never starts releases it when
+// its connection closes, and one that never ends holds it until it expires (lockSeconds).
+
+async function commitBlocked(hs, res) {
+  hs.committing = true;
+  try {
+    return await hs.commit(res.statusCode);
+  } finally {
+    await hs.lock.release();
+  }
+}
+
+async function handleBlocked(manager, req, res, next, open) {
+  if (Object.prototype.hasOwnProperty.call(req, 'session')) return handle(manager, req, res, next);
+  let loaded;
+  try {
+    loaded = await manager.openSession(req, open);
+  } catch (err) {
+    return fail(manager, res, next, err, null);
+  }
+  Object.defineProperty(req, 'session', { value: loaded.store, enumerable: true });
+  const hs = new HttpSession(manager, req, loaded.store, loaded.existed);
+  if (loaded.lock === undefined) {
+    hookResponse(res, manager, next, commitHttp, hs);
+  } else {
+    hs.lock = loaded.lock;
+    hs.committing = false;
+    res.once('close', () => {
+      if (!hs.committing) hs.lock.release();
+    });
+    hookResponse(res, manager, next, commitBlocked, hs);
+  }
+  if (next) next();
+  return true;
 }
 
 // Both are plain functions so that no closure is made per request.
@@ -90,8 +136,10 @@ function fail(manager, res, next, err, h) {
   }
   const writeHead = h !== null ? h.orig.writeHead : res.writeHead;
   const end = h !== null ? h.orig.end : res.end;
-  const body = 'Internal Server Error';
-  writeHead.call(res, 500, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
+  // A blocked request that waited in vain for its session's lock: 423 Locked.
+  const locked = err && err.code === 'ERR_SESSION_LOCKED';
+  const body = locked ? 'Locked' : 'Internal Server Error';
+  writeHead.call(res, locked ? 423 : 500, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
   end.call(res, body);
   return false;
 }

@@ -6,6 +6,7 @@ use crate::errors::OrThrow;
 use crate::runtime::promise;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
+use ostro_session_core::blocking;
 use ostro_session_core::clock::{ManualClock, SharedClock};
 use ostro_session_core::handlers::file::{FileOptions, MAX_TIMEOUT_MS};
 use ostro_session_core::{
@@ -152,6 +153,73 @@ impl NativeHandler {
         self.inner.supports_cas()
     }
 
+    /// One try at the blocking lock of `id` for `ttlMs`: resolves to a token, or `null` when it
+    /// is held elsewhere (`SessionHandlerInterface#lock`).
+    #[napi(catch_unwind, ts_return_type = "Promise<string | null>")]
+    pub fn lock<'env>(
+        &self,
+        env: &'env Env,
+        id: String,
+        ttl_ms: f64,
+    ) -> Result<PromiseRaw<'env, Option<String>>> {
+        let h = Arc::clone(&self.inner);
+        let ttl = blocking::check_ms("the lock time", ttl_ms, false);
+        promise(
+            env,
+            h.is_inline(),
+            async move { h.lock(&id, ttl?).await },
+            Ok,
+        )
+    }
+
+    /// Releases the blocking lock of `id` if `token` still holds it.
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
+    pub fn unlock<'env>(
+        &self,
+        env: &'env Env,
+        id: String,
+        token: String,
+    ) -> Result<PromiseRaw<'env, ()>> {
+        let h = Arc::clone(&self.inner);
+        promise(
+            env,
+            h.is_inline(),
+            async move { h.unlock(&id, &token).await },
+            Ok,
+        )
+    }
+
+    /// Takes the blocking lock of `id` for `lockMs`, waiting up to `waitMs` off the JS thread
+    /// (the core's `blocking::acquire`); resolves to the token, rejects `ERR_SESSION_LOCKED`.
+    #[napi(catch_unwind, ts_return_type = "Promise<string>")]
+    pub fn acquire_lock<'env>(
+        &self,
+        env: &'env Env,
+        id: String,
+        lock_ms: f64,
+        wait_ms: f64,
+    ) -> Result<PromiseRaw<'env, String>> {
+        let h = Arc::clone(&self.inner);
+        let times = blocking::check_ms("the lock time", lock_ms, false)
+            .and_then(|l| Ok((l, blocking::check_ms("the wait", wait_ms, true)?)));
+        // Never in place: waiting sleeps on the runtime's timer, even for in-memory handlers.
+        promise(
+            env,
+            false,
+            async move {
+                let (lock, wait) = times?;
+                blocking::acquire(h.as_ref(), &id, lock, wait).await
+            },
+            Ok,
+        )
+    }
+
+    /// Whether this driver can lock sessions (opt-in blocking).
+    #[napi(catch_unwind)]
+    pub fn supports_lock(&self) -> bool {
+        self.inner.supports_lock()
+    }
+
     /// Closes connections and threads.
     #[napi(catch_unwind, ts_return_type = "Promise<void>")]
     pub fn close<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
@@ -226,4 +294,24 @@ pub fn create_file_handler(
         .and_then(|o| FileSessionHandler::with_options(path, minutes, shared(&clock), o))
         .or_throw(&env)?;
     Ok(NativeHandler::new(Arc::new(h), clock))
+}
+
+/// How long to pause before the next try at a JS driver's lock (the core's
+/// `blocking::retry_pause`): `attempt` tries refused so far minus one, `elapsedMs` into a wait of
+/// `waitMs`. Throws `ERR_SESSION_LOCKED` when the wait is over.
+#[napi]
+pub fn lock_retry_pause(
+    env: Env,
+    id: String,
+    attempt: u32,
+    elapsed_ms: f64,
+    wait_ms: f64,
+) -> Result<f64> {
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let elapsed = elapsed_ms.max(0.0) as u64;
+    let pause = blocking::check_ms("the wait", wait_ms, true)
+        .and_then(|wait| blocking::retry_pause(&id, attempt, elapsed, wait))
+        .or_throw(&env)?;
+    #[allow(clippy::cast_precision_loss)]
+    Ok(pause as f64)
 }

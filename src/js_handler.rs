@@ -181,6 +181,40 @@ impl FromNapiValue for Found {
     }
 }
 
+/// `writeIfUnchanged()`'s result: `true` (written) or `false` (the record changed); anything
+/// else is refused, never coerced (as in `lib/handler-bridge.js`).
+pub struct CasAnswer(pub bool);
+
+impl FromNapiValue for CasAnswer {
+    unsafe fn from_napi_value(env: sys::napi_env, v: sys::napi_value) -> Result<Self> {
+        if type_of(env, v)? == sys::ValueType::napi_boolean {
+            return Ok(Self(unsafe { bool::from_napi_value(env, v) }?));
+        }
+        Err(coded(&SessionError::Value(format!(
+            "session handler writeIfUnchanged() must return true or false (or a Promise of one), got {}",
+            describe(env, v)?
+        ))))
+    }
+}
+
+/// `lock()`'s result: a token, or `null`/`undefined` when the lock is held elsewhere.
+pub struct LockToken(pub Option<String>);
+
+impl FromNapiValue for LockToken {
+    unsafe fn from_napi_value(env: sys::napi_env, v: sys::napi_value) -> Result<Self> {
+        match type_of(env, v)? {
+            sys::ValueType::napi_string => {
+                Ok(Self(Some(unsafe { String::from_napi_value(env, v) }?)))
+            }
+            sys::ValueType::napi_undefined | sys::ValueType::napi_null => Ok(Self(None)),
+            _ => Err(coded(&SessionError::Value(format!(
+                "session handler lock() must return a token string, or null when the lock is held elsewhere, got {}",
+                describe(env, v)?
+            )))),
+        }
+    }
+}
+
 // ----- errors -------------------------------------------------------------------------------------
 
 /// A napi error carrying an engine error's code as the `[ERR_SESSION_X] ` prefix.
@@ -222,6 +256,7 @@ fn guarded<T, F: Future<Output = Result<T>>>(f: F) -> CatchUnwind<F> {
 /// A weak, bound, non-callee-handled tsfn whose JS function returns `R` or a Promise of `R`.
 type Tsfn<A, R> = ThreadsafeFunction<A, MaybeAsync<R>, A, Status, false, true>;
 type WriteArgs = FnArgs<(String, String, Option<WriteMetaJs>)>;
+type CasArgs = FnArgs<(String, String, String)>;
 
 struct Methods {
     read: Tsfn<String, ReadValue>,
@@ -231,6 +266,10 @@ struct Methods {
     touch: Option<Tsfn<String, Found>>,
     open: Option<Tsfn<FnArgs<(String, String)>, Ignored>>,
     close: Option<Tsfn<(), Ignored>>,
+    // The optional compare-and-set and blocking methods (issue 12).
+    write_if_unchanged: Option<Tsfn<CasArgs, CasAnswer>>,
+    lock: Option<Tsfn<FnArgs<(String, f64)>, LockToken>>,
+    unlock: Option<Tsfn<FnArgs<(String, String)>, Ignored>>,
 }
 
 /// The handler's method `name`, if it is a function.
@@ -298,6 +337,12 @@ struct Inner {
     save_path: String,
     session_name: String,
     opened: tokio::sync::Mutex<bool>,
+    // Whether the handler has writeIfUnchanged(), and lock() with unlock(): read by the engine's
+    // handler trait over this bridge (src/js_handler_dev.rs).
+    #[cfg_attr(not(feature = "dev-hooks"), allow(dead_code))]
+    cas: bool,
+    #[cfg_attr(not(feature = "dev-hooks"), allow(dead_code))]
+    locks: bool,
 }
 
 impl Inner {
@@ -451,7 +496,14 @@ impl JsHandler {
             touch: optional(&env, &handler, "touch")?,
             open: optional(&env, &handler, "open")?,
             close: optional(&env, &handler, "close")?,
+            write_if_unchanged: optional(&env, &handler, "writeIfUnchanged")?,
+            lock: optional(&env, &handler, "lock")?,
+            unlock: optional(&env, &handler, "unlock")?,
         };
+        let supports = (
+            methods.write_if_unchanged.is_some(),
+            methods.lock.is_some() && methods.unlock.is_some(),
+        );
         let o = options.unwrap_or_default();
         Ok(Self {
             inner: Arc::new(Inner {
@@ -460,6 +512,8 @@ impl JsHandler {
                 save_path: o.save_path.unwrap_or_default(),
                 session_name: o.session_name.unwrap_or_default(),
                 opened: tokio::sync::Mutex::new(o.opened.unwrap_or(false)),
+                cas: supports.0,
+                locks: supports.1,
             }),
         })
     }

@@ -13,7 +13,7 @@ use crate::session::NativeSession;
 use napi::bindgen_prelude::*;
 use napi::sys;
 use napi_derive::napi;
-use ostro_session_core::{SessionError, SessionHandler, WriteMeta};
+use ostro_session_core::{CasOutcome, SessionError, SessionHandler, WriteMeta};
 use std::sync::Arc;
 
 /// `handler` as a built-in handle, so the engine's own `startNative`/`saveNative` drive it
@@ -35,6 +35,7 @@ fn to_session_error(what: &str, e: &Error) -> SessionError {
                 "ERR_SESSION_TIMEOUT" => return SessionError::Timeout(msg),
                 "ERR_SESSION_VALUE" => return SessionError::Value(msg),
                 "ERR_SESSION_HANDLER" => return SessionError::Handler(msg),
+                "ERR_SESSION_LOCKED" => return SessionError::Locked(msg),
                 _ => {}
             }
         }
@@ -110,6 +111,60 @@ impl SessionHandler for Inner {
         }
         SessionHandler::write(self, id, &raw, &WriteMeta::default()).await?;
         Ok(true)
+    }
+    async fn write_if_unchanged(
+        &self,
+        id: &str,
+        data: &str,
+        previous: &str,
+        meta: &WriteMeta,
+    ) -> ostro_session_core::Result<CasOutcome> {
+        let fail = |e: Error| to_session_error("writeIfUnchanged", &e);
+        let m = self.methods().map_err(fail)?;
+        let Some(cas) = &m.write_if_unchanged else {
+            SessionHandler::write(self, id, data, meta).await?;
+            return Ok(CasOutcome::Written);
+        };
+        self.ensure_open(&m).await.map_err(fail)?;
+        let args = (id.to_owned(), data.to_owned(), previous.to_owned()).into();
+        if self
+            .call("writeIfUnchanged", cas, args)
+            .await
+            .map_err(fail)?
+            .0
+        {
+            return Ok(CasOutcome::Written);
+        }
+        // Refused: what the record holds now, for the engine to replay onto.
+        Ok(CasOutcome::Conflict(SessionHandler::read(self, id).await?))
+    }
+    fn supports_cas(&self) -> bool {
+        self.cas
+    }
+    async fn lock(&self, id: &str, ttl_ms: u64) -> ostro_session_core::Result<Option<String>> {
+        let fail = |e: Error| to_session_error("lock", &e);
+        let m = self.methods().map_err(fail)?;
+        let Some(lock) = &m.lock else {
+            return Err(ostro_session_core::blocking::unsupported());
+        };
+        self.ensure_open(&m).await.map_err(fail)?;
+        #[allow(clippy::cast_precision_loss)]
+        let args = (id.to_owned(), ttl_ms as f64).into();
+        Ok(self.call("lock", lock, args).await.map_err(fail)?.0)
+    }
+    async fn unlock(&self, id: &str, token: &str) -> ostro_session_core::Result<()> {
+        let fail = |e: Error| to_session_error("unlock", &e);
+        let m = self.methods().map_err(fail)?;
+        let Some(unlock) = &m.unlock else {
+            return Err(ostro_session_core::blocking::unsupported());
+        };
+        self.ensure_open(&m).await.map_err(fail)?;
+        let args = (id.to_owned(), token.to_owned()).into();
+        self.call("unlock", unlock, args).await.map_err(fail)?;
+        Ok(())
+    }
+    fn supports_lock(&self) -> bool {
+        self.locks
     }
 }
 

@@ -6,7 +6,15 @@
 // memcached, a write transaction on sqlite, a flock'd read-compare-rename on file, in place on
 // array), side by side: rounds alternate which goes first; medians of per-round cycles/s. The
 // target is a compare-and-set costing at most 1.1x the plain write.
+//
+// Second half, "64 concurrent requests on one session": every driver's HTTP server (our
+// middleware, and express-session with the matching peer store: MemoryStore, session-file-store,
+// better-sqlite3-session-store, connect-redis) gets 64 requests in flight at all times, all
+// carrying one session's cookie, each incrementing its counter (the contenders' shared route);
+// a last request reads the counter back. Updates lost = requests answered 200 minus the counter's
+// growth: ours must print 0.
 
+const http = require('node:http');
 const path = require('node:path');
 const { median, fmt } = require('../lib/stats');
 
@@ -103,13 +111,103 @@ async function run(env) {
       await h.close();
     }
   }
+  const one = await oneSession(env, env.quick ? 1000 : 3000);
+  data.oneSession = one.data;
   return {
+    extra: [one.table],
     title: 'Case contention: save without conflict, compare-and-set against a plain write',
     note: `Native handle of each driver from one process, ~1 KB payload over 1024 existing sessions; ${rounds} rounds of ${ms} ms each, order alternating, medians. `
       + `cost = plain cycles/s ÷ compare-and-set cycles/s (target ≤ ${TARGET}x).`,
     header: ['driver', 'in flight', 'plain write /s', 'writeIfUnchanged /s', 'cost', 'target'],
     rows,
     data,
+  };
+}
+
+// ----- 64 concurrent requests on one session ----------------------------------------------------
+
+// Per driver family: our contender and express-session with the matching peer store.
+const PAIRS = [
+  ['array', 'ours-array', 'peer-memorystore'],
+  ['file', 'ours-file', 'peer-file-store'],
+  ['sqlite', 'ours-sqlite', 'peer-sqlite-store'],
+  ['redis', 'ours-redis', 'peer-connect-redis'],
+  ['memcached', 'ours-memcached', null],
+];
+const IN_FLIGHT = 64;
+
+function get(agent, port, cookie) {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ agent, host: '127.0.0.1', port, path: '/', headers: cookie ? { cookie } : {} }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => {
+        body += d;
+      });
+      res.on('end', () => resolve({ status: res.statusCode, body, setCookie: res.headers['set-cookie'] || [] }));
+    });
+    req.on('error', reject);
+  });
+}
+
+/** One contender's server under 64 in-flight requests on one session for `ms`. */
+async function hammer(env, contender, ms) {
+  const inst = await contender.http(env.ctxFor(contender.id, 'one-session'));
+  const server = http.createServer(inst.listener);
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  const agent = new http.Agent({ keepAlive: true, maxSockets: IN_FLIGHT });
+  try {
+    const first = await get(agent, port, null);
+    const line = first.setCookie.find((c) => c.startsWith(`${require('../lib/kit').COOKIE}=`));
+    if (first.status !== 200 || !line) throw new Error(`${contender.id}: the first request did not start a session (${first.status})`);
+    const cookie = line.split(';')[0];
+    const base = JSON.parse(first.body).n;
+    let ok = 0;
+    let failed = 0;
+    const end = performance.now() + ms;
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
+      while (performance.now() < end) {
+        const r = await get(agent, port, cookie);
+        if (r.status === 200) ok++;
+        else failed++;
+      }
+    }));
+    const secs = (performance.now() - t0) / 1000;
+    const last = await get(agent, port, cookie);
+    // The counter after the burst is one below what the last request answers.
+    const grew = JSON.parse(last.body).n - 1 - base;
+    return { perSec: ok / secs, ok, failed, lost: ok - grew };
+  } finally {
+    agent.destroy();
+    await new Promise((resolve) => server.close(resolve));
+    await inst.close();
+  }
+}
+
+async function oneSession(env, ms) {
+  const byId = new Map(env.httpContenders.map((c) => [c.id, c]));
+  const usable = (c) => c && (c.needs || []).every((s) => env.services[s] && !env.services[s].error);
+  const rows = [];
+  const data = {};
+  for (const [family, oursId, peerId] of PAIRS) {
+    for (const id of [oursId, peerId]) {
+      const c = byId.get(id);
+      if (!usable(c)) continue;
+      const r = await hammer(env, c, ms);
+      data[id] = r;
+      rows.push([family, c.label, fmt(r.perSec, 0), String(r.ok), String(r.lost), String(r.failed)]);
+      env.log(`contention: ${id} on one session done (lost ${r.lost})`);
+    }
+  }
+  return {
+    data,
+    table: {
+      title: `64 concurrent requests on one session (${ms} ms each, one process, loopback HTTP): updates lost must be 0 for ours`,
+      header: ['driver', 'server', 'requests/s', 'answered 200', 'updates lost', 'errors'],
+      rows,
+    },
   };
 }
 

@@ -34,6 +34,10 @@ pub enum SessionError {
     /// (`ERR_SESSION_CONFLICT`); nothing was lost: the stored record is the other requests'.
     #[error("{0}")]
     Conflict(String),
+    /// A blocked request could not take its session's lock within its wait
+    /// (`ERR_SESSION_LOCKED`; the middleware answers 423), or the driver cannot lock.
+    #[error("{0}")]
+    Locked(String),
     /// A custom handler failed (`ERR_SESSION_HANDLER`).
     #[error("{0}")]
     Handler(String),
@@ -56,6 +60,7 @@ impl SessionError {
             Self::Busy(_) => "ERR_SESSION_BUSY",
             Self::Timeout(_) => "ERR_SESSION_TIMEOUT",
             Self::Conflict(_) => "ERR_SESSION_CONFLICT",
+            Self::Locked(_) => "ERR_SESSION_LOCKED",
             Self::Handler(_) => "ERR_SESSION_HANDLER",
             Self::Unsupported(_) => "ERR_SESSION_UNSUPPORTED",
         }

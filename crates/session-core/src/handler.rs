@@ -100,6 +100,25 @@ pub trait SessionHandler: Send + Sync + 'static {
     fn keeps_records(&self) -> bool {
         true
     }
+    /// Takes the blocking lock of `id` (opt-in blocking, as Laravel's `block()`) for `ttl_ms`,
+    /// in one atomic step that also holds across processes sharing the store: `Some(token)`
+    /// when taken, `None` when another holder's unexpired lock is there. A lock whose holder
+    /// never releases it expires after `ttl_ms`. Waiting is the caller's (see
+    /// [`crate::blocking`]). The default refuses: the driver cannot lock.
+    async fn lock(&self, id: &str, ttl_ms: u64) -> Result<Option<String>> {
+        let _ = (id, ttl_ms);
+        Err(crate::blocking::unsupported())
+    }
+    /// Releases the lock of `id` taken with `token`; a lock that expired and was taken by
+    /// another holder since is left alone (only the holder's token releases it).
+    async fn unlock(&self, id: &str, token: &str) -> Result<()> {
+        let _ = (id, token);
+        Err(crate::blocking::unsupported())
+    }
+    /// Whether [`SessionHandler::lock`] is implemented.
+    fn supports_lock(&self) -> bool {
+        false
+    }
     /// True when every future this handler returns is ready on its first poll (in-memory
     /// handlers): callers may then run it in place instead of hopping to another thread.
     fn is_inline(&self) -> bool {

@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod attributes;
+pub mod blocking;
 pub mod clock;
 pub mod cookie_header;
 pub mod crypto;

@@ -20,6 +20,8 @@ pub struct ArraySessionHandler {
     records: Mutex<Records>,
     // The user index: user -> id -> (ip, user agent) of the last write (see crate::users).
     users: Mutex<HashMap<String, HashMap<String, ClientMeta>>>,
+    // Blocking locks (see `crate::blocking`): id -> (token, expiry in ms).
+    locks: Mutex<HashMap<String, (String, i64)>>,
     lifetime_ms: i64,
     clock: SharedClock,
 }
@@ -30,6 +32,7 @@ impl ArraySessionHandler {
         Ok(Self {
             records: Mutex::new(HashMap::new()),
             users: Mutex::new(HashMap::new()),
+            locks: Mutex::new(HashMap::new()),
             lifetime_ms: clock::lifetime_ms(minutes)?,
             clock: clock.unwrap_or_else(clock::system),
         })
@@ -135,6 +138,34 @@ impl ArraySessionHandler {
         CasOutcome::Written
     }
 
+    /// Synchronous lock: see [`SessionHandler::lock`].
+    ///
+    /// # Errors
+    /// [`crate::SessionError::Io`] when the OS has no randomness for the token.
+    pub fn lock_now(&self, id: &str, ttl_ms: u64) -> Result<Option<String>> {
+        let now = self.clock.now_ms();
+        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        if locks.get(id).is_some_and(|(_, until)| *until > now) {
+            return Ok(None);
+        }
+        let token = crate::blocking::new_token()?;
+        let until = now.saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX));
+        locks.insert(id.to_owned(), (token.clone(), until));
+        // Expired locks of ids nobody asks for again would pile up: drop them now and then.
+        if locks.len() > 1024 {
+            locks.retain(|_, (_, until)| *until > now);
+        }
+        Ok(Some(token))
+    }
+
+    /// Synchronous unlock: see [`SessionHandler::unlock`].
+    pub fn unlock_now(&self, id: &str, token: &str) {
+        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        if locks.get(id).is_some_and(|(t, _)| t == token) {
+            locks.remove(id);
+        }
+    }
+
     /// Synchronous gc: removes records idle strictly longer than `secs`.
     pub fn gc_now(&self, secs: u64) -> u64 {
         let now = self.clock.now_ms();
@@ -193,6 +224,16 @@ impl SessionHandler for ArraySessionHandler {
         Ok(outcome)
     }
     fn supports_cas(&self) -> bool {
+        true
+    }
+    async fn lock(&self, id: &str, ttl_ms: u64) -> Result<Option<String>> {
+        self.lock_now(id, ttl_ms)
+    }
+    async fn unlock(&self, id: &str, token: &str) -> Result<()> {
+        self.unlock_now(id, token);
+        Ok(())
+    }
+    fn supports_lock(&self) -> bool {
         true
     }
     fn is_inline(&self) -> bool {

@@ -28,6 +28,11 @@
 //! (named by a hash of the id, holding the id, IP address and user agent), written atomically
 //! (temp file and rename) and only when it changes. gc removes entries whose session is gone.
 //!
+//! Opt-in blocking (see [`crate::blocking`]): the lock of a session is a file
+//! `.ostro-block.<id>` holding the holder's token and the lock's expiry (ms since the epoch),
+//! created, checked, replaced when expired, and removed by its holder only under the same
+//! stripe `flock`, so it holds across processes; gc removes expired ones.
+//!
 //! The directory is checked before every operation (an `lstat`): recreated with mode 0700 when
 //! it disappeared (tmp reapers, deploys), refused when another user owns it or it became group-
 //! or world-writable.
@@ -63,6 +68,9 @@ const TEMP_DEAD_WRITER_AGE_MS: i64 = 5_000;
 /// Lock files per directory (see the module docs): enough that unrelated sessions rarely wait on
 /// each other, few enough that the directory never fills with them.
 pub const LOCK_STRIPES: u32 = 64;
+
+/// Block files (see the module docs) are named this prefix and the id.
+const BLOCK_PREFIX: &str = ".ostro-block.";
 
 /// The largest deadline accepted for one operation (10 minutes).
 pub const MAX_TIMEOUT_MS: u64 = 600_000;
@@ -538,6 +546,72 @@ impl Inner {
         }
     }
 
+    fn block_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{BLOCK_PREFIX}{id}"))
+    }
+
+    /// The token and expiry in the block file of `id`, if there is a readable one.
+    fn block_of(&self, id: &str) -> Option<(String, i64)> {
+        let mut text = String::new();
+        Self::open_session(&self.block_path(id))
+            .ok()?
+            .take(256)
+            .read_to_string(&mut text)
+            .ok()?;
+        let (token, until) = text.trim().split_once(' ')?;
+        Some((token.to_owned(), until.parse().ok()?))
+    }
+
+    fn lock_session(&self, id: &str, ttl_ms: u64) -> Result<Option<String>> {
+        let _stripe = self.lock(id, "lock")?;
+        let now = self.clock.now_ms();
+        if self.block_of(id).is_some_and(|(_, until)| until > now) {
+            return Ok(None);
+        }
+        let token = crate::blocking::new_token()?;
+        let until = now.saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX));
+        let path = self.block_path(id);
+        let written = (|| -> io::Result<()> {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                .open(&path)?;
+            f.write_all(format!("{token} {until}").as_bytes())
+        })();
+        written.map_err(|e| self.io_err("lock", id, e))?;
+        Ok(Some(token))
+    }
+
+    fn unlock_session(&self, id: &str, token: &str) -> Result<()> {
+        let _stripe = self.lock(id, "unlock")?;
+        if self.block_of(id).is_some_and(|(t, _)| t == token) {
+            match fs::remove_file(self.block_path(id)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(self.io_err("unlock", id, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the block file of `id` when its lock has expired (gc), under the stripe lock so
+    /// that a lock taken meanwhile is kept.
+    fn remove_expired_block(&self, id: &str) {
+        let Ok(_stripe) = self.lock(id, "gc") else {
+            return;
+        };
+        let now = self.clock.now_ms();
+        match self.block_of(id) {
+            Some((_, until)) if until > now => {}
+            _ => {
+                let _ = fs::remove_file(self.block_path(id));
+            }
+        }
+    }
+
     fn gc(&self, secs: u64) -> Result<u64> {
         let now = self.clock.now_ms();
         let max_ms = i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
@@ -556,6 +630,12 @@ impl Inner {
             if let Some(writer) = temp_writer(name) {
                 if self.temp_is_orphaned(&entry.path(), writer, ms_of(SystemTime::now())) {
                     let _ = fs::remove_file(entry.path());
+                }
+                continue;
+            }
+            if let Some(id) = name.strip_prefix(BLOCK_PREFIX) {
+                if id::is_legacy_id(id) {
+                    self.remove_expired_block(id);
                 }
                 continue;
             }
@@ -819,6 +899,20 @@ impl SessionHandler for FileSessionHandler {
         .await
     }
     fn supports_cas(&self) -> bool {
+        true
+    }
+    async fn lock(&self, id: &str, ttl_ms: u64) -> Result<Option<String>> {
+        id::check_storage_id(id)?;
+        let id = id.to_owned();
+        self.run("lock", move |i| i.lock_session(&id, ttl_ms)).await
+    }
+    async fn unlock(&self, id: &str, token: &str) -> Result<()> {
+        id::check_storage_id(id)?;
+        let (id, token) = (id.to_owned(), token.to_owned());
+        self.run("unlock", move |i| i.unlock_session(&id, &token))
+            .await
+    }
+    fn supports_lock(&self) -> bool {
         true
     }
 }

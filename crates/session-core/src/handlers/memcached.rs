@@ -14,8 +14,12 @@
 //! credentials are refused rather than silently ignored.
 //!
 //! Compare-and-set (issue 12): [`SessionHandler::write_if_unchanged`] is `gets`/`cas` in meta
-//! commands: `mg` with the CAS token, compare the value here, then `ms` with `C<token>` (or in
-//! add mode `ME` when there was no item), so a write between the two is refused by the server.
+//! commands. The CAS token travels with the payload `read` already fetched (`mg` with `c`): the
+//! handler keeps, per id, the SHA-1 of the value it last read or wrote and that item's token,
+//! so a save of the payload its request loaded is one `ms` with `C<token>` (and a new session's
+//! one `ms` in add mode), with no read first. The server refuses it when anything wrote in
+//! between; only then is the item read again (`mg` with the token), compared here and written
+//! with that token.
 //! `destroy` leaves a tombstone, [`TOMBSTONE`] with the lifetime's expiry (in replace mode:
 //! only over an item that exists), which reads as no session and never matches. `touch` asks for
 //! the item size with the touch and answers `false` for a tombstone (it refreshes the
@@ -27,6 +31,8 @@ use crate::handler::{CasOutcome, SessionHandler, WriteMeta, TOMBSTONE};
 use crate::id;
 use async_trait::async_trait;
 use memcache::exp::{AsyncMetaClient, Error as McError, Meta};
+use sha1::{Digest, Sha1};
+use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -43,6 +49,16 @@ const MAX_TIMEOUT_MS: u64 = 600_000;
 // Connections per server: enough for many concurrent requests, bounded so that a stalled
 // server cannot make every waiting request dial one more connection.
 const MAX_CONNECTIONS: usize = 64;
+// CAS tokens remembered (see the module docs); past this the memory is dropped, and the next
+// save of each id reads its token again.
+const MAX_TOKENS: usize = 16_384;
+
+/// The SHA-1 of a value: what a remembered CAS token is matched against.
+type Digest20 = [u8; 20];
+
+fn digest(v: &[u8]) -> Digest20 {
+    Sha1::digest(v).into()
+}
 
 /// Options of a [`MemcachedSessionHandler`].
 #[derive(Clone)]
@@ -91,6 +107,8 @@ pub struct MemcachedSessionHandler {
     prefix: String,
     ttl_secs: u64,
     timeout: Duration,
+    // id -> (SHA-1 of the value last read or written, that item's CAS token).
+    tokens: Mutex<HashMap<String, (Digest20, u64)>>,
 }
 
 fn invalid(msg: impl Into<String>) -> SessionError {
@@ -227,6 +245,7 @@ impl MemcachedSessionHandler {
             prefix: opts.prefix,
             ttl_secs,
             timeout: Duration::from_millis(opts.timeout_ms),
+            tokens: Mutex::new(HashMap::new()),
         })
     }
 
@@ -274,6 +293,50 @@ impl MemcachedSessionHandler {
         }
     }
 
+    /// Remembers `token` as the CAS of `id`'s item holding `value`.
+    fn remember(&self, id: &str, value: &[u8], token: Option<u64>) {
+        let mut tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
+        match token {
+            Some(t) => {
+                if tokens.len() >= MAX_TOKENS && !tokens.contains_key(id) {
+                    tokens.clear();
+                }
+                tokens.insert(id.to_owned(), (digest(value), t));
+            }
+            None => {
+                tokens.remove(id);
+            }
+        }
+    }
+
+    /// The CAS token of `id`'s item when it was last seen holding `value`.
+    fn token_for(&self, id: &str, value: &str) -> Option<u64> {
+        let tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
+        let (d, t) = tokens.get(id)?;
+        (*d == digest(value.as_bytes())).then_some(*t)
+    }
+
+    /// One `ms`: with `C<token>`, or in add mode without one. `Some(new token)` when stored.
+    async fn store_if(
+        &self,
+        key: &str,
+        data: &str,
+        exp: u32,
+        token: Option<u64>,
+    ) -> Result<Option<u64>> {
+        let stored = self
+            .run_cas("write", data.len(), |c| async move {
+                let set = c.set(key, data.as_bytes()).ttl_raw(exp).return_cas();
+                match token {
+                    Some(t) => set.compare_cas(t).send().await,
+                    None => set.add().send().await,
+                }
+            })
+            .await?;
+        // A server that does not return the new token still stored; the next save reads it.
+        Ok(stored.applied().then_some(stored.cas.unwrap_or(0)))
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<AsyncMetaClient>> {
         self.client.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -285,11 +348,38 @@ impl MemcachedSessionHandler {
         F: Fn(AsyncMetaClient) -> Fut,
         Fut: std::future::Future<Output = std::result::Result<T, McError>>,
     {
+        self.run_retrying(op, size, is_broken_connection, f).await
+    }
+
+    /// [`Self::run`] for a compare-and-set store: tried again only when the first try surely
+    /// never reached the server. One that may have been applied is not repeated: the repeat
+    /// would be refused by its own write, and the save would replay its operations twice.
+    async fn run_cas<T, F, Fut>(&self, op: &'static str, size: usize, f: F) -> Result<T>
+    where
+        F: Fn(AsyncMetaClient) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, McError>>,
+    {
+        let unsent =
+            |e: &McError| !matches!(e, McError::Ambiguous { .. }) && is_broken_connection(e);
+        self.run_retrying(op, size, unsent, f).await
+    }
+
+    async fn run_retrying<T, F, Fut>(
+        &self,
+        op: &'static str,
+        size: usize,
+        retry: impl Fn(&McError) -> bool,
+        f: F,
+    ) -> Result<T>
+    where
+        F: Fn(AsyncMetaClient) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, McError>>,
+    {
         let attempt = async {
             let client = self.client().await?;
             match f(client.clone()).await {
                 Ok(v) => Ok(v),
-                Err(e) if is_broken_connection(&e) => f(client)
+                Err(e) if retry(&e) => f(client)
                     .await
                     .map_err(|e| map_error(&self.where_(), op, &e, size)),
                 Err(e) => Err(map_error(&self.where_(), op, &e, size)),
@@ -381,12 +471,15 @@ impl SessionHandler for MemcachedSessionHandler {
         let r = self
             .run("read", 0, |c| {
                 let key = key.clone();
-                async move { c.get(&key).send().await }
+                async move { c.get(&key).meta(meta_with(|m| m.cas = true)).send().await }
             })
             .await?;
         Ok(match (r.hit(), r.value) {
             (true, Some(v)) if v != TOMBSTONE.as_bytes() => {
-                String::from_utf8_lossy(&v).into_owned()
+                let text = String::from_utf8_lossy(&v).into_owned();
+                // The token this read saw, for a save of this payload (see the module docs).
+                self.remember(id, text.as_bytes(), r.item.cas);
+                text
             }
             _ => String::new(),
         })
@@ -437,6 +530,19 @@ impl SessionHandler for MemcachedSessionHandler {
     ) -> Result<CasOutcome> {
         let key = self.key(id)?;
         let exp = self.expiry()?;
+        // The token read with `previous` (or add mode for no record): one round trip.
+        let fast = if previous.is_empty() {
+            Some(None)
+        } else {
+            self.token_for(id, previous).map(Some)
+        };
+        if let Some(token) = fast {
+            if let Some(new) = self.store_if(&key, data, exp, token).await? {
+                self.remember(id, data.as_bytes(), (new != 0).then_some(new));
+                return Ok(CasOutcome::Written);
+            }
+        }
+        // Refused, or no token known: read the item with its token, compare, store with it.
         let got = self
             .run("write", 0, |c| {
                 let key = key.clone();
@@ -451,34 +557,33 @@ impl SessionHandler for MemcachedSessionHandler {
             return Ok(CasOutcome::Conflict(String::new()));
         }
         let current = String::from_utf8_lossy(&current).into_owned();
+        // A record equal to this payload is another request's identical write (two requests
+        // incrementing one counter), never this one's: it is replayed onto, not taken as written.
         if current != previous {
+            self.remember(id, current.as_bytes(), token);
             return Ok(CasOutcome::Conflict(current));
         }
-        let stored = self
-            .run("write", data.len(), |c| {
-                let key = key.clone();
-                async move {
-                    let set = c.set(&key, data.as_bytes()).ttl_raw(exp);
-                    match token {
-                        Some(t) => set.compare_cas(t).send().await,
-                        None => set.add().send().await,
-                    }
-                }
-            })
-            .await?;
-        if stored.applied() {
+        if let Some(new) = self.store_if(&key, data, exp, token).await? {
+            self.remember(id, data.as_bytes(), (new != 0).then_some(new));
             return Ok(CasOutcome::Written);
         }
         // Refused: another request wrote (or destroyed) in between.
-        let now = self.read(id).await?;
-        // A retry after a dropped connection finds its own first try's write: it was written.
-        if now == data {
-            return Ok(CasOutcome::Written);
-        }
-        Ok(CasOutcome::Conflict(now))
+        Ok(CasOutcome::Conflict(self.read(id).await?))
     }
 
     fn supports_cas(&self) -> bool {
+        true
+    }
+
+    async fn lock(&self, id: &str, ttl_ms: u64) -> Result<Option<String>> {
+        self.try_lock(id, ttl_ms).await
+    }
+
+    async fn unlock(&self, id: &str, token: &str) -> Result<()> {
+        self.release_lock(id, token).await
+    }
+
+    fn supports_lock(&self) -> bool {
         true
     }
 
@@ -505,6 +610,67 @@ impl SessionHandler for MemcachedSessionHandler {
             .await?;
         // A payload is at least `{}`: an item of the tombstone's size is the tombstone.
         Ok(r.hit() && r.item.size != Some(TOMBSTONE.len() as u64))
+    }
+}
+
+// Opt-in blocking (see `crate::blocking`): the lock of a session is the item `<key>:lock`,
+// stored in add mode (only when absent) with the lock's expiry, holding a random token; released
+// by a delete that carries the CAS token of the item read holding our token, so a lock that
+// expired and was taken by another request is never removed.
+impl MemcachedSessionHandler {
+    fn lock_key(&self, id: &str) -> Result<String> {
+        let key = format!("{}:lock", self.key(id)?);
+        if key.len() > MAX_KEY_LENGTH {
+            return Err(invalid(format!(
+                "the memcached prefix is too long for session blocking: the lock key would pass \
+                 memcached's {MAX_KEY_LENGTH}-byte limit (keep the prefix under {} bytes)",
+                MAX_KEY_LENGTH - id::ID_LENGTH - 5
+            )));
+        }
+        Ok(key)
+    }
+
+    async fn try_lock(&self, id: &str, ttl_ms: u64) -> Result<Option<String>> {
+        let key = self.lock_key(id)?;
+        let token = crate::blocking::new_token()?;
+        // memcached expires in whole seconds: a lock lasts its ttl rounded up.
+        let exp = wire_expiry(ttl_ms.div_ceil(1000).max(1), now_secs())
+            .ok_or_else(|| invalid("the lock time is out of memcached's range"))?;
+        let r = self
+            .run("lock", token.len(), |c| {
+                let (key, token) = (key.clone(), token.clone());
+                async move {
+                    c.set(&key, token.as_bytes())
+                        .ttl_raw(exp)
+                        .add()
+                        .send()
+                        .await
+                }
+            })
+            .await?;
+        Ok(r.applied().then_some(token))
+    }
+
+    async fn release_lock(&self, id: &str, token: &str) -> Result<()> {
+        let key = self.lock_key(id)?;
+        let got = self
+            .run("unlock", 0, |c| {
+                let key = key.clone();
+                async move { c.get(&key).meta(meta_with(|m| m.cas = true)).send().await }
+            })
+            .await?;
+        let (true, Some(v), Some(cas)) = (got.hit(), got.value, got.item.cas) else {
+            return Ok(());
+        };
+        if v != token.as_bytes() {
+            return Ok(());
+        }
+        self.run("unlock", 0, |c| {
+            let key = key.clone();
+            async move { c.delete(&key).compare_cas(cas).send().await }
+        })
+        .await
+        .map(|_| ())
     }
 }
 

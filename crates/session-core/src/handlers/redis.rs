@@ -1216,7 +1216,7 @@ fn client_json(meta: &WriteMeta) -> String {
 }
 
 /// The CAS script's reply: written, or what the record holds now.
-fn cas_reply(v: redis::Value, data: &str) -> Result<CasOutcome> {
+fn cas_reply(v: redis::Value) -> Result<CasOutcome> {
     let current = match v {
         redis::Value::Int(1) => return Ok(CasOutcome::Written),
         redis::Value::Array(mut items) if items.len() == 1 => match items.pop() {
@@ -1230,10 +1230,8 @@ fn cas_reply(v: redis::Value, data: &str) -> Result<CasOutcome> {
             ))
         }
     };
-    // A retry after a dropped connection finds its own first try's write: it was written.
-    if current == data {
-        return Ok(CasOutcome::Written);
-    }
+    // A record equal to this payload is another request's identical write (two requests
+    // incrementing one counter), never taken as this one's: it is replayed onto.
     Ok(CasOutcome::Conflict(current))
 }
 
@@ -1413,7 +1411,7 @@ impl SessionHandler for RedisSessionHandler {
         };
         if let Some(user) = &meta.user_id {
             let v = self.write_indexed(id, data, &expected, user, meta).await?;
-            return cas_reply(v, data);
+            return cas_reply(v);
         }
         let ttl = self.ttl_seconds().to_string();
         let key = self.key(id)?;
@@ -1423,6 +1421,7 @@ impl SessionHandler for RedisSessionHandler {
             ttl.as_bytes(),
             TOMBSTONE.as_bytes(),
         ];
+        // Not retried on a broken connection (see `query_once_or`).
         let v: redis::Value = self
             .write_query(
                 "write",
@@ -1430,7 +1429,7 @@ impl SessionHandler for RedisSessionHandler {
                 Some(|| self.cas.cmd(false, &key, &args)),
             )
             .await?;
-        cas_reply(v, data)
+        cas_reply(v)
     }
 
     fn supports_cas(&self) -> bool {

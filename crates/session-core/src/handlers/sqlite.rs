@@ -19,6 +19,11 @@
 //! schema. A tombstone reads as no session, a touch of it changes nothing and answers `false`, a
 //! compare-and-set never matches it, and gc deletes it once it is older than the lifetime, like
 //! any idle row. Laravel and 1.x read an empty payload as an empty session too.
+//!
+//! Opt-in blocking (see [`crate::blocking`]): locks are rows of a second table,
+//! `<table>_locks` (`sid`, `token`, `expires_at` in ms), created on the first lock. One upsert
+//! takes a lock that is absent or expired, atomically for every process using the file; the
+//! holder's delete names its token; gc deletes expired locks.
 
 use crate::clock::{self, SharedClock};
 use crate::error::{Result, SessionError};
@@ -674,6 +679,37 @@ impl SessionHandler for SqliteSessionHandler {
         true
     }
 
+    async fn lock(&self, id: &str, ttl_ms: u64) -> Result<Option<String>> {
+        id::check_storage_id(id)?;
+        let token = crate::blocking::new_token()?;
+        let id = id.to_owned();
+        self.run(move |c, cfg| {
+            let now = cfg.clock.now_ms();
+            let until = now.saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX));
+            let n = with_locks(c, cfg, "lock", &id, &lock_sql(cfg, LOCK), |stmt| {
+                stmt.execute(params![id, token, until, now])
+            })?;
+            Ok((n == 1).then_some(token))
+        })
+        .await
+    }
+
+    async fn unlock(&self, id: &str, token: &str) -> Result<()> {
+        id::check_storage_id(id)?;
+        let (id, token) = (id.to_owned(), token.to_owned());
+        self.run(move |c, cfg| {
+            with_locks(c, cfg, "unlock", &id, &lock_sql(cfg, UNLOCK), |stmt| {
+                stmt.execute(params![id, token])
+            })
+            .map(|_| ())
+        })
+        .await
+    }
+
+    fn supports_lock(&self) -> bool {
+        true
+    }
+
     async fn destroy(&self, id: &str) -> Result<()> {
         id::check_storage_id(id)?;
         let id = id.to_owned();
@@ -693,6 +729,14 @@ impl SessionHandler for SqliteSessionHandler {
             let cutoff = now_secs(cfg).saturating_sub(secs);
             let mut stmt = c.prepare_cached(&cfg.sql.gc).map_err(err)?;
             let n = stmt.execute([cutoff]).map_err(err)?;
+            // Expired blocking locks go too (a holder that crashed never released its lock).
+            let locks = format!("DELETE FROM \"{}_locks\" WHERE expires_at <= ?1", cfg.table);
+            match c.execute(&locks, [cfg.clock.now_ms()]) {
+                Err(e) if is_no_such_table(&e) => {}
+                r => {
+                    r.map_err(err)?;
+                }
+            }
             Ok(u64::try_from(n).unwrap_or(u64::MAX))
         })
         .await
@@ -742,6 +786,50 @@ impl SessionHandler for SqliteSessionHandler {
             Ok(n > 0)
         })
         .await
+    }
+}
+
+// ----- opt-in blocking (see the module docs) ------------------------------------------------
+
+/// Takes the lock when it is absent or expired. ?1 sid, ?2 token, ?3 expiry, ?4 now (ms).
+const LOCK: &str = "INSERT INTO {t} (sid, token, expires_at) VALUES (?1, ?2, ?3) \
+     ON CONFLICT(sid) DO UPDATE SET token = excluded.token, expires_at = excluded.expires_at \
+     WHERE expires_at <= ?4";
+/// Releases the lock only for its holder. ?1 sid, ?2 token.
+const UNLOCK: &str = "DELETE FROM {t} WHERE sid = ?1 AND token = ?2";
+
+fn lock_sql(cfg: &Config, sql: &str) -> String {
+    sql.replace("{t}", &format!("\"{}_locks\"", cfg.table))
+}
+
+fn is_no_such_table(e: &rusqlite::Error) -> bool {
+    e.to_string().contains("no such table")
+}
+
+/// Runs a statement on the lock table, creating the table the first time it is missing.
+fn with_locks(
+    c: &Connection,
+    cfg: &Config,
+    op: &str,
+    id: &str,
+    sql: &str,
+    run: impl Fn(&mut rusqlite::CachedStatement<'_>) -> rusqlite::Result<usize>,
+) -> Result<usize> {
+    let err = |e| map_err(cfg, op, Some(id), e);
+    let first = c.prepare_cached(sql).and_then(|mut stmt| run(&mut stmt));
+    match first {
+        Err(e) if is_no_such_table(&e) => {
+            c.execute_batch(&format!(
+                "CREATE TABLE IF NOT EXISTS \"{}_locks\" (\
+                   sid TEXT NOT NULL PRIMARY KEY, token TEXT NOT NULL, \
+                   expires_at INTEGER NOT NULL)",
+                cfg.table
+            ))
+            .map_err(err)?;
+            let mut stmt = c.prepare_cached(sql).map_err(err)?;
+            run(&mut stmt).map_err(err)
+        }
+        r => r.map_err(err),
     }
 }
 
