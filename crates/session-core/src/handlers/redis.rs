@@ -383,6 +383,17 @@ enum Target {
     },
 }
 
+/// Whether a command is sent again after its first try found a broken connection.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// Idempotent commands (reads, touches, plain writes, deletes).
+    OnBrokenConnection,
+    /// The compare-and-set: its first try may have been applied, and a second would then find
+    /// the record changed by itself and replay the request's operations twice (an increment
+    /// counted twice). Its outcome is reported as unknown instead.
+    Never,
+}
+
 /// One connection to the server(s): every concurrent operation pipelines on a clone.
 #[derive(Clone)]
 enum Conn {
@@ -876,8 +887,13 @@ impl RedisSessionHandler {
             let v: redis::Value = if expected == "*" {
                 let mut cmd = redis::cmd("SET");
                 cmd.arg(&key).arg(data).arg("EX").arg(self.ttl_seconds());
-                self.write_query::<(), _>("write", cmd, None::<fn() -> redis::Cmd>)
-                    .await?;
+                self.write_query::<(), _>(
+                    "write",
+                    cmd,
+                    None::<fn() -> redis::Cmd>,
+                    Retry::OnBrokenConnection,
+                )
+                .await?;
                 redis::Value::Int(1)
             } else {
                 let args: [&[u8]; 4] = [
@@ -890,6 +906,7 @@ impl RedisSessionHandler {
                     "write",
                     self.cas.cmd(true, &key, &args),
                     Some(|| self.cas.cmd(false, &key, &args)),
+                    Retry::Never,
                 )
                 .await?
             };
@@ -911,10 +928,16 @@ impl RedisSessionHandler {
             cutoff.as_bytes(),
             index_ttl.as_bytes(),
         ];
+        let retry = if expected == "*" {
+            Retry::OnBrokenConnection
+        } else {
+            Retry::Never
+        };
         self.write_query(
             "write",
             self.indexed_write.cmd_keys(true, &keys, &args),
             Some(|| self.indexed_write.cmd_keys(false, &keys, &args)),
+            retry,
         )
         .await
     }
@@ -1066,10 +1089,24 @@ impl RedisSessionHandler {
         cmd: redis::Cmd,
         noscript: Option<F>,
     ) -> Result<T> {
+        self.query_with(op, cmd, noscript, Retry::OnBrokenConnection)
+            .await
+    }
+
+    async fn query_with<T: redis::FromRedisValue, F: Fn() -> redis::Cmd + Send + Sync>(
+        &self,
+        op: &'static str,
+        cmd: redis::Cmd,
+        noscript: Option<F>,
+        retry: Retry,
+    ) -> Result<T> {
         let attempt = async {
             let mut conn = self.conn().await?;
             let r = match cmd.query_async::<T>(&mut conn).await {
-                Err(e) if is_broken_connection(&e) => self.again(&mut conn, &e, &cmd).await,
+                Err(e) if is_broken_connection(&e) && retry == Retry::OnBrokenConnection => {
+                    self.again(&mut conn, &e, &cmd).await
+                }
+                // A demoted master refused the command: nothing was applied, so a retry is safe.
                 Err(e) if self.is_stale_master(&e) => self.again(&mut conn, &e, &cmd).await,
                 r => r,
             };
@@ -1079,7 +1116,7 @@ impl RedisSessionHandler {
                 }
                 (r, _) => r,
             };
-            r.map_err(|e| self.failed(&conn, op, &e))
+            r.map_err(|e| self.failed_with(&conn, op, &e, retry))
         };
         self.bounded(op, attempt).await
     }
@@ -1091,9 +1128,10 @@ impl RedisSessionHandler {
         op: &'static str,
         cmd: redis::Cmd,
         noscript: Option<F>,
+        retry: Retry,
     ) -> Result<T> {
         if self.min_replicas == 0 {
-            return self.query_or(op, cmd, noscript).await;
+            return self.query_with(op, cmd, noscript, retry).await;
         }
         // WAIT answers before the operation's deadline, so its count can be reported.
         let wait_ms = (self.command_timeout.as_millis() * 3 / 4).max(1);
@@ -1110,7 +1148,9 @@ impl RedisSessionHandler {
             let p = piped(cmd.clone());
             let mut r = p.query_async::<(T, u32)>(&mut conn).await;
             if let Err(e) = &r {
-                if is_broken_connection(e) || self.is_stale_master(e) {
+                if (is_broken_connection(e) && retry == Retry::OnBrokenConnection)
+                    || self.is_stale_master(e)
+                {
                     self.forget_if_sentinel(&conn);
                     conn = self.conn().await?;
                     r = p.query_async::<(T, u32)>(&mut conn).await;
@@ -1122,7 +1162,7 @@ impl RedisSessionHandler {
                 }
                 (r, _) => r,
             };
-            let (value, acked) = r.map_err(|e| self.failed(&conn, op, &e))?;
+            let (value, acked) = r.map_err(|e| self.failed_with(&conn, op, &e, retry))?;
             if acked < self.min_replicas {
                 return Err(SessionError::Unavailable(format!(
                     "redis {op}: written on {} but acknowledged by {acked} of the {} replica(s) \
@@ -1169,7 +1209,22 @@ impl RedisSessionHandler {
     /// Maps a failed operation; on a sentinel target a connection failure also drops the
     /// connection, so that the next operation asks the sentinels again.
     fn failed(&self, conn: &Conn, op: &str, e: &RedisError) -> SessionError {
-        let mapped = map_error(&self.server, op, e);
+        self.failed_with(conn, op, e, Retry::OnBrokenConnection)
+    }
+
+    /// [`Self::failed`]; a compare-and-set that broke mid-flight (`Retry::Never`) says that its
+    /// outcome is unknown.
+    fn failed_with(&self, conn: &Conn, op: &str, e: &RedisError, retry: Retry) -> SessionError {
+        let mapped = if retry == Retry::Never && is_broken_connection(e) {
+            SessionError::Unavailable(format!(
+                "redis {op} failed: the connection to {} broke during the write, whose outcome \
+                 is unknown ({})",
+                self.server,
+                cause(e)
+            ))
+        } else {
+            map_error(&self.server, op, e)
+        };
         if matches!(mapped, SessionError::Unavailable(_)) || self.is_stale_master(e) {
             self.forget_if_sentinel(conn);
         }
@@ -1328,6 +1383,51 @@ fn map_error(server: &str, op: &str, e: &RedisError) -> SessionError {
     }
 }
 
+/// Releases a blocking lock only while it still holds the releaser's token (compare and
+/// delete). KEYS[1]: the lock key. ARGV[1]: the token.
+const UNLOCK_SCRIPT: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then
+return redis.call('DEL', KEYS[1]) end
+return 0";
+
+static UNLOCK: std::sync::LazyLock<Script> =
+    std::sync::LazyLock::new(|| Script::new(UNLOCK_SCRIPT));
+
+// Opt-in blocking (see `crate::blocking`): the lock of a session is its own key, `<key>:lock`
+// (the same slot as the session on a cluster: it shares the key's hash tag, if any), set with
+// `SET NX PX` (taken only when absent, expiring by itself) holding a random token.
+impl RedisSessionHandler {
+    fn lock_key(&self, id: &str) -> Result<String> {
+        Ok(format!("{}:lock", self.key(id)?))
+    }
+
+    async fn try_lock(&self, id: &str, ttl_ms: u64) -> Result<Option<String>> {
+        let token = crate::blocking::new_token()?;
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.lock_key(id)?)
+            .arg(&token)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_ms.max(1));
+        let v: redis::Value = self.query("lock", cmd).await?;
+        Ok(match v {
+            redis::Value::Nil => None,
+            _ => Some(token),
+        })
+    }
+
+    async fn release_lock(&self, id: &str, token: &str) -> Result<()> {
+        let key = self.lock_key(id)?;
+        let args: [&[u8]; 1] = [token.as_bytes()];
+        self.query_or::<redis::Value, _>(
+            "unlock",
+            UNLOCK.cmd(true, &key, &args),
+            Some(|| UNLOCK.cmd(false, &key, &args)),
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
 #[async_trait]
 impl SessionHandler for RedisSessionHandler {
     async fn close(&self) -> Result<()> {
@@ -1361,8 +1461,13 @@ impl SessionHandler for RedisSessionHandler {
             .arg(data)
             .arg("EX")
             .arg(self.ttl_seconds());
-        self.write_query::<(), _>("write", cmd, None::<fn() -> redis::Cmd>)
-            .await
+        self.write_query::<(), _>(
+            "write",
+            cmd,
+            None::<fn() -> redis::Cmd>,
+            Retry::OnBrokenConnection,
+        )
+        .await
     }
 
     async fn destroy(&self, id: &str) -> Result<()> {
@@ -1373,9 +1478,14 @@ impl SessionHandler for RedisSessionHandler {
             .arg("EX")
             .arg(self.ttl_seconds())
             .arg("XX");
-        self.write_query::<Value, _>("destroy", cmd, None::<fn() -> redis::Cmd>)
-            .await
-            .map(|_| ())
+        self.write_query::<Value, _>(
+            "destroy",
+            cmd,
+            None::<fn() -> redis::Cmd>,
+            Retry::OnBrokenConnection,
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn gc(&self, _max_lifetime_secs: u64) -> Result<u64> {
@@ -1421,18 +1531,31 @@ impl SessionHandler for RedisSessionHandler {
             ttl.as_bytes(),
             TOMBSTONE.as_bytes(),
         ];
-        // Not retried on a broken connection (see `query_once_or`).
+        // Not retried on a broken connection (see `Retry::Never`).
         let v: redis::Value = self
             .write_query(
                 "write",
                 self.cas.cmd(true, &key, &args),
                 Some(|| self.cas.cmd(false, &key, &args)),
+                Retry::Never,
             )
             .await?;
         cas_reply(v)
     }
 
     fn supports_cas(&self) -> bool {
+        true
+    }
+
+    async fn lock(&self, id: &str, ttl_ms: u64) -> Result<Option<String>> {
+        self.try_lock(id, ttl_ms).await
+    }
+
+    async fn unlock(&self, id: &str, token: &str) -> Result<()> {
+        self.release_lock(id, token).await
+    }
+
+    fn supports_lock(&self) -> bool {
         true
     }
 
