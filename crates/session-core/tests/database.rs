@@ -1027,3 +1027,55 @@ async fn cas_batches(db: Db) {
         }
     }
 }
+
+both!(concurrent_reads_each_get_their_own_row, read_batches);
+/// Many concurrent reads (on MySQL answered together by one statement per batch): each gets its
+/// own row, by its exact id, and only while that row is alive: live rows, ids read twice in one
+/// batch, expired rows, tombstones and ids never written each read as on their own.
+async fn read_batches(db: Db) {
+    let t = Table::new(db);
+    let (c, clock) = clock();
+    let h = Arc::new(t.handler(1.0, clock));
+    let none = WriteMeta::default();
+    // Expired by the time of the reads: written 61 s before them, with a 60 s lifetime.
+    for i in 0..32usize {
+        h.write(&sid("old", i), "{\"old\":1}", &none).await.unwrap();
+    }
+    c.advance(61_000);
+    for i in 0..96usize {
+        h.write(
+            &sid("live", i),
+            &format!("{{\"i\":{i},\"s\":\"Zoë\"}}"),
+            &none,
+        )
+        .await
+        .unwrap();
+    }
+    for i in 0..16usize {
+        h.destroy(&sid("live", i)).await.unwrap();
+    }
+    let want = |tag: &str, i: usize| match tag {
+        "live" if i >= 16 => format!("{{\"i\":{i},\"s\":\"Zoë\"}}"),
+        _ => String::new(),
+    };
+    let mut set = tokio::task::JoinSet::new();
+    for round in 0..2 {
+        for (tag, n) in [("live", 96usize), ("old", 32), ("never", 32)] {
+            for i in 0..n {
+                let h = Arc::clone(&h);
+                set.spawn(async move { (tag, i, round, h.read(&sid(tag, i)).await) });
+            }
+        }
+    }
+    let mut answered = 0;
+    while let Some(r) = set.join_next().await {
+        let (tag, i, round, got) = r.unwrap();
+        assert_eq!(
+            got.unwrap(),
+            want(tag, i),
+            "read of {tag} {i} (round {round})"
+        );
+        answered += 1;
+    }
+    assert_eq!(answered, 320);
+}
