@@ -475,7 +475,7 @@ impl Mysql {
             })
             .await;
         // Each read answers by its own cutoff, and by the exact bytes of its id.
-        let rows: Result<HashMap<Vec<u8>, (Option<Vec<u8>>, Option<i64>)>> =
+        let rows: Result<HashMap<Vec<u8>, Stored>> =
             rows.map(|rows| rows.into_iter().map(|(id, p, at)| (id, (p, at))).collect());
         let answer = |id: &str, cutoff: i64| -> Result<String> {
             match &rows {
@@ -845,6 +845,9 @@ impl Affected for mysql_async::Transaction<'_> {
         self.affected_rows()
     }
 }
+
+/// `payload` and `last_activity` of a row.
+type Stored = (Option<Vec<u8>>, Option<i64>);
 
 /// `sid`, `payload` and `last_activity` of a row locked by [`cas_locked`].
 type LockedRow = (Vec<u8>, Option<Vec<u8>>, Option<i64>);
