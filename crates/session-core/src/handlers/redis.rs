@@ -1126,7 +1126,7 @@ impl RedisSessionHandler {
             if acked < self.min_replicas {
                 return Err(SessionError::Unavailable(format!(
                     "redis {op}: written on {} but acknowledged by {acked} of the {} replica(s) \
-                     minReplicas asks for within {wait_ms} ms; it may be lost in a failover",
+                     minReplicas asks for (WAIT) within {wait_ms} ms; it may be lost in a failover",
                     self.server, self.min_replicas
                 )));
             }
@@ -1379,7 +1379,8 @@ impl SessionHandler for RedisSessionHandler {
     }
 
     async fn gc(&self, _max_lifetime_secs: u64) -> Result<u64> {
-        // Redis expires keys itself.
+        // Redis expires sessions itself; what is left is the user index's stale entries.
+        self.prune_user_indexes().await?;
         Ok(0)
     }
 
@@ -1433,6 +1434,18 @@ impl SessionHandler for RedisSessionHandler {
     }
 
     fn supports_cas(&self) -> bool {
+        true
+    }
+
+    async fn lock(&self, id: &str, ttl_ms: u64) -> Result<Option<String>> {
+        self.try_lock(id, ttl_ms).await
+    }
+
+    async fn unlock(&self, id: &str, token: &str) -> Result<()> {
+        self.release_lock(id, token).await
+    }
+
+    fn supports_lock(&self) -> bool {
         true
     }
 
@@ -1564,9 +1577,155 @@ impl SessionHandler for RedisSessionHandler {
     }
 }
 
+/// Index keys examined per `SCAN` step, and sessions checked per pipeline, by the gc of the
+/// user index.
+const GC_BATCH: usize = 500;
+
+// gc of the user index (issue 13): entries of sessions that are gone are removed from every
+// user's index, not only from the indexes a listing or a write happens to meet.
+impl RedisSessionHandler {
+    /// Removes, from every user's index, the entries whose session is gone (expired, destroyed:
+    /// a tombstone, or never there); returns how many. Sets are found with `SCAN … TYPE zset`
+    /// under the prefix, a few hundred keys a step, so a large keyspace never blocks the
+    /// server. On a cluster the index is spread over every master and `SCAN` sees one node:
+    /// there listings prune what they meet, and each index expires one lifetime after its last
+    /// write.
+    async fn prune_user_indexes(&self) -> Result<u64> {
+        if self.is_cluster() {
+            return Ok(0);
+        }
+        let pattern = format!("{}user:{{*", redis_glob_escape(&self.prefix));
+        let mut cursor: u64 = 0;
+        let mut pruned = 0u64;
+        loop {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(GC_BATCH)
+                .arg("TYPE")
+                .arg("zset");
+            let (next, sets): (u64, Vec<String>) = self.query("gc", scan).await?;
+            for set in sets {
+                pruned += self.prune_user_index(&set).await?;
+            }
+            if next == 0 {
+                return Ok(pruned);
+            }
+            cursor = next;
+        }
+    }
+
+    /// [`Self::prune_user_indexes`] for one user's sorted set (and its `:client` hash).
+    async fn prune_user_index(&self, set: &str) -> Result<u64> {
+        let mut range = redis::cmd("ZRANGE");
+        range.arg(set).arg(0).arg(-1);
+        let ids: Vec<String> = self.query("gc", range).await?;
+        let mut stale: Vec<String> = Vec::new();
+        for chunk in ids.chunks(GC_BATCH) {
+            let mut pipe = redis::pipe();
+            let mut checked = Vec::with_capacity(chunk.len());
+            for id in chunk {
+                match self.key(id) {
+                    Ok(key) => {
+                        pipe.cmd("STRLEN").arg(key);
+                        checked.push(id);
+                    }
+                    // An entry that cannot be a session id is stale by nature.
+                    Err(_) => stale.push(id.clone()),
+                }
+            }
+            if checked.is_empty() {
+                continue;
+            }
+            let lens: Vec<usize> = self.query_pipe("gc", &pipe).await?;
+            for (id, len) in checked.into_iter().zip(lens) {
+                // Absent (expired or never written), or the one-byte tombstone of a destroy;
+                // no payload is that short.
+                if len <= TOMBSTONE.len() {
+                    stale.push(id.clone());
+                }
+            }
+        }
+        if stale.is_empty() {
+            return Ok(0);
+        }
+        let hash = format!("{set}:client");
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZREM").arg(set).arg(&stale).ignore();
+        pipe.cmd("HDEL").arg(&hash).arg(&stale).ignore();
+        self.query_pipe::<()>("gc", &pipe).await?;
+        Ok(stale.len() as u64)
+    }
+}
+
+/// `s` with the glob characters of `SCAN … MATCH` escaped, so a prefix is matched literally.
+fn redis_glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Releases a blocking lock only while it still holds the releaser's token (compare and
+/// delete). KEYS[1]: the lock key. ARGV[1]: the token.
+const UNLOCK_SCRIPT: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then
+return redis.call('DEL', KEYS[1]) end
+return 0";
+
+static UNLOCK: std::sync::LazyLock<Script> =
+    std::sync::LazyLock::new(|| Script::new(UNLOCK_SCRIPT));
+
+// Opt-in blocking (see `crate::blocking`): the lock of a session is its own key, `<key>:lock`,
+// set with `SET NX PX` (taken only when absent, expiring by itself) holding a random token.
+// (Restored: the merge of the blocking branch had dropped these from this file.)
+impl RedisSessionHandler {
+    fn lock_key(&self, id: &str) -> Result<String> {
+        Ok(format!("{}:lock", self.key(id)?))
+    }
+
+    async fn try_lock(&self, id: &str, ttl_ms: u64) -> Result<Option<String>> {
+        let token = crate::blocking::new_token()?;
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.lock_key(id)?)
+            .arg(&token)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_ms.max(1));
+        let v: redis::Value = self.query("lock", cmd).await?;
+        Ok(match v {
+            redis::Value::Nil => None,
+            _ => Some(token),
+        })
+    }
+
+    async fn release_lock(&self, id: &str, token: &str) -> Result<()> {
+        let key = self.lock_key(id)?;
+        let args: [&[u8]; 1] = [token.as_bytes()];
+        self.query_or::<redis::Value, _>(
+            "unlock",
+            UNLOCK.cmd(true, &key, &args),
+            Some(|| UNLOCK.cmd(false, &key, &args)),
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scan_patterns_match_the_prefix_literally() {
+        assert_eq!(redis_glob_escape("app:"), "app:");
+        assert_eq!(redis_glob_escape("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
+    }
 
     fn opts() -> RedisOptions {
         RedisOptions::default()
