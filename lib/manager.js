@@ -193,6 +193,7 @@ class SessionManager {
     const { RedisSessionHandler } = require('./drivers/redis');
     const opts = { minutes: this._config.lifetime };
     if (this._config.prefix !== null) opts.prefix = this._config.prefix;
+    if (this._config.minReplicas > 0) opts.minReplicas = this._config.minReplicas;
     return new RedisSessionHandler(conn === null ? 'redis://127.0.0.1:6379' : conn, opts);
   }
 
