@@ -148,6 +148,33 @@ test('block among the plugin options blocks every route; a route turns it off wi
   assert.equal(serialized(log), false, 'block: false on the route still blocked');
 });
 
+test('routes declared before the plugin loaded (register() not awaited) are blocked too', async (t) => {
+  const app = Fastify();
+  app.register(ostroSession, configFor('array'));
+  const log = [];
+  app.post('/cart/:item', { config: { session: { block: true } } }, async (req) => {
+    const start = performance.now();
+    const cart = req.session.get('cart', []);
+    await sleep(40);
+    cart.push(req.params.item);
+    req.session.put('cart', cart);
+    log.push({ start, end: performance.now() });
+    return cart;
+  });
+  app.get('/seed', async (req) => {
+    req.session.put('cart', []);
+    return 'ok';
+  });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  t.after(() => app.close());
+  const client = new Client(`http://127.0.0.1:${app.server.address().port}`);
+  await client.get('/seed');
+  const rs = await Promise.all(['a', 'b', 'c', 'd'].map((i) => client.request(`/cart/${i}`, { method: 'POST' })));
+  for (const r of rs) assert.equal(r.status, 200, r.body);
+  assert.ok(serialized(log), 'two blocked requests on one session overlapped');
+  assert.deepEqual(rs.map((r) => r.json().length).sort(), [1, 2, 3, 4]);
+});
+
 test('bad block settings and drivers that cannot lock fail at start-up', async () => {
   const ready = async (options, route) => {
     const app = Fastify();

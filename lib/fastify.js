@@ -142,21 +142,20 @@ async function ostroSession(fastify, options) {
   fastify.decorateRequest('session', null);
   fastify.decorateRequest(kState, null);
   if (api === null) {
-    // Blocking: each route's setting, checked as the route is added (a typo, or a driver that
-    // cannot lock, fails at start-up).
-    let anyBlock = blocking.blockOptions(block) !== null;
-    if (anyBlock) blocking.checkCanLock(manager.driver(), manager.getDefaultDriver());
+    // Blocking: each route's setting is checked as the route is added (a typo, or a driver that
+    // cannot lock, fails at start-up) and read per request from the route's config: routes
+    // declared before the plugin loaded (a `register()` not awaited) are never shown to onRoute.
+    if (blocking.blockOptions(block) !== null) blocking.checkCanLock(manager.driver(), manager.getDefaultDriver());
     fastify.addHook('onRoute', (route) => {
       if (blocking.blockOptions(routeBlock(route.config, block)) === null) return;
       blocking.checkCanLock(manager.driver(), manager.getDefaultDriver());
-      anyBlock = true;
     });
     fastify.addHook('onRequest', async (request, reply) => {
       const req = request.raw;
       let loaded;
       try {
-        const b = anyBlock ? routeBlock(request.routeOptions && request.routeOptions.config, block) : false;
-        loaded = b === false || b === null ? await manager.openSession(req) : await manager.openSession(req, { block: b });
+        const b = routeBlock(request.routeOptions.config, block);
+        loaded = b === false || b === null || b === undefined ? await manager.openSession(req) : await manager.openSession(req, { block: b });
       } catch (err) {
         throw coded(err, 'loading');
       }
@@ -197,6 +196,10 @@ async function ostroSession(fastify, options) {
     });
     fastify.addHook('onRequest', async (request) => {
       try {
+        // A route onRoute did not see (declared before the plugin loaded) is checked here.
+        if (blocking.blockOptions(routeBlock(request.routeOptions.config, false)) !== null) {
+          throw sessionError('ERR_SESSION_INVALID_OPTION', "@ostro/session/fastify: a route's config.session.block works with the Store API only, not with api: 'express-session'");
+        }
         // Sets `request.session` (which regenerate() and reload() replace).
         request[kState] = await expressSession.openExpressSession(manager, api, request.raw, request);
       } catch (err) {
