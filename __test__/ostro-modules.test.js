@@ -94,6 +94,29 @@ describe('SessionServiceProvider', () => {
     assert.equal(handler, manager.driver());
   });
 
+  it('config/session.js minReplicas (an env string) reaches the redis driver of a config/database.js connection', async () => {
+    const { startRedis } = require('./support/servers');
+    const redis = await startRedis();
+    try {
+      const app = fakeApp({
+        app: { key: 'base64:' + 'k'.repeat(44) },
+        database: { redis: { sessions: { url: redis.url } } },
+        session: { driver: 'redis', connection: 'sessions', minReplicas: '1', lottery: [0, 100] },
+      });
+      new SessionServiceProvider(app).register();
+      const manager = app.session;
+      assert.equal(manager.config.minReplicas, 1);
+      // A lone server has no replica to acknowledge the WAIT: the save says so.
+      const store = manager.createStore();
+      await store.start();
+      store.put('a', 1);
+      await assert.rejects(store.save(), (e) => e.code === 'ERR_SESSION_UNAVAILABLE' && /WAIT/.test(e.message) && /acknowledged by 0 of the 1 replica/.test(e.message));
+      await manager.close();
+    } finally {
+      await redis.stop();
+    }
+  });
+
   it('does not need the key until a cookie must be signed (node assistant key:generate on a fresh app)', () => {
     const app = fakeApp({ app: { key: '' }, session: { driver: 'array' } });
     new SessionServiceProvider(app).register();

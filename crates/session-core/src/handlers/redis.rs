@@ -1097,12 +1097,17 @@ impl RedisSessionHandler {
         }
         // WAIT answers before the operation's deadline, so its count can be reported.
         let wait_ms = (self.command_timeout.as_millis() * 3 / 4).max(1);
+        let started = std::time::Instant::now();
+        // A retry (after NOSCRIPT, whose pipelined WAIT already waited for nothing) waits only
+        // what is left of the first WAIT's time, so the count still comes before the deadline.
+        // Never 0: `WAIT n 0` blocks forever.
         let piped = |c: redis::Cmd| {
+            let left = wait_ms.saturating_sub(started.elapsed().as_millis()).max(1);
             let mut p = redis::pipe();
             p.add_command(c)
                 .cmd("WAIT")
                 .arg(self.min_replicas)
-                .arg(u64::try_from(wait_ms).unwrap_or(u64::MAX));
+                .arg(u64::try_from(left).unwrap_or(u64::MAX));
             p
         };
         let attempt = async {
