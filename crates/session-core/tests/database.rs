@@ -173,11 +173,16 @@ impl Table {
 
 impl Drop for Table {
     fn drop(&mut self) {
-        let drop_it = || {
-            self.db
-                .sql(&self.url, &format!("DROP TABLE IF EXISTS {}", self.q()))
-        };
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(drop_it));
+        // The lock table of opt-in blocking goes too.
+        for name in [self.name.clone(), format!("{}_locks", self.name)] {
+            let drop_it = || {
+                self.db.sql(
+                    &self.url,
+                    &format!("DROP TABLE IF EXISTS {}", self.db.quote(&name)),
+                )
+            };
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(drop_it));
+        }
     }
 }
 
@@ -371,6 +376,83 @@ async fn metadata(db: Db) {
         .await
         .unwrap();
     assert_eq!(row(), format!("10.0.0.1|{}|-", "u".repeat(500)));
+}
+
+both!(
+    blocking_locks_hold_across_handlers_expire_and_go_at_gc,
+    blocking_locks
+);
+async fn blocking_locks(db: Db) {
+    let t = Table::new(db);
+    let (c, clk) = clock();
+    // Two handlers on one table, as two processes would have.
+    let (a, b) = (t.handler(120.0, clk.clone()), t.handler(120.0, clk));
+    assert!(a.supports_lock());
+    let id = sid("lock", 1);
+    // The lock table is created by the first lock, not before.
+    let t1 = a
+        .lock(&id, 10_000)
+        .await
+        .unwrap()
+        .expect("a free lock is taken");
+    assert_eq!(t1.len(), 32);
+    assert_eq!(b.lock(&id, 10_000).await.unwrap(), None, "held elsewhere");
+    assert_eq!(
+        a.lock(&id, 10_000).await.unwrap(),
+        None,
+        "held by itself too"
+    );
+    assert!(
+        b.lock(&sid("lock", 2), 10_000).await.unwrap().is_some(),
+        "another session's"
+    );
+    // Only the holder's token releases it.
+    b.unlock(&id, "not-the-token").await.unwrap();
+    assert_eq!(b.lock(&id, 10_000).await.unwrap(), None);
+    a.unlock(&id, &t1).await.unwrap();
+    let t2 = b
+        .lock(&id, 10_000)
+        .await
+        .unwrap()
+        .expect("released, so free");
+    // Past its time-to-live (the handlers' clock), the lock is free; the late release of the
+    // first holder frees nothing of the next one's.
+    c.advance(10_001);
+    let t3 = a
+        .lock(&id, 10_000)
+        .await
+        .unwrap()
+        .expect("an expired lock is free");
+    b.unlock(&id, &t2).await.unwrap();
+    assert_eq!(b.lock(&id, 10_000).await.unwrap(), None);
+    // The waiting rule over it: Locked after the wait, then had once released.
+    let e = ostro_session_core::blocking::acquire(&b, &id, 10_000, 200)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "ERR_SESSION_LOCKED");
+    a.unlock(&id, &t3).await.unwrap();
+    let t4 = ostro_session_core::blocking::acquire(&b, &id, 10_000, 2000)
+        .await
+        .unwrap();
+    // gc deletes expired locks only.
+    let count = || {
+        t.sql(&format!(
+            "SELECT count(*) FROM {}",
+            t.db.quote(&format!("{}_locks", t.name))
+        ))
+    };
+    assert_eq!(count(), "2");
+    c.advance(10_001);
+    b.lock(&sid("lock", 3), 60_000).await.unwrap().unwrap();
+    a.gc(7200).await.unwrap();
+    assert_eq!(count(), "1", "gc left an expired lock, or took a live one");
+    b.unlock(&id, &t4).await.unwrap();
+    // A handler that never locked releases and collects without a lock table.
+    let fresh = Table::new(db);
+    let h = fresh.handler(120.0, None);
+    h.unlock(&id, "x").await.unwrap();
+    h.write(&id, "{}", &WriteMeta::default()).await.unwrap();
+    h.gc(7200).await.unwrap();
 }
 
 both!(gc_deletes_through_the_last_activity_index, gc_index);

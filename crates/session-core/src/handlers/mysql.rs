@@ -44,12 +44,21 @@ struct Sql {
     cas_revive: String,
     /// A user's live rows (see crate::users).
     user_sessions: String,
+    /// Opt-in blocking (see the database driver's module docs): the lock table, a lock taken
+    /// when absent (`INSERT IGNORE`), or else when expired or already ours (`UPDATE`), the
+    /// holder's release, and gc of expired ones.
+    locks_create: String,
+    lock_insert: String,
+    lock_take: String,
+    unlock: String,
+    locks_gc: String,
 }
 
 impl Sql {
     fn for_table(table: &str) -> Self {
         // `table` is a checked identifier; quoting lets keywords be names.
         let t = format!("`{table}`");
+        let l = format!("`{table}_locks`");
         Self {
             table: table.to_owned(),
             read: format!(
@@ -98,6 +107,18 @@ impl Sql {
                 "SELECT sid, payload, last_activity, ip_address, user_agent FROM {t} \
                  WHERE user_id = ? AND (last_activity >= ? OR last_activity IS NULL)"
             ),
+            locks_create: format!(
+                "CREATE TABLE IF NOT EXISTS {l} (sid VARCHAR(255) NOT NULL, \
+                 token VARCHAR(64) NOT NULL, expires_at BIGINT NOT NULL, PRIMARY KEY (sid)) \
+                 ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+            ),
+            lock_insert: format!("INSERT IGNORE INTO {l} (sid, token, expires_at) VALUES (?, ?, ?)"),
+            lock_take: format!(
+                "UPDATE {l} SET token = ?, expires_at = ? WHERE sid = ? \
+                 AND (expires_at <= ? OR token = ?)"
+            ),
+            unlock: format!("DELETE FROM {l} WHERE sid = ? AND token = ?"),
+            locks_gc: format!("DELETE FROM {l} WHERE expires_at <= ?"),
         }
     }
 }
@@ -114,6 +135,8 @@ pub(crate) struct Mysql {
     // Whether the table has been created or adopted by this handler.
     ready: tokio::sync::Mutex<bool>,
     reads: Arc<Reads>,
+    // Whether the lock table is known to exist (created on the first lock, as sqlite does).
+    locks_ready: std::sync::atomic::AtomicBool,
 }
 
 fn invalid(msg: impl Into<String>) -> SessionError {
@@ -159,6 +182,7 @@ impl Mysql {
             pool: Mutex::new(None),
             ready: tokio::sync::Mutex::new(false),
             reads: Arc::new(Reads::new(s.pool)),
+            locks_ready: std::sync::atomic::AtomicBool::new(false),
             s: s.clone(),
         })
     }
@@ -664,6 +688,59 @@ impl Mysql {
             })
             .await?;
         Ok(n > 0)
+    }
+
+    /// Takes the blocking lock of `id` with `token` until `until` (ms) if it is absent, expired
+    /// at `now` (ms) or already ours: whether it was taken. Each statement is atomic; the
+    /// common case (no lock) is the first one alone. Retrying after a broken connection is
+    /// safe: a first try that was applied left our own token, which `lock_take` takes again.
+    pub async fn lock(&self, id: &str, token: &str, until: i64, now: i64) -> Result<bool> {
+        let sql = &self.sql;
+        let ensure = !self.locks_ready.load(std::sync::atomic::Ordering::Acquire);
+        let taken = self
+            .run("lock", |mut c| async move {
+                if ensure {
+                    c.query_drop(sql.locks_create.as_str()).await?;
+                }
+                c.exec_drop(sql.lock_insert.as_str(), (id, token, until))
+                    .await?;
+                if c.affected_rows() == 1 {
+                    return Ok(true);
+                }
+                c.exec_drop(sql.lock_take.as_str(), (token, until, id, now, token))
+                    .await?;
+                // Found rows are counted: a match is a lock taken (or retaken) by us.
+                Ok(c.affected_rows() == 1)
+            })
+            .await?;
+        self.locks_ready
+            .store(true, std::sync::atomic::Ordering::Release);
+        Ok(taken)
+    }
+
+    /// Releases the lock of `id` if `token` still holds it.
+    pub async fn unlock(&self, id: &str, token: &str) -> Result<()> {
+        let sql = &self.sql.unlock;
+        self.run("unlock", |mut c| async move {
+            match c.exec_drop(sql.as_str(), (id, token)).await {
+                // 1146: no lock table, so nothing was ever locked here.
+                Err(mysql_async::Error::Server(se)) if se.code == 1146 => Ok(()),
+                r => r,
+            }
+        })
+        .await
+    }
+
+    /// Deletes locks expired at `now` (ms): a holder that crashed never released its lock.
+    pub async fn gc_locks(&self, now: i64) -> Result<()> {
+        let sql = &self.sql.locks_gc;
+        self.run("gc", |mut c| async move {
+            match c.exec_drop(sql.as_str(), (now,)).await {
+                Err(mysql_async::Error::Server(se)) if se.code == 1146 => Ok(()),
+                r => r,
+            }
+        })
+        .await
     }
 }
 
