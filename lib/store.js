@@ -3,7 +3,7 @@
 // (variadic keys, lazy defaults, JSON for containers) and dispatches I/O; the semantics live in
 // crates/session-core.
 const native = require('./native');
-const { sessionError, propertyError, callbackError, rethrow } = require('./errors');
+const { sessionError, propertyError, callbackError, fromNative, rethrow } = require('./errors');
 const { keyOf, keysOf, isContainer, scalar, json, unwrap } = require('./value');
 const { NativeSessionHandler } = require('./handlers');
 const bridge = require('./handler-bridge');
@@ -34,16 +34,30 @@ function optionsOf(options) {
 }
 
 // Checked options per options object: the manager hands every request's Store the same object,
-// so the checks and the native options object are built once, not per request.
+// so the checks and the native options are built once, not per request.
 const checked = new WeakMap();
 // The addon defaults to the same limit, so the default options cross no object at all.
 const DEFAULT_CHECKED = { timeoutMs: DEFAULTS.timeoutMs, native: undefined, observer: null, now: null };
+// The engine's options, registered once per distinct content (registerSessionOptions): a Store
+// then crosses a number instead of an object of nine fields, which cost as much as the rest
+// of the constructor. Keyed by content so that options objects made per Store reuse a handle.
+const handles = new Map();
+function nativeHandle(nativeOptions) {
+  const key = JSON.stringify(nativeOptions);
+  let h = handles.get(key);
+  if (h === undefined) {
+    h = native.registerSessionOptions(nativeOptions); // throws on bad options, as the constructor did
+    handles.set(key, h);
+  }
+  return h;
+}
 function checkedOptions(options) {
   if (options === undefined || options === null) return DEFAULT_CHECKED;
   if (typeof options !== 'object') return optionsOf(options);
   let c = checked.get(options);
   if (c === undefined) {
     c = optionsOf(options);
+    c.native = nativeHandle(c.native);
     checked.set(options, c);
   }
   return c;
@@ -143,18 +157,21 @@ class Store {
   start(cb) {
     noCallback('start', cb, arguments[1], true);
     const obs = this._obs;
-    if (obs === null) return this._start();
+    if (obs === null) return this._start(true);
     if (events.tracing.load.hasSubscribers) {
-      return events.tracing.load.tracePromise(() => observed(this, obs, 'load', this._start()), { driver: obs.driver, handle: events.handleOf(obs, this._s.getId()) });
+      return events.tracing.load.tracePromise(() => observed(this, obs, 'load', this._start(false)), { driver: obs.driver, handle: events.handleOf(obs, this._s.getId()) });
     }
-    return observed(this, obs, 'load', this._start());
+    return observed(this, obs, 'load', this._start(false));
   }
 
-  _start() {
+  // `coded`: turn a native rejection into a coded error here; observed() does it otherwise,
+  // which saves a promise per operation.
+  _start(coded) {
     if (this._now !== null) this._s.setNow(this._now());
     if (this._nativeHandler) {
       this._tick();
-      return this._s.startNative(this._nativeHandler, this[kState].meta).catch(rethrow);
+      const p = this._s.startNative(this._nativeHandler, this[kState].meta);
+      return coded ? p.catch(rethrow) : p;
     }
     return bridge.start(this, this._handler, this._s, this._timeoutMs, this[kState].meta);
   }
@@ -164,19 +181,20 @@ class Store {
     noCallback('save', options, arguments[1], true);
     const resave = !!(options && options.resave);
     const obs = this._obs;
-    if (obs === null) return this._save(resave);
+    if (obs === null) return this._save(resave, true);
     if (events.tracing.save.hasSubscribers) {
-      return events.tracing.save.tracePromise(() => observed(this, obs, 'save', this._save(resave)), { driver: obs.driver, handle: events.handleOf(obs, this._s.getId()) });
+      return events.tracing.save.tracePromise(() => observed(this, obs, 'save', this._save(resave, false)), { driver: obs.driver, handle: events.handleOf(obs, this._s.getId()) });
     }
-    return observed(this, obs, 'save', this._save(resave));
+    return observed(this, obs, 'save', this._save(resave, false));
   }
 
-  _save(resave) {
+  _save(resave, coded) {
     const meta = this[kState].meta;
     if (this._now !== null) this._s.setNow(this._now());
     if (this._nativeHandler) {
       this._tick();
-      return this._s.saveNative(this._nativeHandler, resave, meta).catch(rethrow);
+      const p = this._s.saveNative(this._nativeHandler, resave, meta);
+      return coded ? p.catch(rethrow) : p;
     }
     // A JS driver's write gets the linked user as `meta.userId`; native drivers get it in Rust.
     return bridge.save(this, this._handler, this._s, this._timeoutMs, resave, this._s.writeMeta(meta));
@@ -206,10 +224,16 @@ class Store {
   }
 
   _destroy(id) {
-    const p = this._nativeHandler
-      ? (this._tick(), this._s.destroyNative(this._nativeHandler, id).catch(rethrow))
-      : bridge.destroy(this, this._handler, id, this._timeoutMs);
-    return this._obs === null ? p : observed(this, this._obs, 'destroy', p, id);
+    const obs = this._obs;
+    let p;
+    if (this._nativeHandler) {
+      this._tick();
+      p = this._s.destroyNative(this._nativeHandler, id);
+      if (obs === null) p = p.catch(rethrow);
+    } else {
+      p = bridge.destroy(this, this._handler, id, this._timeoutMs);
+    }
+    return obs === null ? p : observed(this, obs, 'destroy', p, id);
   }
 
   /** True between `start()` and `save()`. */
@@ -460,7 +484,9 @@ function observed(store, obs, op, p, id) {
       else if (op === 'save') saved(store, obs, v);
       return v;
     },
-    (err) => {
+    (failure) => {
+      // A native rejection arrives uncoded (see _start): coded here, once.
+      const err = fromNative(failure);
       rec.record(performance.now() - t0, true);
       events.publish(obs, 'error', id === undefined ? store._s.getId() : id, (err && err.code) || 'ERR_SESSION_HANDLER');
       throw err;
@@ -545,18 +571,19 @@ const internals = Object.freeze({
    */
   commitNative(store, resave, cookie, previousUrl) {
     const obs = store._obs;
-    if (obs === null) return commitNow(store, resave, cookie, previousUrl);
+    if (obs === null) return commitNow(store, resave, cookie, previousUrl, true);
     if (events.tracing.save.hasSubscribers) {
-      return events.tracing.save.tracePromise(() => observed(store, obs, 'save', commitNow(store, resave, cookie, previousUrl)), { driver: obs.driver, handle: events.handleOf(obs, store._s.getId()) });
+      return events.tracing.save.tracePromise(() => observed(store, obs, 'save', commitNow(store, resave, cookie, previousUrl, false)), { driver: obs.driver, handle: events.handleOf(obs, store._s.getId()) });
     }
-    return observed(store, obs, 'save', commitNow(store, resave, cookie, previousUrl));
+    return observed(store, obs, 'save', commitNow(store, resave, cookie, previousUrl, false));
   },
 });
 
-function commitNow(store, resave, cookie, previousUrl) {
+function commitNow(store, resave, cookie, previousUrl, coded) {
   store._tick();
   if (store._now !== null) store._s.setNow(store._now());
-  return store._s.commitNative(store._nativeHandler, resave, store[kState].meta, cookie, previousUrl).catch(rethrow);
+  const p = store._s.commitNative(store._nativeHandler, resave, store[kState].meta, cookie, previousUrl);
+  return coded ? p.catch(rethrow) : p;
 }
 
 module.exports = { Store, HttpStore, kState, freezeClass, tokenWasRead, internals };

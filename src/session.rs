@@ -92,48 +92,88 @@ fn step_js(step: LoadStep) -> Option<Vec<String>> {
     }
 }
 
+/// The engine's options from the JS object (checked here as well as in lib/config.js, so that
+/// a direct caller gets a coded error).
+fn session_options(o: NativeSessionOptions) -> std::result::Result<SessionOptions, SessionError> {
+    let mut opts = SessionOptions::default();
+    if let Some(max) = o.max_payload_bytes {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        {
+            opts.max_payload_bytes = max as usize;
+        }
+    }
+    opts.user_attribute = o.user_attribute.filter(|a| !a.is_empty());
+    crate::crypto::configure(
+        &mut opts,
+        o.token_format.as_deref(),
+        o.token_key,
+        o.encrypt_keys,
+        o.encrypt_migrate,
+    )?;
+    if let Some(v) = o.absolute_lifetime_secs {
+        opts.absolute_lifetime_secs = Some(whole_secs("absoluteLifetimeSecs", v)?);
+    }
+    if let Some(v) = o.renew_after_secs {
+        opts.renew_after_secs = Some(whole_secs("renewAfterSecs", v)?);
+    }
+    if let Some(v) = o.renew_grace_secs {
+        opts.renew_grace_secs = whole_secs("renewGraceSecs", v)?;
+    }
+    Ok(opts)
+}
+
+/// Registered session options, by handle. Append-only: lib/store.js registers each checked
+/// options object once (a manager hands every request's Store the same one).
+static OPTIONS: Mutex<Vec<SessionOptions>> = Mutex::new(Vec::new());
+
+fn registered_options(handle: u32) -> std::result::Result<SessionOptions, SessionError> {
+    let all = OPTIONS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    usize::try_from(handle)
+        .ok()
+        .and_then(|i| all.get(i))
+        .cloned()
+        .ok_or_else(|| {
+            SessionError::InvalidOption(format!("unknown session options handle {handle}"))
+        })
+}
+
+/// Checks and registers session options once; returns the handle `new NativeSession` takes in
+/// their place. Throws as the constructor would on bad options.
+#[napi(catch_unwind)]
+pub fn register_session_options(env: Env, options: NativeSessionOptions) -> Result<u32> {
+    let opts = session_options(options).or_throw(&env)?;
+    let mut all = OPTIONS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    all.push(opts);
+    Ok(u32::try_from(all.len() - 1).unwrap_or(u32::MAX))
+}
+
 fn lock(m: &Mutex<Session>) -> MutexGuard<'_, Session> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[napi]
 impl NativeSession {
-    /// A session named `name`; an absent or invalid id is replaced by a fresh one.
+    /// A session named `name`; an absent or invalid id is replaced by a fresh one. `options` is
+    /// an options object, or the handle `registerSessionOptions` returned for one: the Store
+    /// of every request under one manager crosses a number instead of converting the object.
     #[napi(constructor, catch_unwind)]
     pub fn new(
         env: Env,
         name: String,
         id: Option<String>,
-        options: Option<NativeSessionOptions>,
+        #[napi(ts_arg_type = "NativeSessionOptions | number")] options: Option<
+            Either<u32, NativeSessionOptions>,
+        >,
     ) -> Result<Self> {
-        let mut opts = SessionOptions::default();
-        if let Some(o) = options {
-            if let Some(max) = o.max_payload_bytes {
-                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                {
-                    opts.max_payload_bytes = max as usize;
-                }
-            }
-            opts.user_attribute = o.user_attribute.filter(|a| !a.is_empty());
-            crate::crypto::configure(
-                &mut opts,
-                o.token_format.as_deref(),
-                o.token_key,
-                o.encrypt_keys,
-                o.encrypt_migrate,
-            )
-            .or_throw(&env)?;
-            if let Some(v) = o.absolute_lifetime_secs {
-                opts.absolute_lifetime_secs =
-                    Some(whole_secs("absoluteLifetimeSecs", v).or_throw(&env)?);
-            }
-            if let Some(v) = o.renew_after_secs {
-                opts.renew_after_secs = Some(whole_secs("renewAfterSecs", v).or_throw(&env)?);
-            }
-            if let Some(v) = o.renew_grace_secs {
-                opts.renew_grace_secs = whole_secs("renewGraceSecs", v).or_throw(&env)?;
-            }
-        }
+        let opts = match options {
+            None => SessionOptions::default(),
+            Some(Either::A(handle)) => registered_options(handle).or_throw(&env)?,
+            Some(Either::B(o)) => session_options(o).or_throw(&env)?,
+        };
         let s = Session::new(&name, id.as_deref(), opts).or_throw(&env)?;
         Ok(Self {
             inner: Arc::new(Mutex::new(s)),

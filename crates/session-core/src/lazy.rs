@@ -194,6 +194,45 @@ impl TopMap {
             .collect()
     }
 
+    /// Appends `value` to a literal top-level key whose stored text is an array that nothing
+    /// has read or changed, by editing the text: the array is neither parsed nor re-encoded
+    /// (a cart pushed to on every request stays raw). Returns `false`, changing nothing, when
+    /// the key is not such a slot; the caller then pushes onto the parsed value.
+    pub fn push_raw(&mut self, key: &str, value: &Value) -> bool {
+        let Some(Slot::Raw(raw, cell)) = self.0.get_mut(key) else {
+            return false;
+        };
+        // A slot whose parsed form exists is read already: push onto that instead.
+        if cell.get().is_some() {
+            return false;
+        }
+        let text = raw.get().trim_end();
+        let Some(body) = text.strip_suffix(']') else {
+            return false;
+        };
+        if !body.trim_start().starts_with('[') {
+            return false;
+        }
+        let Ok(item) = serde_json::to_string(value) else {
+            return false;
+        };
+        let mut out = String::with_capacity(body.len() + item.len() + 2);
+        out.push_str(body.trim_end());
+        if !out.ends_with('[') {
+            out.push(',');
+        }
+        out.push_str(&item);
+        out.push(']');
+        // The text is a valid array with one more element; the check cannot fail on it.
+        match RawValue::from_string(out) {
+            Ok(r) => {
+                *raw = r;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     /// The JSON text of the whole map: untouched values are copied verbatim.
     pub fn encode(&self) -> String {
         let mut out: Vec<u8> = Vec::with_capacity(256);
@@ -259,6 +298,28 @@ mod tests {
         assert!(
             s.get_raw("o").is_some(),
             "presence checks leave the raw text in place"
+        );
+    }
+
+    #[test]
+    fn push_onto_a_raw_array_edits_the_text() {
+        let mut t = top(r#"{"a": [1, {"x": 2}] , "e": [ ], "s": "[x]", "o": {"k": []}}"#);
+        assert!(t.push_raw("a", &json!({"y": [3]})));
+        assert_eq!(t.raw("a"), Some(r#"[1, {"x": 2},{"y":[3]}]"#));
+        assert_eq!(t.get("a.2.y.0"), Some(&json!(3)));
+        assert!(t.push_raw("e", &json!("z")));
+        assert_eq!(t.raw("e"), Some(r#"["z"]"#));
+        assert!(!t.push_raw("s", &json!(1)), "a string is not an array");
+        assert!(!t.push_raw("o", &json!(1)));
+        assert!(!t.push_raw("o.k", &json!(1)), "only literal top-level keys");
+        assert!(!t.push_raw("absent", &json!(1)));
+        assert!(
+            !t.push_raw("a", &json!(1)),
+            "a slot read since is pushed onto as a value"
+        );
+        assert_eq!(
+            t.encode(),
+            r#"{"a":[1, {"x": 2},{"y":[3]}],"e":["z"],"s":"[x]","o":{"k": []}}"#
         );
     }
 

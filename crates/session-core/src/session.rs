@@ -1352,6 +1352,12 @@ impl Session {
     pub fn push(&mut self, key: &str, value: Value) -> Result<()> {
         // One level more than `key`: the element sits inside the array.
         check_depth(key, &value, 1)?;
+        // An untouched stored array takes the element as text, unparsed (see `push_raw`).
+        if self.attributes.push_raw(key, &value) {
+            self.log(|| Op::Push(key.to_owned(), value));
+            self.dirty = true;
+            return Ok(());
+        }
         if !self.muted && matches!(self.get(key), None | Some(Value::Null | Value::Array(_))) {
             self.ops.push(Op::Push(key.to_owned(), value.clone()));
         }
