@@ -1381,12 +1381,18 @@ fn client_json(meta: &WriteMeta) -> String {
     serde_json::json!([meta.ip, meta.user_agent]).to_string()
 }
 
+/// A stored payload as text: taken over without a copy when it is UTF-8 (always, for what
+/// this driver writes), else with the invalid bytes replaced.
+fn utf8(b: Vec<u8>) -> String {
+    String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
 /// The CAS script's reply: written, or what the record holds now.
 fn cas_reply(v: redis::Value) -> Result<CasOutcome> {
     let current = match v {
         redis::Value::Int(1) => return Ok(CasOutcome::Written),
         redis::Value::Array(mut items) if items.len() == 1 => match items.pop() {
-            Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(&b).into_owned(),
+            Some(redis::Value::BulkString(b)) => utf8(b),
             Some(redis::Value::SimpleString(s)) => s,
             _ => String::new(),
         },
@@ -1558,7 +1564,7 @@ impl SessionHandler for RedisSessionHandler {
         cmd.arg(self.key(id)?);
         let v: Option<Vec<u8>> = self.query("read", cmd).await?;
         Ok(match v {
-            Some(b) if b != TOMBSTONE.as_bytes() => String::from_utf8_lossy(&b).into_owned(),
+            Some(b) if b != TOMBSTONE.as_bytes() => utf8(b),
             _ => String::new(),
         })
     }
