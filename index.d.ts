@@ -500,6 +500,12 @@ export interface SessionConfig {
   renew_after?: number | string | null;
   /** How long a renewed session's old id still loads it, in seconds (default 30). */
   renew_grace_seconds?: number | string | null;
+  /**
+   * redis: replicas that must acknowledge each save and destroy (`WAIT`) before it resolves,
+   * 0 to 100 (default 0: the master's word, which a failover can lose). Other drivers refuse
+   * a non-zero value.
+   */
+  minReplicas?: number | string | null;
 }
 
 /** A lifecycle event published on `ostro:session:<event>` (and to `manager.on(event, fn)`). */

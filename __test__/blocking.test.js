@@ -1,7 +1,8 @@
 'use strict';
 // Opt-in blocking through real Express (issue 12): `manager.middleware({ block })` on array,
-// file, sqlite, redis and memcached (servers started here) and a custom JS driver with
-// lock()/unlock(). Blocked requests on one session run one after the other, so read-modify-write
+// file, sqlite, redis and memcached (servers started here), the native database driver on the
+// machine's PostgreSQL and MariaDB servers (a table of its own each, dropped after; a server that
+// is not running fails naming it), and a custom JS driver with lock()/unlock(). Blocked requests on one session run one after the other, so read-modify-write
 // in JS keeps every change; a lock held past lockSeconds expires; a waiter past waitSeconds gets
 // ERR_SESSION_LOCKED, which Express answers 423; a failed or aborted request releases its lock.
 const { describe, it, before, after } = require('node:test');
@@ -13,6 +14,7 @@ const { listen, Client, sessionCookie, idOf, until } = require('./support/http')
 const { startRedis, startMemcached } = require('./support/servers');
 const { tmpDir } = require('./support/tmp');
 const { MapDriver, managerFor, appFor, KEY } = require('./support/http-drivers');
+const { DB_SERVERS, uniqueTable, requireDbServer, dropDbTable } = require('./support/db-servers');
 
 async function seed(client) {
   const r = await client.get('/seed');
@@ -20,8 +22,8 @@ async function seed(client) {
   return idOf(sessionCookie(r));
 }
 
-function suite(driver, where, { setup, teardown, minLockSeconds = 0.3 } = {}) {
-  describe(`${driver}: middleware({ block })`, { timeout: 60000 }, () => {
+function suite(driver, where, { setup, teardown, minLockSeconds = 0.3, label = driver } = {}) {
+  describe(`${label}: middleware({ block })`, { timeout: 60000 }, () => {
     let manager;
     let handler;
     const servers = [];
@@ -150,6 +152,14 @@ suite('memcached', () => memcached.addr, {
   minLockSeconds: 1,
 });
 suite('map', () => new MapDriver());
+for (const b of DB_SERVERS) {
+  const table = uniqueTable('block');
+  suite('database', () => ({ url: b.url, table }), {
+    label: b.label,
+    setup: () => requireDbServer(b),
+    teardown: () => dropDbTable(b, table),
+  });
+}
 
 describe('middleware({ block }) set-up and plain node:http', () => {
   it('refuses the cookie driver and custom drivers without lock()/unlock() at construction', () => {

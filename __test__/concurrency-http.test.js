@@ -1,7 +1,9 @@
 'use strict';
 // Overlapping requests on one session lose nothing, through real Express and the middleware
-// (issue 12), on array, file, sqlite, redis and memcached (servers started here) and a custom JS
-// driver implementing writeIfUnchanged(): 200 concurrent puts keep all 200 keys and 200
+// (issue 12), on array, file, sqlite, redis and memcached (servers started here), the native
+// database driver on the machine's PostgreSQL and MariaDB servers (a table of its own each,
+// dropped after; a server that is not running fails naming it), and a custom JS driver
+// implementing writeIfUnchanged(): 200 concurrent puts keep all 200 keys and 200
 // concurrent increments give exactly +200, also from two Node processes on the shared drivers;
 // a logout racing 50 in-flight writers sticks and no later response re-cookies the old id; a
 // flash set while another request ages flash data survives to the next request; a driver that
@@ -17,6 +19,7 @@ const { listen, Client, sessionCookie, idOf } = require('./support/http');
 const { startRedis, startMemcached } = require('./support/servers');
 const { tmpDir } = require('./support/tmp');
 const { MapDriver, managerFor, appFor, sleep } = require('./support/http-drivers');
+const { DB_SERVERS, uniqueTable, requireDbServer, dropDbTable } = require('./support/db-servers');
 
 const isEmpty = (v) => v === '' || v === null || v === undefined;
 
@@ -42,8 +45,8 @@ async function puts200AndIncrements200(bases) {
   assert.equal(all.user, 'alice');
 }
 
-function suite(driver, where, { setup, teardown } = {}) {
-  describe(`${driver}: concurrent HTTP requests on one session`, { timeout: 120000 }, () => {
+function suite(driver, where, { setup, teardown, label = driver } = {}) {
+  describe(`${label}: concurrent HTTP requests on one session`, { timeout: 120000 }, () => {
     let manager;
     let server;
     const sent = [];
@@ -130,10 +133,19 @@ suite('memcached', () => memcached.addr, {
   teardown: () => memcached.stop(),
 });
 suite('map', () => new MapDriver());
+for (const b of DB_SERVERS) {
+  const table = uniqueTable('chttp');
+  suite('database', () => ({ url: b.url, table }), {
+    label: b.label,
+    setup: () => requireDbServer(b),
+    teardown: () => dropDbTable(b, table),
+  });
+}
 
 /** A server process on the shared driver; resolves to its URL and a stop(). */
 function worker(driver, where) {
-  const child = spawn(process.execPath, [path.join(__dirname, 'support', 'http-worker.js'), driver, where], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const arg = typeof where === 'string' ? where : JSON.stringify(where);
+  const child = spawn(process.execPath, [path.join(__dirname, 'support', 'http-worker.js'), driver, arg], { stdio: ['pipe', 'pipe', 'pipe'] });
   let err = '';
   child.stderr.on('data', (d) => {
     err += d;
@@ -158,8 +170,8 @@ function worker(driver, where) {
   };
 }
 
-function twoProcesses(driver, where, { setup, teardown } = {}) {
-  describe(`${driver}: two Node processes serving one session`, { timeout: 120000 }, () => {
+function twoProcesses(driver, where, { setup, teardown, label = driver } = {}) {
+  describe(`${label}: two Node processes serving one session`, { timeout: 120000 }, () => {
     let workers = [];
     before(async () => {
       if (setup) await setup();
@@ -194,6 +206,14 @@ twoProcesses('memcached', () => memcached2.addr, {
   },
   teardown: () => memcached2.stop(),
 });
+for (const b of DB_SERVERS) {
+  const table = uniqueTable('chttpp');
+  twoProcesses('database', () => ({ url: b.url, table }), {
+    label: b.label,
+    setup: () => requireDbServer(b),
+    teardown: () => dropDbTable(b, table),
+  });
+}
 
 /** A driver whose record changes on every read: no save can ever settle. */
 class ChurningDriver extends SessionHandlerInterface {

@@ -105,9 +105,10 @@ test("every key of the OstroJS fixture app's config/session.js is accepted; a mi
   const app = { config: { get: (k) => (k === 'session' ? config : (k === 'app.key' ? KEY : undefined)) }, make() {}, singleton() {} };
   const manager = new OstroSessionManager(app);
   assert.equal(manager.config.driver, 'file');
-  // The same config object outside OstroJS (query_builder is the OstroJS manager's own key).
+  // The same config object outside OstroJS (query_builder and native are the OstroJS manager's
+  // own keys: they choose how an app's database connection is used).
   assert.equal(new OstroSessionManager({ ...config, key: KEY }).config.table, 'sessions');
-  const { query_builder, ...generic } = config; // eslint-disable-line camelcase, no-unused-vars
+  const { query_builder, native, ...generic } = config; // eslint-disable-line camelcase, no-unused-vars
   assert.equal(new SessionManager({ ...generic, key: KEY }).config.cookie, config.cookie);
   assert.throws(() => new SessionManager({ ...config, key: KEY }), (e) => e.code === 'ERR_SESSION_INVALID_OPTION' && /"query_builder"/.test(e.message));
   assert.throws(() => new OstroSessionManager({ ...config, key: KEY, expire_on_closed: true }), (e) => e.code === 'ERR_SESSION_INVALID_OPTION' && /"expire_on_closed"/.test(e.message));

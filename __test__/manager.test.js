@@ -112,6 +112,20 @@ test("numeric strings and env()'s 'true'/'false' are accepted", () => {
   }
 });
 
+test('minReplicas: a whole number of replicas from 0 to 100 (numeric strings too), for the redis driver only', () => {
+  assert.equal(new SessionManager({ key: KEY, driver: 'redis', minReplicas: '2' }).config.minReplicas, 2);
+  assert.equal(new SessionManager({ key: KEY, driver: 'file' }).config.minReplicas, 0);
+  // 0 (an env default) is fine on any driver.
+  assert.equal(new SessionManager({ key: KEY, driver: 'file', minReplicas: 0 }).config.minReplicas, 0);
+  for (const bad of [-1, 101, 1.5, 'two', true]) {
+    assert.throws(() => new SessionManager({ key: KEY, driver: 'redis', minReplicas: bad }), (e) => e.code === 'ERR_SESSION_INVALID_OPTION' && /"minReplicas" must be a whole number of replicas from 0 to 100/.test(e.message), String(bad));
+  }
+  assert.throws(() => new SessionManager({ key: KEY, driver: 'sqlite', minReplicas: 1 }), (e) => e.code === 'ERR_SESSION_INVALID_OPTION' && /redis driver only.*\[sqlite\]/.test(e.message));
+  // It reaches the driver: the handler's own check sees it.
+  const m = new SessionManager({ key: KEY, driver: 'redis', connection: 'redis://127.0.0.1:1', minReplicas: 1 });
+  assert.equal(m.driver().constructor.name, 'RedisSessionHandler');
+});
+
 test('signed: false is refused with an explanation', () => {
   assert.throws(() => new SessionManager({ key: KEY, signed: false }), (e) => e.code === 'ERR_SESSION_INVALID_OPTION' && /always signed/.test(e.message) && /fixation/.test(e.message));
   assert.equal(new SessionManager({ key: KEY, signed: true }).config.signed, true);

@@ -206,6 +206,18 @@ describe('a real OstroJS app with this package as @ostro/session', { timeout: 30
       assert.equal(r.deleted, false);
     });
 
+    it('blocks the routes of a group that lists StartSession.block(): overlapping read-modify-writes keep every item', async () => {
+      const b = new Browser(s.app.base);
+      await b.get('/cart/add?item=seed');
+      const items = ['a', 'b', 'c', 'd', 'e'];
+      const rs = await Promise.all(items.map((i) => b.get(`/blocked/cart?item=${i}&ms=60`)));
+      for (const r of rs) assert.equal(r.status, 200);
+      // Each request saw the items of the ones before it: one at a time.
+      assert.deepEqual(rs.map((r) => r.json.cart.length).sort(), [1, 2, 3, 4, 5]);
+      const me = (await b.get('/whoami')).json;
+      assert.deepEqual([...me.all.cart].sort(), items, 'a read-modify-write was lost');
+    });
+
     it('binds session.store to the default driver\'s handler', async () => {
       const r = (await new Browser(s.app.base).get('/driver')).json;
       assert.equal(r.handler, 'FileSessionHandler');

@@ -94,6 +94,29 @@ describe('SessionServiceProvider', () => {
     assert.equal(handler, manager.driver());
   });
 
+  it('config/session.js minReplicas (an env string) reaches the redis driver of a config/database.js connection', async () => {
+    const { startRedis } = require('./support/servers');
+    const redis = await startRedis();
+    try {
+      const app = fakeApp({
+        app: { key: 'base64:' + 'k'.repeat(44) },
+        database: { redis: { sessions: { url: redis.url } } },
+        session: { driver: 'redis', connection: 'sessions', minReplicas: '1', lottery: [0, 100] },
+      });
+      new SessionServiceProvider(app).register();
+      const manager = app.session;
+      assert.equal(manager.config.minReplicas, 1);
+      // A lone server has no replica to acknowledge the WAIT: the save says so.
+      const store = manager.createStore();
+      await store.start();
+      store.put('a', 1);
+      await assert.rejects(store.save(), (e) => e.code === 'ERR_SESSION_UNAVAILABLE' && /WAIT/.test(e.message) && /acknowledged by 0 of the 1 replica/.test(e.message));
+      await manager.close();
+    } finally {
+      await redis.stop();
+    }
+  });
+
   it('does not need the key until a cookie must be signed (node assistant key:generate on a fresh app)', () => {
     const app = fakeApp({ app: { key: '' }, session: { driver: 'array' } });
     new SessionServiceProvider(app).register();
@@ -134,6 +157,121 @@ describe('StartSession (middleware/startSession)', () => {
     assert.equal(calls.length, 2);
     assert.equal(calls[0][0], ctx.request);
     assert.equal(calls[0][2], ctx.next);
+  });
+});
+
+describe('StartSession with block parameters (opt-in blocking, as Laravel\'s block())', () => {
+  const http = require('node:http');
+  const StartSession = require('../lib/ostro/middleware/startSession');
+  const { SessionManager } = require('..');
+  const { listen, Client, sessionCookie, idOf } = require('./support/http');
+  const KEY = 'k'.repeat(40);
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  /** A node:http server running `Mw` as the OstroJS router does (one instance, handle per request). */
+  async function serveWith(Mw, manager, params, log) {
+    class Bound extends Mw {}
+    Bound.prototype.$app = { session: manager };
+    const mw = new Bound(...params);
+    return listen(http.createServer((req, res) => {
+      mw.handle({
+        request: req,
+        response: res,
+        next: async (err) => {
+          if (err) {
+            res.statusCode = err.status || 500;
+            res.end(`error:${err.code}`);
+            return;
+          }
+          if (req.url === '/seed') {
+            req.session.put('cart', []);
+            res.end('ok');
+            return;
+          }
+          const start = performance.now();
+          const cart = req.session.get('cart', []);
+          await sleep(40);
+          cart.push(req.url.slice(1));
+          req.session.put('cart', cart);
+          log.push({ start, end: performance.now() });
+          res.end(JSON.stringify(cart));
+        },
+      });
+    }));
+  }
+
+  const overlapped = (log) => {
+    const s = [...log].sort((x, y) => x.start - y.start);
+    return s.some((e, i) => i > 0 && e.start < s[i - 1].end);
+  };
+
+  for (const [title, Mw, params] of [
+    ["the router's string parameters ('session:10,10')", StartSession, ['10', '10']],
+    ['StartSession.block(10, 10), for a middleware group', StartSession.block(10, 10), []],
+  ]) {
+    it(`${title}: one session's requests run one at a time and keep every read-modify-write`, async () => {
+      const manager = new SessionManager({ driver: 'array', key: KEY, lottery: [0, 100] });
+      const log = [];
+      const server = await serveWith(Mw, manager, params, log);
+      try {
+        const client = new Client(server.url);
+        await client.get('/seed');
+        const items = ['a', 'b', 'c', 'd'];
+        await Promise.all(items.map((i) => client.get(`/${i}`)));
+        assert.equal(overlapped(log), false, 'two requests of one session overlapped');
+        const last = await client.get('/e');
+        assert.deepEqual(JSON.parse(last.body).sort(), [...items, 'e']);
+      } finally {
+        await server.close();
+      }
+    });
+  }
+
+  it('without parameters it does not block (requests overlap)', async () => {
+    const manager = new SessionManager({ driver: 'array', key: KEY, lottery: [0, 100] });
+    const log = [];
+    const server = await serveWith(StartSession, manager, [], log);
+    try {
+      const client = new Client(server.url);
+      await client.get('/seed');
+      await Promise.all(['a', 'b', 'c'].map((i) => client.get(`/${i}`)));
+      assert.equal(overlapped(log), true);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('a waiter past waitSeconds gets ERR_SESSION_LOCKED (status 423) through next(err)', async () => {
+    const manager = new SessionManager({ driver: 'array', key: KEY, lottery: [0, 100] });
+    const server = await serveWith(StartSession, manager, ['10', '0.2'], []);
+    try {
+      const client = new Client(server.url);
+      const id = idOf(sessionCookie(await client.get('/seed')));
+      const token = await manager.driver().lock(id, 60000);
+      const r = await client.get('/x');
+      assert.equal(r.status, 423);
+      assert.equal(r.body, 'error:ERR_SESSION_LOCKED');
+      await manager.driver().unlock(id, token);
+      assert.equal((await client.get('/y')).status, 200);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('bad parameters and a driver that cannot lock reach each request as a coded error, never a throw at boot', () => {
+    for (const [config, params, re] of [
+      [{ driver: 'array' }, ['ten'], /lockSeconds parameter must be a number/],
+      [{ driver: 'array' }, ['0'], /lockSeconds/],
+      [{ driver: 'cookie' }, ['10'], /cookie driver/],
+    ]) {
+      class Bound extends StartSession {}
+      Bound.prototype.$app = { session: new SessionManager({ ...config, key: KEY }) };
+      const mw = new Bound(...params);
+      let got = null;
+      mw.handle({ request: {}, response: {}, next: (err) => { got = err; } });
+      assert.equal(got && got.code, 'ERR_SESSION_INVALID_OPTION', String(params));
+      assert.match(got.message, re);
+    }
   });
 });
 

@@ -6,7 +6,7 @@
 // a save made with minReplicas survives), and topologies that cannot work.
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { Store, RedisSessionHandler } = require('..');
+const { Store, RedisSessionHandler, SessionManager } = require('..');
 const { startRedisSentinel, startRedis, freePort } = require('./support/servers');
 const faults = require('./support/server-faults');
 
@@ -79,6 +79,32 @@ test('redis sentinel', async (t) => {
       await new RedisSessionHandler(sentinelOf(topo), opts()).write(id, '"master only"');
     } finally {
       replica.thaw();
+    }
+  });
+
+  await t.test('the session config key minReplicas: a Store save resolves once the replica has it, and a frozen replica makes it ERR_SESSION_UNAVAILABLE naming WAIT', async () => {
+    const manager = new SessionManager({ driver: 'redis', connection: sentinelOf(topo), minReplicas: 1, prefix: 'cfg:', key: 'k'.repeat(40), lottery: [0, 100] });
+    try {
+      const { store } = await manager.loadStore(undefined);
+      store.put('cart', ['book']);
+      assert.equal(await store.save(), 'written');
+      const master = await topo.masterPort();
+      const replica = topo.data.find((n) => n.port !== master);
+      // Resolved only once the replica had it: read from the replica right away.
+      assert.match(await topo.command(replica.port, ['GET', `cfg:${store.getId()}`]), /book/);
+      await replica.freeze();
+      try {
+        store.put('cart', ['book', 'pen']);
+        const [e, ms] = await faults.timed(store.save());
+        assert.ok(e && faults.assertUnavailable(e));
+        assert.match(e.message, /WAIT/);
+        assert.match(e.message, /acknowledged by 0 of the 1 replica/);
+        assert.ok(ms <= 2000 + faults.SLACK_MS, `took ${ms} ms`);
+      } finally {
+        replica.thaw();
+      }
+    } finally {
+      await manager.close();
     }
   });
 

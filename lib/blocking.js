@@ -53,7 +53,7 @@ function checkCanLock(handler, driverName) {
   const why = handler && handler.constructor && handler.constructor.name === 'CookieSessionHandler'
     ? 'the cookie driver keeps the session in the browser, where nothing can lock it'
     : 'it has no lock(sessionId, ttlMs) and unlock(sessionId, token) methods';
-  throw sessionError('ERR_SESSION_INVALID_OPTION', `middleware({ block }) needs a session driver that can lock sessions, and the driver [${driverName}] cannot: ${why}. Drivers that can: array, file, sqlite, redis, memcached, and custom drivers implementing lock() and unlock().`);
+  throw sessionError('ERR_SESSION_INVALID_OPTION', `middleware({ block }) needs a session driver that can lock sessions, and the driver [${driverName}] cannot: ${why}. Drivers that can: array, file, sqlite, database (Postgres, MySQL/MariaDB), redis, memcached, and custom drivers implementing lock() and unlock().`);
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));

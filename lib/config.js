@@ -79,6 +79,27 @@ function lifecycleOf(c) {
   return out;
 }
 
+/** Most replicas `minReplicas` may ask for (WAIT numreplicas): more is a typo. */
+const MAX_MIN_REPLICAS = 100;
+
+/**
+ * `minReplicas` (redis): replicas that must acknowledge each save and destroy (`WAIT`) before
+ * it resolves; 0 (the default) resolves on the master's word. Other drivers refuse a non-zero
+ * value rather than ignore a durability wish.
+ */
+function minReplicasOf(cfg, driver) {
+  const v = cfg.minReplicas;
+  if (v === undefined || v === null || v === '') return 0;
+  const n = typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > MAX_MIN_REPLICAS) {
+    throw invalid('minReplicas', `must be a whole number of replicas from 0 to ${MAX_MIN_REPLICAS}`, v);
+  }
+  if (n > 0 && driver !== 'redis' && driver !== 'cache' && !driver.startsWith('cache.')) {
+    throw invalid('minReplicas', `applies to the redis driver only (replicas acknowledging each save with WAIT), and the driver is [${driver}]`, v);
+  }
+  return n;
+}
+
 function lotteryOf(cfg) {
   const v = cfg.lottery;
   if (v === undefined || v === null) return [2, 100];
@@ -138,6 +159,8 @@ const CONFIG_KEYS = new Set([
   'user_attribute',
   // session lifecycle
   'absolute_lifetime', 'renew_after', 'renew_grace_seconds',
+  // Scaling out (issue 14): replicas that acknowledge each redis save.
+  'minReplicas',
 ]);
 
 /**
@@ -183,10 +206,11 @@ function normalize(config) {
     user_attribute: str(c, 'user_attribute', null, { nullable: true }),
     ...lifecycleOf(c),
   };
+  out.minReplicas = minReplicasOf(c, out.driver);
   if (out.same_site === 'none' && out.secure !== true) {
     throw sessionError('ERR_SESSION_INVALID_OPTION', 'session config "same_site" is \'none\' but "secure" is not true: browsers drop SameSite=None cookies without the Secure attribute, so every request would start a new session. Set secure: true (HTTPS) or use same_site \'lax\'.');
   }
   return Object.freeze(out);
 }
 
-module.exports = { normalize, invalid, CONFIG_KEYS };
+module.exports = { normalize, invalid, CONFIG_KEYS, MAX_MIN_REPLICAS };

@@ -1,7 +1,7 @@
 // Types of `@ostro/session/fastify`: the plugin, its options, and `request.session` /
 // `fastify.sessionManager` merged into Fastify's own interfaces.
 import type { FastifyPluginAsync } from 'fastify';
-import type { HttpStore, SessionConfig, SessionManager } from '../index';
+import type { HttpStore, SessionBlockOption, SessionConfig, SessionManager } from '../index';
 import type { FastifySessionDataOrFree } from './session-data';
 import type { ExpressSessionData, ExpressSessionOptions, FastifyExpressSession, FastifySessionApi } from './express-session';
 
@@ -20,6 +20,13 @@ declare module 'fastify' {
      * express-session's shape typed by `ExpressSessionData` (null after `destroy()`).
      */
     session: RequestSession;
+  }
+  interface FastifyContextConfig {
+    /**
+     * This route's session options: `block` (Laravel's `block()`) runs the requests of one
+     * session one at a time on this route; `false` turns the plugin's `block` off here.
+     */
+    session?: { block?: SessionBlockOption | false };
   }
   interface FastifyInstance {
     /** The manager behind the plugin: the one passed as `{ manager }`, or the one built from the config. */
@@ -41,6 +48,8 @@ declare namespace ostroSession {
   /** `request.session` is the Store (the default). */
   export interface StoreApiOption {
     api?: 'laravel';
+    /** Blocking on every route (README "Blocking"); a route's `config.session.block` overrides it. */
+    block?: SessionBlockOption | false;
     rolling?: never;
     unset?: never;
     migrateFrom?: never;

@@ -18,11 +18,18 @@
 //   500), as a coded `ERR_SESSION_*` error.
 // Replies that bypass `onSend` (`reply.hijack()`, writing to `reply.raw`) are not committed.
 //
+// Opt-in blocking (Laravel's `block()`, `manager.middleware({ block })`): `block: true |
+// { lockSeconds, waitSeconds }` among the plugin's options blocks every route, and a route's
+// `config: { session: { block } }` sets it for that route (`block: false` turns it off there).
+// The session's lock is taken before the load and released once the save settled (or the
+// connection closed first); a wait in vain is ERR_SESSION_LOCKED, which Fastify answers 423.
+//
 const { SessionManager } = require('./manager');
 const { sessionError } = require('./errors');
 const { rejectUnknown } = require('./options');
 const httpSession = require('./http-session');
 const expressSession = require('./express-session');
+const blocking = require('./blocking');
 
 // Per request: the Store and whether it existed (or the express-session mode's context), kept
 // apart from `request.session` so that an app reassigning that property cannot make the plugin
@@ -62,7 +69,7 @@ function optionsOf(options, log) {
   const rest = {};
   const apiOptions = {};
   for (const k of Object.keys(o)) {
-    if (k === 'api') continue;
+    if (k === 'api' || k === 'block') continue;
     if (API_KEYS.includes(k) || (o.manager !== undefined && API_OVERRIDES.includes(k))) apiOptions[k] = o[k];
     else rest[k] = o[k];
   }
@@ -82,7 +89,23 @@ function optionsOf(options, log) {
     manager = o.manager;
     owned = false;
   }
-  return { manager, owned, api: api === 'express-session' ? expressSession.expressSessionOptions(manager, apiOptions) : null };
+  // Checked now: a typo fails at registration.
+  const block = o.block === undefined ? false : o.block;
+  if (blocking.blockOptions(block) !== null && api === 'express-session') {
+    throw sessionError('ERR_SESSION_INVALID_OPTION', "@ostro/session/fastify option \"block\" works with the Store API only, not with api: 'express-session'");
+  }
+  return { manager, owned, block, api: api === 'express-session' ? expressSession.expressSessionOptions(manager, apiOptions) : null };
+}
+
+/** A route's `config.session.block`, else the plugin's `block`. */
+function routeBlock(routeConfig, fallback) {
+  const session = routeConfig && routeConfig.session;
+  if (session === undefined || session === null) return fallback;
+  if (typeof session !== 'object' || Array.isArray(session)) {
+    throw sessionError('ERR_SESSION_INVALID_OPTION', '@ostro/session/fastify: a route\'s config.session must be an object such as { block: true }');
+  }
+  rejectUnknown(session, ['block'], "@ostro/session/fastify: a route's config.session");
+  return session.block === undefined ? fallback : session.block;
 }
 
 /** Drops a stream payload the response will never send, so it releases its file or socket. */
@@ -108,7 +131,7 @@ function finish(reply, payload, line) {
  *   `api: 'express-session'` and that API's options
  */
 async function ostroSession(fastify, options) {
-  const { manager, owned, api } = optionsOf(options, fastify.log);
+  const { manager, owned, block, api } = optionsOf(options, fastify.log);
   // Fail at registration, not on the first request, when the driver cannot be built (unknown
   // driver, bad connection option, cookie driver without a key, or the cookie driver with the
   // express-session API).
@@ -119,16 +142,33 @@ async function ostroSession(fastify, options) {
   fastify.decorateRequest('session', null);
   fastify.decorateRequest(kState, null);
   if (api === null) {
-    fastify.addHook('onRequest', async (request) => {
+    // Blocking: each route's setting is checked as the route is added (a typo, or a driver that
+    // cannot lock, fails at start-up) and read per request from the route's config: routes
+    // declared before the plugin loaded (a `register()` not awaited) are never shown to onRoute.
+    if (blocking.blockOptions(block) !== null) blocking.checkCanLock(manager.driver(), manager.getDefaultDriver());
+    fastify.addHook('onRoute', (route) => {
+      if (blocking.blockOptions(routeBlock(route.config, block)) === null) return;
+      blocking.checkCanLock(manager.driver(), manager.getDefaultDriver());
+    });
+    fastify.addHook('onRequest', async (request, reply) => {
       const req = request.raw;
       let loaded;
       try {
-        loaded = await manager.openSession(req);
+        const b = routeBlock(request.routeOptions.config, block);
+        loaded = b === false || b === null || b === undefined ? await manager.openSession(req) : await manager.openSession(req, { block: b });
       } catch (err) {
         throw coded(err, 'loading');
       }
       // The request-scoped HttpSession is the plugin's whole per-request state.
-      request[kState] = new httpSession.HttpSession(manager, req, loaded.store, loaded.existed);
+      const hs = new httpSession.HttpSession(manager, req, loaded.store, loaded.existed);
+      if (loaded.lock !== undefined) {
+        hs.lock = loaded.lock;
+        // A connection that closes before the reply is sent frees the lock at once.
+        reply.raw.once('close', () => {
+          if (request[kState] === hs) hs.lock.release();
+        });
+      }
+      request[kState] = hs;
       request.session = loaded.store;
     });
     fastify.addHook('onSend', async (request, reply, payload) => {
@@ -143,12 +183,23 @@ async function ostroSession(fastify, options) {
       } catch (err) {
         discard(payload);
         throw coded(err, 'saving');
+      } finally {
+        if (hs.lock !== undefined) await hs.lock.release();
       }
       return finish(reply, payload, line);
     });
   } else {
+    fastify.addHook('onRoute', (route) => {
+      if (blocking.blockOptions(routeBlock(route.config, false)) !== null) {
+        throw sessionError('ERR_SESSION_INVALID_OPTION', "@ostro/session/fastify: a route's config.session.block works with the Store API only, not with api: 'express-session'");
+      }
+    });
     fastify.addHook('onRequest', async (request) => {
       try {
+        // A route onRoute did not see (declared before the plugin loaded) is checked here.
+        if (blocking.blockOptions(routeBlock(request.routeOptions.config, false)) !== null) {
+          throw sessionError('ERR_SESSION_INVALID_OPTION', "@ostro/session/fastify: a route's config.session.block works with the Store API only, not with api: 'express-session'");
+        }
         // Sets `request.session` (which regenerate() and reload() replace).
         request[kState] = await expressSession.openExpressSession(manager, api, request.raw, request);
       } catch (err) {

@@ -193,6 +193,7 @@ class SessionManager {
     const { RedisSessionHandler } = require('./drivers/redis');
     const opts = { minutes: this._config.lifetime };
     if (this._config.prefix !== null) opts.prefix = this._config.prefix;
+    if (this._config.minReplicas > 0) opts.minReplicas = this._config.minReplicas;
     return new RedisSessionHandler(conn === null ? 'redis://127.0.0.1:6379' : conn, opts);
   }
 
@@ -703,7 +704,17 @@ class SessionManager {
     const n = this._nativeOptions(handler).native;
     const opts = { key: this._key(), encryptKeys: n.encryptKeys, encryptMigrate: n.encryptMigrate };
     if (options && options.current) opts.current = storeId(options.current, 'current');
-    return { user, handler, opts, native: handler instanceof NativeSessionHandler, name: this.getDefaultDriver() };
+    // Sessions past absolute_lifetime are not listed (nor ended) even before a load or gc removed
+    // them: judged by the engine at the Store's clock (the manager's test clock when there is
+    // one), as a load judges them. Idle sessions: the built-in drivers leave them out by their
+    // own clock; a custom driver's entries are judged by their lastActivity.
+    const cfg = this._config;
+    const builtIn = handler instanceof NativeSessionHandler;
+    const clock = this._now || (builtIn && handler._now) || Date.now;
+    opts.nowMs = clock();
+    if (cfg.absolute_lifetime !== null) opts.absoluteLifetimeSecs = Math.ceil(cfg.absolute_lifetime * 60);
+    if (!builtIn) opts.lifetimeSecs = Math.floor(cfg.lifetime * 60);
+    return { user, handler, opts, native: builtIn, name: this.getDefaultDriver() };
   }
 
   // A custom driver's optional sessionsOf(userId), checked by the engine as the built-in ones are.

@@ -23,6 +23,12 @@ pub struct UserListOptions {
     pub encrypt_migrate: Option<bool>,
     /// The caller's own session id: its entry is `current`.
     pub current: Option<String>,
+    /// The time to judge expiry at, in ms since the epoch (the manager's clock).
+    pub now_ms: Option<f64>,
+    /// The idle lifetime (`lifetime`) in seconds: entries idle longer are not listed.
+    pub lifetime_secs: Option<f64>,
+    /// The absolute lifetime (`absolute_lifetime`) in seconds: sessions older are not listed.
+    pub absolute_lifetime_secs: Option<f64>,
 }
 
 /// One live session of a user.
@@ -68,12 +74,12 @@ pub struct Described {
     pub stale: Vec<String>,
 }
 
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 fn options(o: UserListOptions) -> std::result::Result<ListOptions, SessionError> {
     let cipher = match o.encrypt_keys {
         Some(keys) => Some(crate::crypto::cipher_for(keys)?),
         None => None,
     };
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let max = o.max_payload_bytes.map_or(1_048_576, |m| m as usize);
     Ok(ListOptions {
         key: o.key,
@@ -81,6 +87,15 @@ fn options(o: UserListOptions) -> std::result::Result<ListOptions, SessionError>
         cipher,
         accept_plaintext: o.encrypt_migrate.unwrap_or(false),
         current: o.current,
+        now_ms: o.now_ms.filter(|v| v.is_finite()).map(|v| v as i64),
+        lifetime_secs: o
+            .lifetime_secs
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .map(|v| v as i64),
+        absolute_lifetime_secs: o
+            .absolute_lifetime_secs
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .map(|v| v as u64),
     })
 }
 

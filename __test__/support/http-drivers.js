@@ -1,8 +1,9 @@
 'use strict';
 // Shared by the HTTP-level concurrency and blocking tests (issue 12) and their child processes:
-// a SessionManager per driver (array, file, sqlite, redis, memcached, and a custom JS driver
-// over a Map with writeIfUnchanged, lock and unlock), and one Express app whose routes put,
-// increment, flash, log out and read-modify-write through `req.session`.
+// a SessionManager per driver (array, file, sqlite, the native database driver on Postgres and
+// MariaDB, redis, memcached, and a custom JS driver over a Map with writeIfUnchanged, lock and
+// unlock), and one Express app whose routes put, increment, flash, log out and read-modify-write
+// through `req.session`.
 const { SessionManager, SessionHandlerInterface } = require('../..');
 
 const KEY = 'k'.repeat(40);
@@ -68,13 +69,17 @@ class MapDriver extends SessionHandlerInterface {
 }
 
 /**
- * A manager on `driver` at `where` (directory, database file, URL or address; a MapDriver
- * instance for 'map').
+ * A manager on `driver` at `where` (directory, database file, URL or address; `{ url, table }`
+ * for 'database'; a MapDriver instance for 'map').
  */
 function managerFor(driver, where) {
   const config = { driver, key: KEY, lifetime: 120, lottery: [0, 100] };
   if (driver === 'file') config.files = where;
   else if (driver === 'sqlite' || driver === 'redis' || driver === 'memcached') config.connection = where;
+  else if (driver === 'database') {
+    config.connection = where.url;
+    config.table = where.table;
+  }
   if (driver === 'map') {
     const m = new SessionManager(config, {});
     m.extend('map', () => where);

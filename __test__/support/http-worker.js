@@ -1,11 +1,13 @@
 'use strict';
 // Child process of concurrency-http.test.js: the tests' Express app on a shared driver, so that
-// two Node processes serve one session. argv: driver (file, sqlite, redis or memcached) and its
-// location. Prints the port once listening; exits when stdin closes.
+// two Node processes serve one session. argv: driver (file, sqlite, database, redis or
+// memcached) and its location (for database, `{ url, table }` as JSON). Prints the port once
+// listening; exits when stdin closes.
 const http = require('node:http');
 const { managerFor, appFor } = require('./http-drivers');
 
-const [driver, where] = process.argv.slice(2);
+const [driver, arg] = process.argv.slice(2);
+const where = driver === 'database' ? JSON.parse(arg) : arg;
 const manager = managerFor(driver, where);
 const server = http.createServer(appFor(manager));
 server.listen(0, '127.0.0.1', () => {

@@ -6,6 +6,7 @@ const native = require('../native');
 const { NativeSessionHandler, minutesOf } = require('../handlers');
 const { sessionError } = require('../errors');
 const { rejectUnknown } = require('../options');
+const { MAX_MIN_REPLICAS } = require('../config');
 
 const CONNECTION_KEYS = ['host', 'port', 'username', 'password', 'db', 'database', 'tls'];
 const CLUSTER_KEYS = ['cluster', 'username', 'password', 'tls'];
@@ -164,7 +165,7 @@ class RedisSessionHandler extends NativeSessionHandler {
       connectTimeoutMs: msOf('connectTimeoutMs', o.connectTimeoutMs),
       commandTimeoutMs: msOf('commandTimeoutMs', o.commandTimeoutMs),
       caFile,
-      minReplicas: wholeOf('minReplicas', o.minReplicas, 100),
+      minReplicas: wholeOf('minReplicas', o.minReplicas, MAX_MIN_REPLICAS),
     });
     super(handle, null);
   }

@@ -27,8 +27,8 @@ const MAX_PAUSE_MS: u64 = 100;
 pub fn unsupported() -> SessionError {
     SessionError::Locked(
         "this session driver cannot lock sessions, so blocking is not available with it \
-         (drivers that can: array, file, sqlite, redis, memcached, and custom drivers that \
-         implement lock() and unlock())"
+         (drivers that can: array, file, sqlite, database, redis, memcached, and custom \
+         drivers that implement lock() and unlock())"
             .into(),
     )
 }

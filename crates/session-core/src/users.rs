@@ -88,6 +88,33 @@ pub struct ListOptions {
     pub accept_plaintext: bool,
     /// The caller's own session id: its entry is marked `current`.
     pub current: Option<String>,
+    /// The time to judge expiry at (ms since the epoch); `None`: no expiry checks here (the
+    /// driver's own reads already leave out what it knows has expired).
+    pub now_ms: Option<i64>,
+    /// The idle lifetime in seconds: an entry idle for longer is expired even if its record is
+    /// still there (not loaded or collected since). Entries with no known activity (`0`) are
+    /// not judged by it.
+    pub lifetime_secs: Option<i64>,
+    /// The absolute lifetime (`absolute_lifetime`) in seconds: a session created longer ago
+    /// is expired whatever its activity, as its next load would find
+    /// ([`lifecycle::check_absolute`]).
+    pub absolute_lifetime_secs: Option<u64>,
+}
+
+impl ListOptions {
+    /// Whether a session last active at `last_activity_ms` and created at `created_secs` has
+    /// expired by either rule at [`ListOptions::now_ms`].
+    fn expired(&self, last_activity_ms: i64, created_secs: Option<i64>) -> bool {
+        let Some(now_ms) = self.now_ms else {
+            return false;
+        };
+        let now = lifecycle::secs(now_ms);
+        // Whole seconds on both sides, as the SQL drivers keep `last_activity`.
+        let idle = self.lifetime_secs.is_some_and(|life| {
+            last_activity_ms > 0 && now.saturating_sub(lifecycle::secs(last_activity_ms)) > life
+        });
+        idle || lifecycle::check_absolute(created_secs, now, self.absolute_lifetime_secs).is_some()
+    }
 }
 
 /// One live session of a user, as callers see it.
@@ -138,13 +165,16 @@ pub fn describe(
         };
         let decoded = reader.decode(&r.payload);
         let linked = decoded.attributes.get(USER).and_then(Value::as_str) == Some(user);
-        if decoded.missing || !linked {
+        let created_at = lifecycle::stamp(decoded.attributes.get(CREATED));
+        // An expired session is no longer the user's, even before a load or gc removed it: its
+        // next load starts over (and destroys it).
+        if decoded.missing || !linked || opts.expired(r.last_activity_ms, created_at) {
             stale.push(r.id);
             continue;
         }
         live.push(UserSession {
             handle: session_handle(&opts.key, &r.id),
-            created_at: lifecycle::stamp(decoded.attributes.get(CREATED)),
+            created_at,
             last_activity_ms: r.last_activity_ms,
             ip: r.ip,
             user_agent: r.user_agent,
@@ -315,5 +345,60 @@ mod tests {
         assert!(check_handle(&live[0].handle).is_ok());
         assert!(check_handle("xyz").is_err());
         assert!(check_handle(&"A".repeat(32)).is_err());
+    }
+
+    #[test]
+    fn expired_entries_are_not_listed_and_are_pruned() {
+        let now_ms = 1_000_000_000;
+        let opts = ListOptions {
+            key: "k".into(),
+            max_payload_bytes: 1 << 20,
+            now_ms: Some(now_ms),
+            lifetime_secs: Some(600),
+            absolute_lifetime_secs: Some(3600),
+            ..ListOptions::default()
+        };
+        let now = now_ms / 1000;
+        let rec = |id: &str, created: i64, at_secs: i64| UserRecord {
+            id: id.repeat(40),
+            payload: format!(r#"{{"_user":"7","_created":{created}}}"#),
+            last_activity_ms: at_secs * 1000,
+            ..UserRecord::default()
+        };
+        let (live, stale) = describe(
+            "7",
+            vec![
+                // Young and active.
+                rec("A", now - 60, now - 1),
+                // Exactly at both limits: still alive.
+                rec("B", now - 3600, now - 600),
+                // Active a second ago, but past the absolute cap.
+                rec("C", now - 3601, now - 1),
+                // Young, but idle past the lifetime.
+                rec("D", now - 700, now - 601),
+                // No known activity: only the absolute rule applies.
+                UserRecord {
+                    last_activity_ms: 0,
+                    ..rec("E", now - 10, 0)
+                },
+            ],
+            &opts,
+        );
+        let ids: Vec<&str> = live.iter().map(UserSession::id).collect();
+        assert_eq!(ids.len(), 3);
+        for id in ["A", "B", "E"] {
+            assert!(ids.contains(&id.repeat(40).as_str()), "{id}");
+        }
+        assert_eq!(stale, vec!["C".repeat(40), "D".repeat(40)]);
+        // Without a time, nothing is judged here.
+        let (live, _) = describe(
+            "7",
+            vec![rec("C", now - 3601, now - 1)],
+            &ListOptions {
+                now_ms: None,
+                ..opts
+            },
+        );
+        assert_eq!(live.len(), 1);
     }
 }

@@ -173,11 +173,16 @@ impl Table {
 
 impl Drop for Table {
     fn drop(&mut self) {
-        let drop_it = || {
-            self.db
-                .sql(&self.url, &format!("DROP TABLE IF EXISTS {}", self.q()))
-        };
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(drop_it));
+        // The lock table of opt-in blocking goes too.
+        for name in [self.name.clone(), format!("{}_locks", self.name)] {
+            let drop_it = || {
+                self.db.sql(
+                    &self.url,
+                    &format!("DROP TABLE IF EXISTS {}", self.db.quote(&name)),
+                )
+            };
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(drop_it));
+        }
     }
 }
 
@@ -371,6 +376,83 @@ async fn metadata(db: Db) {
         .await
         .unwrap();
     assert_eq!(row(), format!("10.0.0.1|{}|-", "u".repeat(500)));
+}
+
+both!(
+    blocking_locks_hold_across_handlers_expire_and_go_at_gc,
+    blocking_locks
+);
+async fn blocking_locks(db: Db) {
+    let t = Table::new(db);
+    let (c, clk) = clock();
+    // Two handlers on one table, as two processes would have.
+    let (a, b) = (t.handler(120.0, clk.clone()), t.handler(120.0, clk));
+    assert!(a.supports_lock());
+    let id = sid("lock", 1);
+    // The lock table is created by the first lock, not before.
+    let t1 = a
+        .lock(&id, 10_000)
+        .await
+        .unwrap()
+        .expect("a free lock is taken");
+    assert_eq!(t1.len(), 32);
+    assert_eq!(b.lock(&id, 10_000).await.unwrap(), None, "held elsewhere");
+    assert_eq!(
+        a.lock(&id, 10_000).await.unwrap(),
+        None,
+        "held by itself too"
+    );
+    assert!(
+        b.lock(&sid("lock", 2), 10_000).await.unwrap().is_some(),
+        "another session's"
+    );
+    // Only the holder's token releases it.
+    b.unlock(&id, "not-the-token").await.unwrap();
+    assert_eq!(b.lock(&id, 10_000).await.unwrap(), None);
+    a.unlock(&id, &t1).await.unwrap();
+    let t2 = b
+        .lock(&id, 10_000)
+        .await
+        .unwrap()
+        .expect("released, so free");
+    // Past its time-to-live (the handlers' clock), the lock is free; the late release of the
+    // first holder frees nothing of the next one's.
+    c.advance(10_001);
+    let t3 = a
+        .lock(&id, 10_000)
+        .await
+        .unwrap()
+        .expect("an expired lock is free");
+    b.unlock(&id, &t2).await.unwrap();
+    assert_eq!(b.lock(&id, 10_000).await.unwrap(), None);
+    // The waiting rule over it: Locked after the wait, then had once released.
+    let e = ostro_session_core::blocking::acquire(&b, &id, 10_000, 200)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "ERR_SESSION_LOCKED");
+    a.unlock(&id, &t3).await.unwrap();
+    let t4 = ostro_session_core::blocking::acquire(&b, &id, 10_000, 2000)
+        .await
+        .unwrap();
+    // gc deletes expired locks only.
+    let count = || {
+        t.sql(&format!(
+            "SELECT count(*) FROM {}",
+            t.db.quote(&format!("{}_locks", t.name))
+        ))
+    };
+    assert_eq!(count(), "2");
+    c.advance(10_001);
+    b.lock(&sid("lock", 3), 60_000).await.unwrap().unwrap();
+    a.gc(7200).await.unwrap();
+    assert_eq!(count(), "1", "gc left an expired lock, or took a live one");
+    b.unlock(&id, &t4).await.unwrap();
+    // A handler that never locked releases and collects without a lock table.
+    let fresh = Table::new(db);
+    let h = fresh.handler(120.0, None);
+    h.unlock(&id, "x").await.unwrap();
+    h.write(&id, "{}", &WriteMeta::default()).await.unwrap();
+    h.gc(7200).await.unwrap();
 }
 
 both!(gc_deletes_through_the_last_activity_index, gc_index);
@@ -1026,4 +1108,56 @@ async fn cas_batches(db: Db) {
             assert_eq!(got, format!("{{\"i\":{i}}}"));
         }
     }
+}
+
+both!(concurrent_reads_each_get_their_own_row, read_batches);
+/// Many concurrent reads (on MySQL answered together by one statement per batch): each gets its
+/// own row, by its exact id, and only while that row is alive: live rows, ids read twice in one
+/// batch, expired rows, tombstones and ids never written each read as on their own.
+async fn read_batches(db: Db) {
+    let t = Table::new(db);
+    let (c, clock) = clock();
+    let h = Arc::new(t.handler(1.0, clock));
+    let none = WriteMeta::default();
+    // Expired by the time of the reads: written 61 s before them, with a 60 s lifetime.
+    for i in 0..32usize {
+        h.write(&sid("old", i), "{\"old\":1}", &none).await.unwrap();
+    }
+    c.advance(61_000);
+    for i in 0..96usize {
+        h.write(
+            &sid("live", i),
+            &format!("{{\"i\":{i},\"s\":\"Zoë\"}}"),
+            &none,
+        )
+        .await
+        .unwrap();
+    }
+    for i in 0..16usize {
+        h.destroy(&sid("live", i)).await.unwrap();
+    }
+    let want = |tag: &str, i: usize| match tag {
+        "live" if i >= 16 => format!("{{\"i\":{i},\"s\":\"Zoë\"}}"),
+        _ => String::new(),
+    };
+    let mut set = tokio::task::JoinSet::new();
+    for round in 0..2 {
+        for (tag, n) in [("live", 96usize), ("old", 32), ("never", 32)] {
+            for i in 0..n {
+                let h = Arc::clone(&h);
+                set.spawn(async move { (tag, i, round, h.read(&sid(tag, i)).await) });
+            }
+        }
+    }
+    let mut answered = 0;
+    while let Some(r) = set.join_next().await {
+        let (tag, i, round, got) = r.unwrap();
+        assert_eq!(
+            got.unwrap(),
+            want(tag, i),
+            "read of {tag} {i} (round {round})"
+        );
+        answered += 1;
+    }
+    assert_eq!(answered, 320);
 }

@@ -7,7 +7,14 @@ import type { SessionManager } from '../../../index';
  * error passed to `next`, never a throw at boot.
  */
 declare class StartSession {
-  constructor();
+  /**
+   * Without parameters, the plain session middleware. With `lockSeconds` (and `waitSeconds`,
+   * default 10), a blocking one (Laravel's `block()`): requests on one session run one at a
+   * time; OstroJS passes a named middleware's parameters (`'session:10,10'`) as strings.
+   */
+  constructor(lockSeconds?: number | string, waitSeconds?: number | string);
+  /** A blocking StartSession class, for a middleware group's list. */
+  static block(lockSeconds?: number, waitSeconds?: number): typeof StartSession;
   /** The app's `session` manager, or null when the provider is missing. */
   readonly $session: SessionManager | null;
   handle(context: { request: object; response: object; next: (err?: unknown) => unknown }): void;

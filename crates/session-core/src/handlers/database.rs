@@ -30,6 +30,12 @@
 //! lifetime like any idle row. A compare-and-set whose connection breaks is not retried: it may
 //! have been applied, and a replay on top of it would apply the request twice.
 //!
+//! Opt-in blocking (see [`crate::blocking`]): locks are rows of a second table,
+//! `<table>_locks` (`sid`, `token`, `expires_at` in ms of the handler's clock), created on the
+//! first lock, as the sqlite driver does. One atomic statement takes a lock that is absent,
+//! expired or already the caller's; the holder's delete names its token; gc deletes expired
+//! locks.
+//!
 //! No TLS: connect over loopback, a private network or a tunnel.
 
 use crate::clock::{self, SharedClock};
@@ -599,7 +605,29 @@ impl SessionHandler for DatabaseSessionHandler {
     async fn gc(&self, max_lifetime_secs: u64) -> Result<u64> {
         let secs = i64::try_from(max_lifetime_secs).unwrap_or(i64::MAX);
         let cutoff = self.settings.now_secs().saturating_sub(secs);
-        dispatch!(self, b => b.gc(cutoff).await)
+        let n = dispatch!(self, b => b.gc(cutoff).await)?;
+        // Expired blocking locks go too (a holder that crashed never released its lock).
+        let now_ms = self.settings.clock.now_ms();
+        dispatch!(self, b => b.gc_locks(now_ms).await)?;
+        Ok(n)
+    }
+
+    async fn lock(&self, id: &str, ttl_ms: u64) -> Result<Option<String>> {
+        id::check_storage_id(id)?;
+        let token = crate::blocking::new_token()?;
+        let now = self.settings.clock.now_ms();
+        let until = now.saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX));
+        let taken = dispatch!(self, b => b.lock(id, &token, until, now).await)?;
+        Ok(taken.then_some(token))
+    }
+
+    async fn unlock(&self, id: &str, token: &str) -> Result<()> {
+        id::check_storage_id(id)?;
+        dispatch!(self, b => b.unlock(id, token).await)
+    }
+
+    fn supports_lock(&self) -> bool {
+        true
     }
 
     async fn touch(&self, id: &str) -> Result<bool> {

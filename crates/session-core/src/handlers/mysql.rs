@@ -6,6 +6,12 @@
 //! because no operation changes session state. After a failure that means the server is gone,
 //! the whole pool is replaced, so that no dead connection is handed out again.
 //!
+//! Reads that arrive while others are on the wire are answered together by one
+//! `SELECT … WHERE sid IN (…)` (see [`Reads`]): the server's cost is per statement (a thread
+//! wake-up, a network round, parsing the execute) far more than per row, and with concurrency a
+//! read is otherwise the one statement of a cycle that is not batched (writes are, see the
+//! database driver's `Writer`). A lone read is sent alone, as before, without any hand-over.
+//!
 //! The table is created `utf8mb4` with a binary collation: session ids differ by case only, and
 //! payloads may hold any character. `payload` is `LONGTEXT` (a migration's `TEXT` holds 64 KB;
 //! a longer payload is then refused with [`SessionError::TooLarge`]).
@@ -15,9 +21,12 @@ use crate::error::{Result, SessionError};
 use crate::handler::UserRecord;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Params, Pool, PoolConstraints, PoolOpts, TxOpts};
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 /// The statements, built once from the validated table name.
 struct Sql {
@@ -35,12 +44,21 @@ struct Sql {
     cas_revive: String,
     /// A user's live rows (see crate::users).
     user_sessions: String,
+    /// Opt-in blocking (see the database driver's module docs): the lock table, a lock taken
+    /// when absent (`INSERT IGNORE`), or else when expired or already ours (`UPDATE`), the
+    /// holder's release, and gc of expired ones.
+    locks_create: String,
+    lock_insert: String,
+    lock_take: String,
+    unlock: String,
+    locks_gc: String,
 }
 
 impl Sql {
     fn for_table(table: &str) -> Self {
         // `table` is a checked identifier; quoting lets keywords be names.
         let t = format!("`{table}`");
+        let l = format!("`{table}_locks`");
         Self {
             table: table.to_owned(),
             read: format!(
@@ -89,6 +107,18 @@ impl Sql {
                 "SELECT sid, payload, last_activity, ip_address, user_agent FROM {t} \
                  WHERE user_id = ? AND (last_activity >= ? OR last_activity IS NULL)"
             ),
+            locks_create: format!(
+                "CREATE TABLE IF NOT EXISTS {l} (sid VARCHAR(255) NOT NULL, \
+                 token VARCHAR(64) NOT NULL, expires_at BIGINT NOT NULL, PRIMARY KEY (sid)) \
+                 ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+            ),
+            lock_insert: format!("INSERT IGNORE INTO {l} (sid, token, expires_at) VALUES (?, ?, ?)"),
+            lock_take: format!(
+                "UPDATE {l} SET token = ?, expires_at = ? WHERE sid = ? \
+                 AND (expires_at <= ? OR token = ?)"
+            ),
+            unlock: format!("DELETE FROM {l} WHERE sid = ? AND token = ?"),
+            locks_gc: format!("DELETE FROM {l} WHERE expires_at <= ?"),
         }
     }
 }
@@ -104,6 +134,9 @@ pub(crate) struct Mysql {
     pool: Mutex<Option<Pool>>,
     // Whether the table has been created or adopted by this handler.
     ready: tokio::sync::Mutex<bool>,
+    reads: Arc<Reads>,
+    // Whether the lock table is known to exist (created on the first lock, as sqlite does).
+    locks_ready: std::sync::atomic::AtomicBool,
 }
 
 fn invalid(msg: impl Into<String>) -> SessionError {
@@ -140,14 +173,16 @@ impl Mysql {
             // Payloads may hold any character; the default connection charset may be 3-byte utf8.
             .init(vec!["SET NAMES utf8mb4 COLLATE utf8mb4_bin"])
             .prefer_socket(false)
-            // 8 single-row statements, 2 × 7 upsert sizes (see `many`) and 7 lock sizes (see
-            // `cas_locked`), with room to spare.
+            // 8 single-row statements, 2 × 7 upsert sizes (see `many`), 7 lock sizes (see
+            // `cas_locked`) and 6 read sizes (see `read_batch`), with room to spare.
             .stmt_cache_size(48);
         Ok(Self {
             opts: Opts::from(opts),
             sql: Sql::for_table(&s.table),
             pool: Mutex::new(None),
             ready: tokio::sync::Mutex::new(false),
+            reads: Arc::new(Reads::new(s.pool)),
+            locks_ready: std::sync::atomic::AtomicBool::new(false),
             s: s.clone(),
         })
     }
@@ -407,7 +442,83 @@ impl Mysql {
         Ok(())
     }
 
+    /// The payload of `id` if it is alive at `cutoff`, else `""`: sent alone when fewer than
+    /// [`Reads::leaders`] reads are on the wire, otherwise queued and answered with the other
+    /// queued reads by one statement (see [`Reads`]).
     pub async fn read(&self, id: &str, cutoff: i64) -> Result<String> {
+        let deadline = Instant::now() + self.s.command_timeout;
+        let lead = match Reads::join(&self.reads, id, cutoff) {
+            Joined::Lead(lead) => lead,
+            Joined::Wait(rx) => match tokio::time::timeout_at(deadline, rx).await {
+                Ok(Ok(Turn::Done(r))) => return r,
+                Ok(Ok(Turn::Lead(lead))) => lead,
+                // The read that took this one along was dropped before it answered.
+                Ok(Err(_)) | Err(_) => return Err(self.s.timed_out("mysql", "read")),
+            },
+        };
+        // Bounded by this read's own deadline too: it may have waited in the queue first.
+        match tokio::time::timeout_at(deadline, self.read_batch(id, cutoff, lead)).await {
+            Ok(r) => r,
+            Err(_) => Err(self.s.timed_out("mysql", "read")),
+        }
+    }
+
+    /// Reads `id` and every read `lead` carries, answering those; dropping `lead` at the end
+    /// (or on a timeout) hands the next queued reads to one of their callers.
+    async fn read_batch(&self, id: &str, cutoff: i64, mut lead: Lead) -> Result<String> {
+        let others = std::mem::take(&mut lead.waiters);
+        if others.is_empty() {
+            return self.read_one(id, cutoff).await;
+        }
+        let mut ids: Vec<&str> = others.iter().map(|w| w.id.as_str()).collect();
+        ids.push(id);
+        ids.sort_unstable();
+        ids.dedup();
+        let oldest = others.iter().map(|w| w.cutoff).fold(cutoff, i64::min);
+        // Padded to a power of two (repeating the last id) so that a few texts stay cached.
+        let n = ids.len().next_power_of_two();
+        let mut stmt = format!(
+            "SELECT sid, payload, last_activity FROM `{}` WHERE sid IN (",
+            self.sql.table
+        );
+        let mut values = Vec::with_capacity(n + 1);
+        let last = ids.last().copied().unwrap_or_default();
+        for k in 0..n {
+            stmt.push_str(if k == 0 { "?" } else { ", ?" });
+            values.push(mysql_async::Value::from(
+                ids.get(k).copied().unwrap_or(last),
+            ));
+        }
+        stmt.push_str(") AND (last_activity >= ? OR last_activity IS NULL)");
+        values.push(oldest.into());
+        let (stmt, params) = (&stmt, Params::Positional(values));
+        let rows: Result<Vec<LockedRow>> = self
+            .run("read", |mut c| {
+                let params = params.clone();
+                async move { c.exec(stmt.as_str(), params).await }
+            })
+            .await;
+        // Each read answers by its own cutoff, and by the exact bytes of its id.
+        let rows: Result<HashMap<Vec<u8>, Stored>> =
+            rows.map(|rows| rows.into_iter().map(|(id, p, at)| (id, (p, at))).collect());
+        let answer = |id: &str, cutoff: i64| -> Result<String> {
+            match &rows {
+                Ok(rows) => Ok(rows
+                    .get(id.as_bytes())
+                    .filter(|(_, at)| at.is_none_or(|t| t >= cutoff))
+                    .and_then(|(p, _)| p.clone())
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .unwrap_or_default()),
+                Err(e) => Err(same_error(e)),
+            }
+        };
+        for w in others {
+            let _ = w.tx.send(Turn::Done(answer(&w.id, w.cutoff)));
+        }
+        answer(id, cutoff)
+    }
+
+    async fn read_one(&self, id: &str, cutoff: i64) -> Result<String> {
         let sql = &self.sql.read;
         let row: Option<(Option<Vec<u8>>,)> = self
             .run("read", |mut c| async move {
@@ -578,6 +689,180 @@ impl Mysql {
             .await?;
         Ok(n > 0)
     }
+
+    /// Takes the blocking lock of `id` with `token` until `until` (ms) if it is absent, expired
+    /// at `now` (ms) or already ours: whether it was taken. Each statement is atomic; the
+    /// common case (no lock) is the first one alone. Retrying after a broken connection is
+    /// safe: a first try that was applied left our own token, which `lock_take` takes again.
+    pub async fn lock(&self, id: &str, token: &str, until: i64, now: i64) -> Result<bool> {
+        let sql = &self.sql;
+        let ensure = !self.locks_ready.load(std::sync::atomic::Ordering::Acquire);
+        let taken = self
+            .run("lock", |mut c| async move {
+                if ensure {
+                    c.query_drop(sql.locks_create.as_str()).await?;
+                }
+                c.exec_drop(sql.lock_insert.as_str(), (id, token, until))
+                    .await?;
+                if c.affected_rows() == 1 {
+                    return Ok(true);
+                }
+                c.exec_drop(sql.lock_take.as_str(), (token, until, id, now, token))
+                    .await?;
+                // Found rows are counted: a match is a lock taken (or retaken) by us.
+                Ok(c.affected_rows() == 1)
+            })
+            .await?;
+        self.locks_ready
+            .store(true, std::sync::atomic::Ordering::Release);
+        Ok(taken)
+    }
+
+    /// Releases the lock of `id` if `token` still holds it.
+    pub async fn unlock(&self, id: &str, token: &str) -> Result<()> {
+        let sql = &self.sql.unlock;
+        self.run("unlock", |mut c| async move {
+            match c.exec_drop(sql.as_str(), (id, token)).await {
+                // 1146: no lock table, so nothing was ever locked here.
+                Err(mysql_async::Error::Server(se)) if se.code == 1146 => Ok(()),
+                r => r,
+            }
+        })
+        .await
+    }
+
+    /// Deletes locks expired at `now` (ms): a holder that crashed never released its lock.
+    pub async fn gc_locks(&self, now: i64) -> Result<()> {
+        let sql = &self.sql.locks_gc;
+        self.run("gc", |mut c| async move {
+            match c.exec_drop(sql.as_str(), (now,)).await {
+                Err(mysql_async::Error::Server(se)) if se.code == 1146 => Ok(()),
+                r => r,
+            }
+        })
+        .await
+    }
+}
+
+/// Most reads one statement answers.
+const MAX_READ_BATCH: usize = 64;
+
+/// Reads in flight, combined: up to `leaders` reads go to the server at once, each one carrying
+/// the reads queued behind it when it started (no task or channel hop for a lone read). When a
+/// leader is done it hands the reads queued meanwhile to the first of their callers still
+/// waiting, which then leads them: the `Lead` token moves, so at most `leaders` statements are
+/// in flight and none is left without a leader, even when a caller gives up.
+struct Reads {
+    leaders: usize,
+    state: Mutex<ReadState>,
+}
+
+struct ReadState {
+    /// Leads held now (at most `leaders`).
+    held: usize,
+    queued: VecDeque<Waiter>,
+}
+
+struct Waiter {
+    id: String,
+    cutoff: i64,
+    tx: oneshot::Sender<Turn>,
+}
+
+enum Turn {
+    Done(Result<String>),
+    Lead(Lead),
+}
+
+enum Joined {
+    Lead(Lead),
+    Wait(oneshot::Receiver<Turn>),
+}
+
+/// The right to send one read statement, with the reads it answers besides its own; handed
+/// over on drop.
+struct Lead {
+    reads: Arc<Reads>,
+    waiters: Vec<Waiter>,
+    /// False once handed on (the drop then does nothing).
+    live: bool,
+}
+
+impl Drop for Lead {
+    fn drop(&mut self) {
+        if self.live {
+            // Reads not answered (a timeout, a dropped caller) see their sender dropped.
+            self.waiters.clear();
+            self.reads.hand_over();
+        }
+    }
+}
+
+impl Reads {
+    fn new(pool: usize) -> Self {
+        Self {
+            // Half the pool: the other half stays for the batched writes.
+            leaders: pool.div_ceil(2),
+            state: Mutex::new(ReadState {
+                held: 0,
+                queued: VecDeque::new(),
+            }),
+        }
+    }
+
+    fn join(this: &Arc<Self>, id: &str, cutoff: i64) -> Joined {
+        let mut st = this.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if st.held < this.leaders {
+            st.held += 1;
+            return Joined::Lead(Lead {
+                reads: Arc::clone(this),
+                waiters: Vec::new(),
+                live: true,
+            });
+        }
+        let (tx, rx) = oneshot::channel();
+        st.queued.push_back(Waiter {
+            id: id.to_owned(),
+            cutoff,
+            tx,
+        });
+        Joined::Wait(rx)
+    }
+
+    /// Gives the lead to the first queued read whose caller still waits, with the reads behind
+    /// it; frees the lead when none does.
+    fn hand_over(self: &Arc<Self>) {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Some(first) = st.queued.pop_front() {
+            if first.tx.is_closed() {
+                continue;
+            }
+            let take = st.queued.len().min(MAX_READ_BATCH - 1);
+            let waiters: Vec<Waiter> = st
+                .queued
+                .drain(..take)
+                .filter(|w| !w.tx.is_closed())
+                .collect();
+            let lead = Lead {
+                reads: Arc::clone(self),
+                waiters,
+                live: true,
+            };
+            match first.tx.send(Turn::Lead(lead)) {
+                Ok(()) => return,
+                Err(turn) => {
+                    // Its caller left just now: the others go back to the front, in order.
+                    if let Turn::Lead(mut lead) = turn {
+                        lead.live = false;
+                        for w in std::mem::take(&mut lead.waiters).into_iter().rev() {
+                            st.queued.push_front(w);
+                        }
+                    }
+                }
+            }
+        }
+        st.held = st.held.saturating_sub(1);
+    }
 }
 
 /// A multi-row upsert of `rows` (one statement, one commit), `user_id` following the rows or
@@ -637,6 +922,9 @@ impl Affected for mysql_async::Transaction<'_> {
         self.affected_rows()
     }
 }
+
+/// `payload` and `last_activity` of a row.
+type Stored = (Option<Vec<u8>>, Option<i64>);
 
 /// `sid`, `payload` and `last_activity` of a row locked by [`cas_locked`].
 type LockedRow = (Vec<u8>, Option<Vec<u8>>, Option<i64>);

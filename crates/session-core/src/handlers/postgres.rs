@@ -46,6 +46,12 @@ struct Sql {
     cas_insert_many: String,
     /// A user's live rows (see crate::users); rare, so prepared per call.
     user_sessions: String,
+    /// Opt-in blocking (see the database driver's module docs): the lock table, its creation,
+    /// taking a lock that is absent or expired, the holder's release, and gc of expired ones.
+    locks_create: String,
+    lock: String,
+    unlock: String,
+    locks_gc: String,
 }
 
 impl Sql {
@@ -54,6 +60,7 @@ impl Sql {
         // Times are cast to bigint: a migration's `integer` column takes them by assignment,
         // and the comparisons still use the `last_activity` index.
         let t = format!("\"{table}\"");
+        let l = format!("\"{table}_locks\"");
         Self {
             read: format!(
                 "SELECT payload FROM {t} WHERE sid = $1 \
@@ -115,6 +122,20 @@ impl Sql {
                 "SELECT sid, payload, last_activity::bigint, ip_address, user_agent FROM {t} \
                  WHERE user_id = $1 AND (last_activity >= $2::bigint OR last_activity IS NULL)"
             ),
+            locks_create: format!(
+                "CREATE TABLE IF NOT EXISTS {l} (sid varchar(255) NOT NULL PRIMARY KEY, \
+                 token varchar(64) NOT NULL, expires_at bigint NOT NULL)"
+            ),
+            // One statement: inserted (no lock), taken over (expired) or already ours counts 1;
+            // another holder's live lock 0.
+            lock: format!(
+                "INSERT INTO {l} AS l (sid, token, expires_at) VALUES ($1, $2, $3::bigint) \
+                 ON CONFLICT (sid) DO UPDATE SET token = EXCLUDED.token, \
+                 expires_at = EXCLUDED.expires_at \
+                 WHERE l.expires_at <= $4::bigint OR l.token = EXCLUDED.token"
+            ),
+            unlock: format!("DELETE FROM {l} WHERE sid = $1 AND token = $2"),
+            locks_gc: format!("DELETE FROM {l} WHERE expires_at <= $1::bigint"),
         }
     }
 }
@@ -178,6 +199,8 @@ pub(crate) struct Postgres {
     next: AtomicUsize,
     // Whether the table has been created or adopted by this handler.
     ready: Mutex<bool>,
+    // Whether the lock table is known to exist (created on the first lock, as sqlite does).
+    locks_ready: std::sync::atomic::AtomicBool,
 }
 
 fn invalid(msg: impl Into<String>) -> SessionError {
@@ -202,6 +225,7 @@ impl Postgres {
             slots: (0..s.pool).map(|_| Mutex::new(None)).collect(),
             next: AtomicUsize::new(0),
             ready: Mutex::new(false),
+            locks_ready: std::sync::atomic::AtomicBool::new(false),
             s: s.clone(),
         })
     }
@@ -771,6 +795,73 @@ impl Postgres {
             })
             .await?;
         Ok(n > 0)
+    }
+
+    /// Creates the lock table once per handler. Two processes creating it at once may both
+    /// pass `IF NOT EXISTS` and one then fails on the catalog's unique index: it exists then.
+    async fn ensure_locks(&self) -> Result<()> {
+        if self.locks_ready.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let sql = self.sql.locks_create.as_str();
+        let r = self
+            .run("lock", |c| async move {
+                match c.client.batch_execute(sql).await {
+                    Err(e)
+                        if e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+                            || e.code() == Some(&SqlState::DUPLICATE_TABLE) =>
+                    {
+                        Ok(())
+                    }
+                    r => r,
+                }
+            })
+            .await;
+        r?;
+        self.locks_ready.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Takes the blocking lock of `id` with `token` until `until` (ms) if it is absent or
+    /// expired at `now` (ms): whether it was taken.
+    pub async fn lock(&self, id: &str, token: &str, until: i64, now: i64) -> Result<bool> {
+        self.ensure_locks().await?;
+        let sql = self.sql.lock.as_str();
+        // Retrying after a broken connection is safe: a first try that was applied left our
+        // own token, which the statement takes again.
+        let n = self
+            .run("lock", |c| async move {
+                c.client.execute(sql, &[&id, &token, &until, &now]).await
+            })
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Releases the lock of `id` if `token` still holds it.
+    pub async fn unlock(&self, id: &str, token: &str) -> Result<()> {
+        let sql = self.sql.unlock.as_str();
+        self.run("unlock", |c| async move {
+            match c.client.execute(sql, &[&id, &token]).await {
+                // No lock table: nothing was ever locked here.
+                Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => Ok(0),
+                r => r,
+            }
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes locks expired at `now` (ms): a holder that crashed never released its lock.
+    pub async fn gc_locks(&self, now: i64) -> Result<()> {
+        let sql = self.sql.locks_gc.as_str();
+        self.run("gc", |c| async move {
+            match c.client.execute(sql, &[&now]).await {
+                Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => Ok(0),
+                r => r,
+            }
+        })
+        .await?;
+        Ok(())
     }
 }
 

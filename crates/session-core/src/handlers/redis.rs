@@ -1246,12 +1246,17 @@ impl RedisSessionHandler {
         }
         // WAIT answers before the operation's deadline, so its count can be reported.
         let wait_ms = (self.command_timeout.as_millis() * 3 / 4).max(1);
+        let started = std::time::Instant::now();
+        // A retry (after NOSCRIPT, whose pipelined WAIT already waited for nothing) waits only
+        // what is left of the first WAIT's time, so the count still comes before the deadline.
+        // Never 0: `WAIT n 0` blocks forever.
         let piped = |c: redis::Cmd| {
+            let left = wait_ms.saturating_sub(started.elapsed().as_millis()).max(1);
             let mut p = redis::pipe();
             p.add_command(c)
                 .cmd("WAIT")
                 .arg(self.min_replicas)
-                .arg(u64::try_from(wait_ms).unwrap_or(u64::MAX));
+                .arg(u64::try_from(left).unwrap_or(u64::MAX));
             p
         };
         let attempt = async {
@@ -1277,7 +1282,7 @@ impl RedisSessionHandler {
             if acked < self.min_replicas {
                 return Err(SessionError::Unavailable(format!(
                     "redis {op}: written on {} but acknowledged by {acked} of the {} replica(s) \
-                     minReplicas asks for within {wait_ms} ms; it may be lost in a failover",
+                     minReplicas asks for (WAIT) within {wait_ms} ms; it may be lost in a failover",
                     self.server, self.min_replicas
                 )));
             }
@@ -1609,7 +1614,8 @@ impl SessionHandler for RedisSessionHandler {
     }
 
     async fn gc(&self, _max_lifetime_secs: u64) -> Result<u64> {
-        // Redis expires keys itself.
+        // Redis expires sessions itself; what is left is the user index's stale entries.
+        self.prune_user_indexes().await?;
         Ok(0)
     }
 
@@ -1807,9 +1813,110 @@ impl SessionHandler for RedisSessionHandler {
     }
 }
 
+/// Index keys examined per `SCAN` step, and sessions checked per pipeline, by the gc of the
+/// user index.
+const GC_BATCH: usize = 500;
+
+// gc of the user index (issue 13): entries of sessions that are gone are removed from every
+// user's index, not only from the indexes a listing or a write happens to meet.
+impl RedisSessionHandler {
+    /// Removes, from every user's index, the entries whose session is gone (expired, destroyed:
+    /// a tombstone, or never there); returns how many. Sets are found with `SCAN … TYPE zset`
+    /// under the prefix, a few hundred keys a step, so a large keyspace never blocks the
+    /// server. On a cluster the index is spread over every master and `SCAN` sees one node:
+    /// there listings prune what they meet, and each index expires one lifetime after its last
+    /// write.
+    async fn prune_user_indexes(&self) -> Result<u64> {
+        if self.is_cluster() {
+            return Ok(0);
+        }
+        let pattern = format!("{}user:{{*", redis_glob_escape(&self.prefix));
+        let mut cursor: u64 = 0;
+        let mut pruned = 0u64;
+        loop {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(GC_BATCH)
+                .arg("TYPE")
+                .arg("zset");
+            let (next, sets): (u64, Vec<String>) = self.query("gc", scan).await?;
+            for set in sets {
+                pruned += self.prune_user_index(&set).await?;
+            }
+            if next == 0 {
+                return Ok(pruned);
+            }
+            cursor = next;
+        }
+    }
+
+    /// [`Self::prune_user_indexes`] for one user's sorted set (and its `:client` hash).
+    async fn prune_user_index(&self, set: &str) -> Result<u64> {
+        let mut range = redis::cmd("ZRANGE");
+        range.arg(set).arg(0).arg(-1);
+        let ids: Vec<String> = self.query("gc", range).await?;
+        let mut stale: Vec<String> = Vec::new();
+        for chunk in ids.chunks(GC_BATCH) {
+            let mut pipe = redis::pipe();
+            let mut checked = Vec::with_capacity(chunk.len());
+            for id in chunk {
+                match self.key(id) {
+                    Ok(key) => {
+                        pipe.cmd("STRLEN").arg(key);
+                        checked.push(id);
+                    }
+                    // An entry that cannot be a session id is stale by nature.
+                    Err(_) => stale.push(id.clone()),
+                }
+            }
+            if checked.is_empty() {
+                continue;
+            }
+            let lens: Vec<usize> = self.query_pipe("gc", &pipe).await?;
+            for (id, len) in checked.into_iter().zip(lens) {
+                // Absent (expired or never written), or the one-byte tombstone of a destroy;
+                // no payload is that short.
+                if len <= TOMBSTONE.len() {
+                    stale.push(id.clone());
+                }
+            }
+        }
+        if stale.is_empty() {
+            return Ok(0);
+        }
+        let hash = format!("{set}:client");
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZREM").arg(set).arg(&stale).ignore();
+        pipe.cmd("HDEL").arg(&hash).arg(&stale).ignore();
+        self.query_pipe::<()>("gc", &pipe).await?;
+        Ok(stale.len() as u64)
+    }
+}
+
+/// `s` with the glob characters of `SCAN … MATCH` escaped, so a prefix is matched literally.
+fn redis_glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scan_patterns_match_the_prefix_literally() {
+        assert_eq!(redis_glob_escape("app:"), "app:");
+        assert_eq!(redis_glob_escape("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
+    }
 
     fn opts() -> RedisOptions {
         RedisOptions::default()
