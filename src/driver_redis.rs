@@ -2,6 +2,7 @@
 
 use crate::errors::OrThrow;
 use crate::handlers::NativeHandler;
+use crate::redis_uv::UvRedis;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use ostro_session_core::handlers::redis::{
@@ -158,5 +159,12 @@ pub fn create_redis_handler(
         .and_then(|c| Ok((c, options_of(options.unwrap_or_default())?)))
         .and_then(|(c, o)| RedisSessionHandler::new(&c, o))
         .or_throw(&env)?;
+    // A single plain server is driven from this env's libuv loop (see `redis_uv`); TLS, a
+    // cluster and a sentinel keep the core's own connection.
+    if let Some(ep) = h.endpoint() {
+        if let Some(uv) = UvRedis::new(&env, ep.clone()) {
+            h.set_external(uv).or_throw(&env)?;
+        }
+    }
     Ok(NativeHandler::new(Arc::new(h), None))
 }

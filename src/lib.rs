@@ -11,6 +11,7 @@ pub mod driver_sqlite;
 pub mod errors;
 pub mod handlers;
 pub mod js_handler;
+pub mod redis_uv;
 pub mod request;
 pub mod runtime;
 pub mod session;

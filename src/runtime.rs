@@ -11,6 +11,9 @@
 //!   queued future and settles every Promise that is ready (one microtask checkpoint after).
 //! - The sockets, timers and blocking pool run on one current-thread tokio runtime on one
 //!   dedicated thread: on a machine with few cores, more threads compete with the JS thread.
+//! - I/O that libuv itself watches on the JS thread (the redis connection, `redis_uv`) wakes
+//!   its jobs inside the libuv callback: [`on_js_thread`] polls and settles them there, with no
+//!   threadsafe-function round trip.
 //!
 //! Measured on 2 cores against the previous design (every future spawned on napi-rs's
 //! multi-thread runtime, two tasks and one threadsafe function created per operation): see the
@@ -226,7 +229,12 @@ impl Wake for SlotWaker {
 
     fn wake_by_ref(self: &Arc<Self>) {
         if !self.queued.swap(true, Ordering::AcqRel) {
-            self.shared.push(self.slot);
+            if QUIET.with(Cell::get) {
+                // Woken on the JS thread by an event `on_js_thread` drains right after.
+                self.shared.push_quiet(self.slot);
+            } else {
+                self.shared.push(self.slot);
+            }
         }
     }
 }
@@ -249,6 +257,22 @@ struct Queue {
 unsafe impl Send for Queue {}
 
 impl Shared {
+    /// Queues a woken slot without signalling: the caller drains on the JS thread next.
+    fn push_quiet(&self, slot: usize) {
+        let mut q = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        if !q.tsfn.is_null() {
+            q.slots.push(slot);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .slots
+            .is_empty()
+    }
+
     /// Queues a woken slot; signals the JS thread when the queue was empty (one wake-up drains a
     /// whole batch).
     fn push(&self, slot: usize) {
@@ -282,11 +306,46 @@ struct Local {
     free: RefCell<Vec<usize>>,
     pending: Cell<usize>,
     spare: RefCell<Vec<usize>>,
+    /// The async context and resource object a direct drain opens its callback scope with
+    /// (made on first use).
+    scope: Cell<Option<(sys::napi_async_context, sys::napi_ref)>>,
 }
 
 thread_local! {
     /// The channels of the envs whose JS thread this is (one, except in unusual embedders).
     static LOCALS: RefCell<Vec<*const Local>> = const { RefCell::new(Vec::new()) };
+    /// Set while [`on_js_thread`] runs its event: wakes queue without a threadsafe call.
+    static QUIET: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `event` (an I/O callback libuv calls on this JS thread, outside any JS), then polls
+/// every job it woke and settles their Promises at once, in a callback scope whose end runs
+/// the microtasks: a completion found on the JS thread never goes through the threadsafe
+/// function (an `eventfd` write and another loop turn).
+pub(crate) fn on_js_thread(event: impl FnOnce()) {
+    QUIET.with(|q| q.set(true));
+    let r = catch_unwind(AssertUnwindSafe(event));
+    QUIET.with(|q| q.set(false));
+    drop(r);
+    let locals = LOCALS.with(|l| l.borrow().clone());
+    for p in locals {
+        // SAFETY: pointers in LOCALS are live until their finalizer removes them, which cannot
+        // run inside this libuv callback.
+        let local = unsafe { &*p };
+        if !local.shared.is_empty() {
+            local.drain_now();
+        }
+    }
+}
+
+/// The JS thread's env of a live `Local`, to check what thread an I/O object belongs to.
+pub(crate) fn owns(env: sys::napi_env) -> bool {
+    LOCALS.with(|l| {
+        l.borrow().iter().any(|p| {
+            // SAFETY: as above.
+            unsafe { (**p).env == env }
+        })
+    })
 }
 
 const NAME: &CStr = c"@ostro/session completions";
@@ -335,6 +394,7 @@ impl Local {
             free: RefCell::new(Vec::new()),
             pending: Cell::new(0),
             spare: RefCell::new(Vec::new()),
+            scope: Cell::new(None),
         }));
         let mut tsfn = ptr::null_mut();
         // SAFETY: `env` is live; no JS function (`drain` does the work); `local` outlives the
@@ -376,6 +436,74 @@ impl Local {
             .unwrap_or_else(PoisonError::into_inner)
             .tsfn = tsfn;
         Ok(local)
+    }
+
+    /// Drains now, on the JS thread outside any JS: in a handle scope and a callback scope, so
+    /// that the microtasks of the settled Promises run when it closes.
+    fn drain_now(&self) {
+        let env = self.env;
+        let mut hs = ptr::null_mut();
+        // SAFETY: on this env's JS thread, from a libuv callback (no JS on the stack).
+        if unsafe { sys::napi_open_handle_scope(env, &mut hs) } != sys::Status::napi_ok {
+            return;
+        }
+        let scope = self.callback_scope();
+        // SAFETY: `self` is this env's Local; `drain` takes it as its context.
+        unsafe {
+            drain(
+                env,
+                ptr::null_mut(),
+                (self as *const Local).cast_mut().cast(),
+                ptr::null_mut(),
+            )
+        };
+        // SAFETY: closed in reverse order of opening, on the same thread.
+        unsafe {
+            if let Some(cs) = scope {
+                sys::napi_close_callback_scope(env, cs);
+            }
+            sys::napi_close_handle_scope(env, hs);
+        }
+    }
+
+    /// Opens a callback scope with this env's async context (made on first use).
+    fn callback_scope(&self) -> Option<sys::napi_callback_scope> {
+        let env = self.env;
+        // SAFETY: on the JS thread inside a handle scope; the reference keeps the resource
+        // object alive for the env's lifetime.
+        unsafe {
+            let (cx, resource_ref) = match self.scope.get() {
+                Some(s) => s,
+                None => {
+                    let mut obj = ptr::null_mut();
+                    let mut name = ptr::null_mut();
+                    let mut cx = ptr::null_mut();
+                    let mut r = ptr::null_mut();
+                    if sys::napi_create_object(env, &mut obj) != sys::Status::napi_ok
+                        || sys::napi_create_string_utf8(
+                            env,
+                            NAME.as_ptr(),
+                            NAME.count_bytes() as isize,
+                            &mut name,
+                        ) != sys::Status::napi_ok
+                        || sys::napi_async_init(env, obj, name, &mut cx) != sys::Status::napi_ok
+                        || sys::napi_create_reference(env, obj, 1, &mut r) != sys::Status::napi_ok
+                    {
+                        return None;
+                    }
+                    self.scope.set(Some((cx, r)));
+                    (cx, r)
+                }
+            };
+            let mut obj = ptr::null_mut();
+            let mut cs = ptr::null_mut();
+            if sys::napi_get_reference_value(env, resource_ref, &mut obj) != sys::Status::napi_ok
+                || sys::napi_open_callback_scope(env, obj, cx, &mut cs) != sys::Status::napi_ok
+            {
+                return None;
+            }
+            Some(cs)
+        }
     }
 
     /// A slot for a new job (empty until `store`).

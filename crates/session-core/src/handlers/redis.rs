@@ -44,7 +44,7 @@ use sha1::{Digest, Sha1};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 /// The key prefix used when none is given.
@@ -353,6 +353,10 @@ pub struct RedisSessionHandler {
     // Created on first use (it needs a tokio runtime); taken out again by `close`, and after a
     // failover for a sentinel target.
     conn: Mutex<Option<Conn>>,
+    // The single server's address and login, when it is a plain TCP or unix-socket one.
+    endpoint: Option<RedisEndpoint>,
+    // The embedder's connection, preferred wherever it is available (see `ExternalRedis`).
+    external: OnceLock<Arc<dyn ExternalRedis>>,
     // Counts the connections made, so that a failed operation drops only the one it used.
     generation: AtomicU64,
     prefix: String,
@@ -399,14 +403,92 @@ enum Retry {
 enum Conn {
     Single(ConnectionManager, u64),
     Cluster(ClusterConn, u64),
+    /// The embedder's connection to a single server (see [`ExternalRedis`]).
+    External(Arc<dyn ExternalRedis>),
 }
 
 impl Conn {
     fn generation(&self) -> u64 {
         match self {
             Conn::Single(_, g) | Conn::Cluster(_, g) => *g,
+            Conn::External(_) => 0,
         }
     }
+}
+
+/// A connection to a single server that the embedder drives itself. The Node binding supplies
+/// one that runs its socket from libuv's loop on the JS thread, so that no reply needs a
+/// wake-up across threads. The handler keeps every rule (scripts, compare-and-set, tombstones,
+/// retries, timeouts, error mapping); this only carries packed commands and raw replies.
+pub trait ExternalRedis: Send + Sync {
+    /// Whether it can serve the calling thread now; otherwise the handler uses its own
+    /// connection (tokio), e.g. on another thread than the one the connection belongs to.
+    fn available(&self) -> bool;
+    /// Sends one packed command; resolves to its raw reply (a server error is a
+    /// [`Value::ServerError`], as the crate's connections return it).
+    fn request<'a>(&'a self, cmd: &'a redis::Cmd) -> RedisFuture<'a, Value>;
+    /// Sends a pipeline's packed commands; resolves to the last `count` of the
+    /// `offset + count` replies (the crate's `req_packed_commands` contract).
+    fn request_pipeline<'a>(
+        &'a self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>>;
+    /// Closes the connection (operations after this may open a new one).
+    fn close(&self);
+}
+
+/// Where a single server is and how to log in: what an [`ExternalRedis`] needs.
+#[derive(Clone)]
+pub struct RedisEndpoint {
+    /// The address.
+    pub addr: RedisAddr,
+    /// ACL user name.
+    pub username: Option<String>,
+    /// Password.
+    pub password: Option<String>,
+    /// Database number (`SELECT` when not 0).
+    pub db: i64,
+    /// Time allowed to open a connection.
+    pub connect_timeout: Duration,
+}
+
+impl fmt::Debug for RedisEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisEndpoint")
+            .field("addr", &self.addr)
+            .field("username", &self.username)
+            .field("password", &redacted(&self.password))
+            .field("db", &self.db)
+            .finish()
+    }
+}
+
+/// A plain (non-TLS) address of a single server.
+#[derive(Clone, Debug)]
+pub enum RedisAddr {
+    /// Host name or IP address, and port.
+    Tcp(String, u16),
+    /// A unix socket path.
+    Unix(PathBuf),
+}
+
+/// The endpoint of a plain TCP or unix-socket target (TLS has none: it keeps the crate's path).
+fn endpoint_of(info: &ConnectionInfo, connect_timeout: Duration) -> Option<RedisEndpoint> {
+    let addr = match info.addr() {
+        ConnectionAddr::Tcp(host, port) => RedisAddr::Tcp(host.clone(), *port),
+        ConnectionAddr::Unix(path) => RedisAddr::Unix(path.clone()),
+        _ => return None,
+    };
+    let r = info.redis_settings();
+    Some(RedisEndpoint {
+        addr,
+        username: r.username().map(str::to_owned),
+        password: r.password().map(str::to_owned),
+        db: r.db(),
+        connect_timeout,
+    })
 }
 
 impl ConnectionLike for Conn {
@@ -414,6 +496,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Single(c, _) => c.req_packed_command(cmd),
             Conn::Cluster(c, _) => c.req_packed_command(cmd),
+            Conn::External(c) => c.request(cmd),
         }
     }
 
@@ -426,6 +509,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Single(c, _) => c.req_packed_commands(pipeline, offset, count),
             Conn::Cluster(c, _) => c.req_packed_commands(pipeline, offset, count),
+            Conn::External(c) => c.request_pipeline(pipeline, offset, count),
         }
     }
 
@@ -433,6 +517,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Single(c, _) => c.get_db(),
             Conn::Cluster(c, _) => c.get_db(),
+            Conn::External(_) => 0,
         }
     }
 }
@@ -796,12 +881,14 @@ impl RedisSessionHandler {
             .set_exponent_base(2.0)
             .set_connection_timeout(Some(connect_timeout))
             .set_response_timeout(Some(command_timeout));
+        let mut endpoint = None;
         let (target, server) = match conn {
             RedisConnection::Cluster(c) => cluster_target(c, &opts, config, connect_timeout)?,
             RedisConnection::Sentinel(c) => sentinel_target(c, &opts, config)?,
             single => {
                 let info = connection_info(single)?;
                 let server = server_of(&info);
+                endpoint = endpoint_of(&info, connect_timeout);
                 (
                     Target::Single {
                         client: single_client(info, &opts)?,
@@ -814,6 +901,8 @@ impl RedisSessionHandler {
         Ok(Self {
             target,
             conn: Mutex::new(None),
+            endpoint,
+            external: OnceLock::new(),
             generation: AtomicU64::new(0),
             prefix: opts.prefix,
             lifetime_ms,
@@ -836,6 +925,25 @@ impl RedisSessionHandler {
     /// The TTL of a user's index, in seconds: the lifetime plus the index's resolution.
     fn index_ttl(&self) -> u64 {
         clock::ttl_seconds(self.lifetime_ms.saturating_add(INDEX_RESOLUTION_MS))
+    }
+
+    /// The address and login of a single plain (TCP or unix-socket) server, for an
+    /// [`ExternalRedis`]; `None` for TLS, a cluster or a sentinel target.
+    pub fn endpoint(&self) -> Option<&RedisEndpoint> {
+        self.endpoint.as_ref()
+    }
+
+    /// Hands the handler a connection the embedder drives (see [`ExternalRedis`]); used
+    /// wherever it is available. Only for a target with an [`Self::endpoint`]; set once.
+    pub fn set_external(&self, conn: Arc<dyn ExternalRedis>) -> Result<()> {
+        if self.endpoint.is_none() {
+            return Err(invalid(
+                "an external connection needs a single plain TCP or unix-socket server",
+            ));
+        }
+        self.external
+            .set(conn)
+            .map_err(|_| invalid("the handler already has an external connection"))
     }
 
     /// The key prefix.
@@ -995,6 +1103,9 @@ impl RedisSessionHandler {
 
     /// The connection, made on first use (inside the runtime that runs the operation).
     async fn conn(&self) -> Result<Conn> {
+        if let Some(x) = self.external.get().filter(|x| x.available()) {
+            return Ok(Conn::External(Arc::clone(x)));
+        }
         if let Some(c) = self
             .conn
             .lock()
@@ -1275,12 +1386,18 @@ fn client_json(meta: &WriteMeta) -> String {
     serde_json::json!([meta.ip, meta.user_agent]).to_string()
 }
 
+/// A stored payload as text: taken over without a copy when it is UTF-8 (always, for what
+/// this driver writes), else with the invalid bytes replaced.
+fn utf8(b: Vec<u8>) -> String {
+    String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
 /// The CAS script's reply: written, or what the record holds now.
 fn cas_reply(v: redis::Value) -> Result<CasOutcome> {
     let current = match v {
         redis::Value::Int(1) => return Ok(CasOutcome::Written),
         redis::Value::Array(mut items) if items.len() == 1 => match items.pop() {
-            Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(&b).into_owned(),
+            Some(redis::Value::BulkString(b)) => utf8(b),
             Some(redis::Value::SimpleString(s)) => s,
             _ => String::new(),
         },
@@ -1436,6 +1553,9 @@ impl RedisSessionHandler {
 #[async_trait]
 impl SessionHandler for RedisSessionHandler {
     async fn close(&self) -> Result<()> {
+        if let Some(x) = self.external.get() {
+            x.close();
+        }
         // Dropping the last clone of the connection closes it.
         self.conn
             .lock()
@@ -1449,7 +1569,7 @@ impl SessionHandler for RedisSessionHandler {
         cmd.arg(self.key(id)?);
         let v: Option<Vec<u8>> = self.query("read", cmd).await?;
         Ok(match v {
-            Some(b) if b != TOMBSTONE.as_bytes() => String::from_utf8_lossy(&b).into_owned(),
+            Some(b) if b != TOMBSTONE.as_bytes() => utf8(b),
             _ => String::new(),
         })
     }
