@@ -214,6 +214,49 @@ describe('middleware({ block }) set-up and plain node:http', () => {
     }
   });
 
+  it('a client that aborts during the lock and the load frees the lock at once (its close event came before the load ended)', async () => {
+    const driver = new MapDriver();
+    let slowReads = false;
+    let reading = null;
+    const read = driver.read.bind(driver);
+    driver.read = async (id) => {
+      if (slowReads) {
+        reading();
+        await new Promise((resolve) => setTimeout(resolve, 300));
+      }
+      return read(id);
+    };
+    const m = managerFor('map', driver);
+    const express = require('express');
+    const app = express();
+    app.use(m.middleware({ block: { lockSeconds: 10, waitSeconds: 10 } }));
+    let routes = 0;
+    app.get('/seed', (req, res) => {
+      routes++;
+      req.session.put('a', 1);
+      res.send('ok');
+    });
+    const server = await listen(http.createServer(app));
+    try {
+      const client = new Client(server.url);
+      const id = await seed(client);
+      slowReads = true;
+      const inRead = new Promise((resolve) => { reading = resolve; });
+      const ac = new AbortController();
+      const aborted = fetch(`${server.url}/seed`, { headers: { cookie: client.cookieHeader() }, signal: ac.signal }).catch(() => null);
+      await inRead;
+      ac.abort();
+      await aborted;
+      slowReads = false;
+      // lockSeconds is 10: only the release after the load frees it this soon.
+      const token = await until(() => driver.lock(id, 1000), 3000, 'the aborted request to release its lock');
+      await driver.unlock(id, token);
+      assert.equal(routes, 1, 'the aborted request\'s route ran');
+    } finally {
+      await server.close();
+    }
+  });
+
   it('a custom driver whose lock() answers something else is a coded error', async () => {
     const driver = new MapDriver();
     driver.lock = () => 42;

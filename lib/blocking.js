@@ -114,4 +114,20 @@ async function acquire(handler, id, { lockMs, waitMs }, { timeoutMs, name, logge
   };
 }
 
-module.exports = { blockOptions, checkCanLock, acquire };
+/**
+ * Releases `lock` when the connection behind `res` closes before `isCommitting()`; returns
+ * false (and releases at once) when it closed already, during the lock and the load: its
+ * 'close' event has then passed, and waiting for it would hold the lock until it expires.
+ */
+function releaseOnClose(res, lock, isCommitting) {
+  if (res.closed === true || res.destroyed === true) {
+    lock.release();
+    return false;
+  }
+  res.once('close', () => {
+    if (!isCommitting()) lock.release();
+  });
+  return true;
+}
+
+module.exports = { blockOptions, checkCanLock, acquire, releaseOnClose };

@@ -163,10 +163,9 @@ async function ostroSession(fastify, options) {
       const hs = new httpSession.HttpSession(manager, req, loaded.store, loaded.existed);
       if (loaded.lock !== undefined) {
         hs.lock = loaded.lock;
-        // A connection that closes before the reply is sent frees the lock at once.
-        reply.raw.once('close', () => {
-          if (request[kState] === hs) hs.lock.release();
-        });
+        // A connection that closes before the reply is sent frees the lock at once (also one
+        // that closed during the lock and the load).
+        blocking.releaseOnClose(reply.raw, hs.lock, () => request[kState] !== hs);
       }
       request[kState] = hs;
       request.session = loaded.store;

@@ -18,6 +18,7 @@
 const http = require('node:http');
 const { Store } = require('./store');
 const { HttpSession, pathAndQuery } = require('./http-session');
+const blocking = require('./blocking');
 
 const OPEN = 0;
 const COMMITTING = 1;
@@ -76,9 +77,8 @@ async function handleBlocked(manager, req, res, next, open) {
   } else {
     hs.lock = loaded.lock;
     hs.committing = false;
-    res.once('close', () => {
-      if (!hs.committing) hs.lock.release();
-    });
+    // A client gone during the lock and the load: nothing to answer, and the lock is free.
+    if (!blocking.releaseOnClose(res, hs.lock, () => hs.committing)) return true;
     hookResponse(res, manager, next, commitBlocked, hs);
   }
   if (next) next();
