@@ -515,7 +515,7 @@ export type SessionEventName = 'created' | 'loaded' | 'regenerated' | 'renewed' 
 export interface SessionEventMessage {
   driver: string;
   handle: string | null;
-  /** 'idle' | 'absolute' (expired), 'regenerate' | 'migrate' | 'invalidate', 'renew_after', 'forwarded' (loaded), 'gone' (save_dropped), an error code (error); else null. */
+  /** 'idle' | 'absolute' (expired), 'regenerate' | 'migrate' | 'invalidate' | 'revoked' (destroyed; 'revoked' from destroySession/destroyUserSessions), 'renew_after', 'forwarded' (loaded), 'gone' | 'conflict' (save_dropped), an error code (error); else null. */
   reason: string | null;
 }
 
@@ -613,9 +613,9 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
    * Store. Rejects with ERR_SESSION_UNSUPPORTED on drivers that cannot enumerate (memcached, cookie).
    */
   sessionsOf(userId: string | number, options?: { current?: Store<Data> }): Promise<UserSession[]>;
-  /** Ends the user's session shown as `handle`; false when the user has no live session with it. */
+  /** Ends the user's session shown as `handle` (publishing `destroyed`, reason 'revoked'); false when the user has no live session with it. */
   destroySession(userId: string | number, handle: string): Promise<boolean>;
-  /** Ends every live session of the user except `except` ("log out other devices"); resolves to how many. */
+  /** Ends every live session of the user except `except` ("log out other devices"), publishing `destroyed` (reason 'revoked') for each; resolves to how many. */
   destroyUserSessions(userId: string | number, options?: { except?: Store<Data> }): Promise<number>;
   /**
    * The middleware. Outside OstroJS it resolves the driver now, so an unknown driver name fails

@@ -48,6 +48,12 @@ function publish(observer, name, id, reason) {
   ch.publish(message(observer, handleOf(observer, id), reason));
 }
 
+/** Publishes `name` for the session shown as `handle` (already keyed), if anyone listens. */
+function publishHandle(observer, name, handle, reason) {
+  const ch = channels[name];
+  if (ch.hasSubscribers) ch.publish(message(observer, handle, reason));
+}
+
 /** The handle of `id` under the observer's app key, or null when it has none (yet). */
 function handleOf(observer, id) {
   let key;
@@ -74,4 +80,4 @@ function afterLoad(observer, s) {
   }
 }
 
-module.exports = { EVENTS, channels, tracing, listening, publish, afterLoad, handleOf, sourceOf };
+module.exports = { EVENTS, channels, tracing, listening, publish, publishHandle, afterLoad, handleOf, sourceOf };

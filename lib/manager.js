@@ -511,8 +511,9 @@ class SessionManager {
     if (claimed !== null) {
       if (!internals.recordExists(store)) {
         // A signed id the driver no longer holds, still under its own id (not an absolute expiry
-        // or a forward the engine already dealt with): expired idle.
-        if (store.getId() === claimed && !legacy) internals.expiredIdle(store, claimed);
+        // or a forward the engine already dealt with): expired idle, unless the engine can tell
+        // it was ended instead (see internals.publishMissing).
+        if (store.getId() === claimed && !legacy) await internals.publishMissing(store);
         // Strict mode: never adopt an id the store does not know (session fixation). An absolute
         // expiry already started over under a fresh id, the one its events name.
         if (!internals.startedOver(store)) store.setId(null);
@@ -655,7 +656,8 @@ class SessionManager {
 
   /**
    * Ends the session of `userId` shown as `handle` (by `sessionsOf`); its record gets the same
-   * tombstone a logout leaves. Resolves to `false` when that user has no live session with it.
+   * tombstone a logout leaves, and `destroyed` is published for it with reason 'revoked'.
+   * Resolves to `false` when that user has no live session with it.
    * @param {string|number} userId
    * @param {string} handle
    */
@@ -663,36 +665,52 @@ class SessionManager {
     if (typeof handle !== 'string') throw sessionError('ERR_SESSION_INVALID_OPTION', 'destroySession() takes the handle that sessionsOf() listed');
     native.checkSessionHandle(handle);
     const c = this._userCall(userId, undefined);
+    let ended;
     if (c.native) {
       c.handler._tick();
-      return native.destroyUserSession(c.handler._native, c.user, handle, c.opts).catch(rethrow);
+      ended = await native.destroyUserSession(c.handler._native, c.user, handle, c.opts).catch(rethrow);
+    } else {
+      const d = await this._jsUserSessions(c);
+      const i = d.sessions.findIndex((s) => s.handle === handle);
+      ended = i !== -1;
+      if (ended) {
+        await c.handler.destroy(d.ids[i]);
+        if (typeof c.handler.unlinkSessions === 'function') await c.handler.unlinkSessions(c.user, [d.ids[i]]);
+      }
     }
-    const d = await this._jsUserSessions(c);
-    const i = d.sessions.findIndex((s) => s.handle === handle);
-    if (i === -1) return false;
-    await c.handler.destroy(d.ids[i]);
-    if (typeof c.handler.unlinkSessions === 'function') await c.handler.unlinkSessions(c.user, [d.ids[i]]);
-    return true;
+    // The handle matched a live session's under this manager's key: it is that session's.
+    if (ended) events.publishHandle(c.observer, 'destroyed', handle, 'revoked');
+    return ended;
   }
 
   /**
    * Ends every live session of `userId`, except `options.except` (the caller's Store: "log out
-   * other devices"). Resolves to how many ended.
+   * other devices"), publishing `destroyed` with reason 'revoked' for each. Resolves to how many
+   * ended.
    * @param {string|number} userId
    * @param {{ except?: { getId(): string } }} [options]
    */
   async destroyUserSessions(userId, options) {
     const except = options && options.except ? storeId(options.except, 'except') : null;
     const c = this._userCall(userId, undefined);
+    let handles;
     if (c.native) {
       c.handler._tick();
-      return native.destroyUserSessions(c.handler._native, c.user, except, c.opts).catch(rethrow);
+      handles = await native.destroyUserSessions(c.handler._native, c.user, except, c.opts).catch(rethrow);
+    } else {
+      const d = await this._jsUserSessions(c);
+      const ended = [];
+      handles = [];
+      d.ids.forEach((id, i) => {
+        if (id === except) return;
+        ended.push(id);
+        handles.push(d.sessions[i].handle);
+      });
+      for (const id of ended) await c.handler.destroy(id);
+      if (ended.length > 0 && typeof c.handler.unlinkSessions === 'function') await c.handler.unlinkSessions(c.user, ended);
     }
-    const d = await this._jsUserSessions(c);
-    const ended = d.ids.filter((id) => id !== except);
-    for (const id of ended) await c.handler.destroy(id);
-    if (ended.length > 0 && typeof c.handler.unlinkSessions === 'function') await c.handler.unlinkSessions(c.user, ended);
-    return ended.length;
+    for (const h of handles) events.publishHandle(c.observer, 'destroyed', h, 'revoked');
+    return handles.length;
   }
 
   _userCall(userId, options) {
@@ -701,7 +719,8 @@ class SessionManager {
     else if (typeof userId === 'number' && Number.isSafeInteger(userId)) user = String(userId);
     else throw sessionError('ERR_SESSION_INVALID_OPTION', `a user id must be a non-empty string or an integer, got ${typeof userId === 'string' ? 'an empty string' : typeof userId}`);
     const handler = this.driver();
-    const n = this._nativeOptions(handler).native;
+    const storeOptions = this._nativeOptions(handler);
+    const n = storeOptions.native;
     const opts = { key: this._key(), encryptKeys: n.encryptKeys, encryptMigrate: n.encryptMigrate };
     if (options && options.current) opts.current = storeId(options.current, 'current');
     // Sessions past absolute_lifetime are not listed (nor ended) even before a load or gc removed
@@ -714,7 +733,7 @@ class SessionManager {
     opts.nowMs = clock();
     if (cfg.absolute_lifetime !== null) opts.absoluteLifetimeSecs = Math.ceil(cfg.absolute_lifetime * 60);
     if (!builtIn) opts.lifetimeSecs = Math.floor(cfg.lifetime * 60);
-    return { user, handler, opts, native: builtIn, name: this.getDefaultDriver() };
+    return { user, handler, opts, native: builtIn, name: this.getDefaultDriver(), observer: storeOptions.observer };
   }
 
   // A custom driver's optional sessionsOf(userId), checked by the engine as the built-in ones are.

@@ -488,7 +488,11 @@ function observed(store, obs, op, p, id) {
       // A native rejection arrives uncoded (see _start): coded here, once.
       const err = fromNative(failure);
       rec.record(performance.now() - t0, true);
-      events.publish(obs, 'error', id === undefined ? store._s.getId() : id, (err && err.code) || 'ERR_SESSION_HANDLER');
+      const subject = id === undefined ? store._s.getId() : id;
+      events.publish(obs, 'error', subject, (err && err.code) || 'ERR_SESSION_HANDLER');
+      // A save that kept conflicting past the engine's retry bound wrote nothing: dropped, as
+      // a save that found a tombstone is ('gone'), though it also fails.
+      if (op === 'save' && err && err.code === 'ERR_SESSION_CONFLICT') events.publish(obs, 'save_dropped', subject, 'conflict');
       throw err;
     },
   );
@@ -535,17 +539,38 @@ const internals = Object.freeze({
     store._s.load('');
     if (store._obs !== null) events.afterLoad(store._obs, store._s);
   },
-  /**
-   * A signed id the driver no longer holds (idle past the lifetime, or collected): the request
-   * starts a new session (strict mode, the caller's), and `expired` is published with reason
-   * 'idle'. Nothing is destroyed here: the driver already treats the record as gone (its own
-   * expiry, then gc), and a record that merely failed to open (encryption without
-   * encrypt_migrate) must stay intact.
-   */
   /** Whether the engine started the session over under a fresh id (absolute expiry) at start(). */
   startedOver(store) { return store._s.expiredReason() != null; },
-  expiredIdle(store, id) {
-    if (store._obs !== null) events.publish(store._obs, 'expired', id, 'idle');
+  /**
+   * A signed id under which the load found no session, still the Store's id: publishes
+   * `expired` with the reason the engine gives ('idle': the driver's expiry or gc took the
+   * record), or nothing when the engine can tell that no session expired: the driver holds a
+   * tombstone (a logout or a revoke, which published `destroyed`), or the id is a renewed id
+   * past its grace window. The rule is the core's (`Session::missing_reason`); a built-in driver
+   * is asked about a tombstone (one read) only when someone listens for `expired`, and a JS
+   * driver cannot tell. A failing probe publishes `error` instead and never fails the request.
+   * Nothing is destroyed here: the driver already treats the record as gone (its own expiry,
+   * then gc), and a record that merely failed to open (encryption without encrypt_migrate)
+   * must stay intact.
+   */
+  async publishMissing(store) {
+    const obs = store._obs;
+    if (obs === null || !events.channels.expired.hasSubscribers) return;
+    const id = store._s.getId();
+    let reason;
+    if (store._nativeHandler) {
+      store._tick();
+      try {
+        reason = await store._s.missingReasonNative(store._nativeHandler);
+      } catch (failure) {
+        const err = fromNative(failure);
+        events.publish(obs, 'error', id, (err && err.code) || 'ERR_SESSION_HANDLER');
+        return;
+      }
+    } else {
+      reason = store._s.missingReason();
+    }
+    if (reason !== null && reason !== undefined) events.publish(obs, 'expired', id, reason);
   },
   /** Moves the loaded data to a fresh id without destroying the old record (1.x upgrade). */
   moveToFreshId(store) { store._s.migrateId(false); },
@@ -573,7 +598,14 @@ const internals = Object.freeze({
     const obs = store._obs;
     if (obs === null) return commitNow(store, resave, cookie, previousUrl, true);
     if (events.tracing.save.hasSubscribers) {
-      return events.tracing.save.tracePromise(() => observed(store, obs, 'save', commitNow(store, resave, cookie, previousUrl, false)), { driver: obs.driver, handle: events.handleOf(obs, store._s.getId()) });
+      // The trace's `result` is the outcome, as for save(): the Set-Cookie line carries the
+      // signed id, which no subscriber (a tracer recording results) may see.
+      let committed;
+      const outcome = () => observed(store, obs, 'save', commitNow(store, resave, cookie, previousUrl, false)).then((c) => {
+        committed = c;
+        return c.outcome;
+      });
+      return events.tracing.save.tracePromise(outcome, { driver: obs.driver, handle: events.handleOf(obs, store._s.getId()) }).then(() => committed);
     }
     return observed(store, obs, 'save', commitNow(store, resave, cookie, previousUrl, false));
   },

@@ -223,6 +223,37 @@ impl NativeSession {
         self.s().expired().map(|e| e.as_str().to_owned())
     }
 
+    /// Why the last load found no session under the id a client presented, as the `reason` of
+    /// the `expired` event due (`'idle'`), or null when nothing expired (a renewed id's marker
+    /// past its window). For JS drivers, which cannot say whether a tombstone is there; built-in
+    /// drivers are asked with `missingReasonNative`. The rule is the core's
+    /// (`Session::missing_reason`).
+    #[napi(catch_unwind)]
+    pub fn missing_reason(&self) -> Option<String> {
+        self.s()
+            .missing_reason(false)
+            .map(|e| e.as_str().to_owned())
+    }
+
+    /// `missingReason`, asking the built-in `handler` whether a tombstone is there (a logout or
+    /// a revoke: null) when the load itself cannot tell. One read; lib/manager.js asks only
+    /// when someone listens for `expired`.
+    #[napi(catch_unwind, ts_return_type = "Promise<string | null>")]
+    pub fn missing_reason_native<'env>(
+        &self,
+        env: &'env Env,
+        handler: &NativeHandler,
+    ) -> Result<PromiseRaw<'env, Option<String>>> {
+        let h = Arc::clone(&handler.inner);
+        let inner = Arc::clone(&self.inner);
+        promise(
+            env,
+            h.is_inline(),
+            async move { load::missing_reason(&*h, &inner).await },
+            |reason| Ok(reason.map(|e| e.as_str().to_owned())),
+        )
+    }
+
     /// The step after a read of a load that a JS driver carries out (lib/handler-bridge.js):
     /// see `loadStep`'s shapes.
     #[napi(catch_unwind, ts_return_type = "string[] | null")]

@@ -155,15 +155,16 @@ pub fn destroy_user_session<'env>(
     )
 }
 
-/// Ends every session of `user` except the one with id `except`; resolves to how many ended.
-#[napi(catch_unwind, ts_return_type = "Promise<number>")]
+/// Ends every session of `user` except the one with id `except`; resolves to the handles of
+/// the sessions ended (never their ids).
+#[napi(catch_unwind, ts_return_type = "Promise<string[]>")]
 pub fn destroy_user_sessions<'env>(
     env: &'env Env,
     handler: &NativeHandler,
     user: String,
     except: Option<String>,
     opts: UserListOptions,
-) -> Result<PromiseRaw<'env, u32>> {
+) -> Result<PromiseRaw<'env, Vec<String>>> {
     let opts = match options(opts) {
         Ok(o) => o,
         Err(e) => return PromiseRaw::reject(env, errors::reject(&e)),
@@ -173,7 +174,7 @@ pub fn destroy_user_sessions<'env>(
         env,
         h.is_inline(),
         async move { users::destroy_user_sessions(&*h, &user, except.as_deref(), &opts).await },
-        |n| Ok(u32::try_from(n).unwrap_or(u32::MAX)),
+        Ok,
     )
 }
 

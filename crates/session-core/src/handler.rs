@@ -73,6 +73,16 @@ pub trait SessionHandler: Send + Sync + 'static {
     async fn gc(&self, max_lifetime_secs: u64) -> Result<u64>;
     /// Refreshes the expiry of `id` without rewriting it: `Ok(false)` when there is no record.
     async fn touch(&self, id: &str) -> Result<bool>;
+    /// Whether `id` holds a live tombstone (left by [`SessionHandler::destroy`] less than a
+    /// lifetime ago): the session was ended (a logout, a revoke), it did not expire. Asked only
+    /// after a load found no session under an id a client presented, and only when someone
+    /// listens for `expired` events (see [`crate::load::missing_reason`]), so it costs nothing
+    /// on the request path. The default answers `false`: a driver that keeps no tombstones
+    /// cannot tell a destroyed session from an expired one.
+    async fn is_tombstone(&self, id: &str) -> Result<bool> {
+        let _ = id;
+        Ok(false)
+    }
     /// Writes `data` only if the record of `id` still holds `previous` (`""`: no record), in
     /// one atomic step. A record that is a tombstone (left by [`SessionHandler::destroy`] on
     /// drivers that keep them) never matches, so a save racing a logout cannot bring the

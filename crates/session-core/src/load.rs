@@ -2,7 +2,7 @@
 //! ([`LoadStep`]): the read, a renewed id's forward, the destruction of an expired record, and
 //! an id renewal's two writes. [`load`] carries them out through a [`SessionHandler`]; the
 //! binding's JS-handler bridge carries out the same steps with a JS driver, so the rules live
-//! here once.
+//! here once. [`missing_reason`] says why a load found no session, for the `expired` event.
 
 use crate::error::Result;
 use crate::handler::{CasOutcome, SessionHandler, WriteMeta};
@@ -108,4 +108,20 @@ pub async fn load<C: SessionCell>(
             LoadStep::Done => return Ok(()),
         }
     }
+}
+
+/// The `reason` of the `expired` event due for the session in `cell`, whose load found no
+/// session under the id a client presented (see [`Session::missing_reason`] for the rule):
+/// `handler` is asked whether a tombstone is there only when the load itself cannot tell.
+/// An extra read, so callers ask only when someone listens for `expired` events.
+///
+/// # Errors
+/// The handler's errors.
+pub async fn missing_reason<C: SessionCell>(
+    handler: &dyn SessionHandler,
+    cell: &C,
+) -> Result<Option<crate::lifecycle::Expiry>> {
+    let (id, stale_forward) = cell.with(|s| (s.id().to_owned(), s.met_stale_forward()));
+    let tombstone = !stale_forward && handler.is_tombstone(&id).await?;
+    Ok(cell.with(|s| s.missing_reason(tombstone)))
 }

@@ -160,6 +160,9 @@ pub struct Session {
     // `Expired` event is about (the session has a new id by then).
     events: Vec<Event>,
     expired_from: Option<String>,
+    // The last load met a renewed id's forward marker past its grace window under the id it
+    // was asked for: no session there, yet none expired (see `missing_reason`).
+    stale_forward: bool,
     options: SessionOptions,
 }
 
@@ -366,6 +369,7 @@ impl Session {
             loading: Loading::Idle,
             events: Vec::new(),
             expired_from: None,
+            stale_forward: false,
             options,
         };
         s.set_id(id.unwrap_or(""))?;
@@ -611,6 +615,7 @@ impl Session {
     /// Starts a load (see [`crate::load`]): the first step reads this session's id.
     /// `keeps_records` is the handler's [`SessionHandler::keeps_records`].
     pub fn begin_load(&mut self, keeps_records: bool) -> LoadStep {
+        self.stale_forward = false;
         self.loading = Loading::Reading {
             hops: 0,
             forwarded: false,
@@ -664,6 +669,7 @@ impl Session {
         }
         // A marker past its window (or one that does not open) is no session.
         let raw = if raw.starts_with(lifecycle::FORWARD) {
+            self.stale_forward = true;
             String::new()
         } else {
             raw
@@ -794,6 +800,30 @@ impl Session {
             renewals,
         };
         Ok(LoadStep::Destroy(new_id))
+    }
+
+    /// The `reason` of the `expired` event due when the last load found no session under the id
+    /// a client presented (the session still has that id and [`Session::record_exists`] is
+    /// false), given whether the driver holds a live tombstone there
+    /// ([`crate::SessionHandler::is_tombstone`]). `None` when the engine can tell that nothing
+    /// expired:
+    /// - a tombstone: the session was ended (a logout, `destroy`, a revoke), which published
+    ///   its own `destroyed` event;
+    /// - a renewed id's forward marker past its grace window: the session lives on under its
+    ///   new id.
+    ///
+    /// Otherwise [`Expiry::Idle`]: the record went by the driver's own expiry (a TTL) or by gc.
+    /// No driver can tell that from an id it never stored, or from a logout whose tombstone
+    /// has itself expired (a lifetime later, when the session would have expired idle anyway),
+    /// so those are reported as idle too.
+    pub fn missing_reason(&self, tombstone: bool) -> Option<Expiry> {
+        (!tombstone && !self.stale_forward).then_some(Expiry::Idle)
+    }
+
+    /// Whether the last load met a renewed id's forward marker past its grace window under the
+    /// id it was asked for (see [`Session::missing_reason`]): no driver needs asking then.
+    pub fn met_stale_forward(&self) -> bool {
+        self.stale_forward
     }
 
     /// The lifecycle events since the last call, oldest first (see [`Event`]).

@@ -251,7 +251,8 @@ pub async fn destroy_session(
 }
 
 /// Ends every live session of `user` except the one with id `except` (the caller's own: "log
-/// out other devices"); resolves to how many were ended.
+/// out other devices"); resolves to the handles of the sessions ended (for their `destroyed`
+/// events), newest activity first.
 ///
 /// # Errors
 /// As [`sessions_of`].
@@ -260,20 +261,22 @@ pub async fn destroy_user_sessions(
     user: &str,
     except: Option<&str>,
     opts: &ListOptions,
-) -> Result<u64> {
+) -> Result<Vec<String>> {
     let live = sessions_of(handler, user, opts).await?;
     let mut ended = Vec::new();
+    let mut handles = Vec::new();
     for s in live {
         if except == Some(s.id.as_str()) {
             continue;
         }
         handler.destroy(&s.id).await?;
         ended.push(s.id);
+        handles.push(s.handle);
     }
     if !ended.is_empty() {
         handler.unlink_user(user, &ended).await?;
     }
-    Ok(ended.len() as u64)
+    Ok(handles)
 }
 
 #[cfg(test)]

@@ -285,3 +285,79 @@ async fn the_binding_steps_apply_then_set_base_save_an_expired_session() {
     assert_eq!(save(&mut s, &h).await, SaveOutcome::Written);
     assert_ne!(s.id(), id);
 }
+
+/// Why a load found no session under the id it was given, for the `expired` event: the engine
+/// reports `Idle` unless it can tell nothing expired (a live tombstone: a logout or a revoke; a
+/// renewed id past its grace window).
+#[tokio::test]
+async fn a_missing_record_is_idle_unless_the_engine_can_tell_it_was_ended() {
+    use ostro_session_core::load;
+    use std::sync::Mutex;
+    let clock = ManualClock::new(T0);
+    let h = handler(&clock, 10.0);
+    let o = opts(&clock, None);
+    let reason = |s: Session| {
+        let h = &h;
+        async move {
+            assert!(!s.record_exists());
+            load::missing_reason(h, &Mutex::new(s)).await.unwrap()
+        }
+    };
+
+    // A logout leaves a tombstone: ended, not expired.
+    let mut s = open(&h, None, &o).await;
+    s.put("user", json!("ada")).unwrap();
+    save(&mut s, &h).await;
+    let id = s.id().to_owned();
+    let mut out = open(&h, Some(&id), &o).await;
+    out.invalidate(&h).await.unwrap();
+    clock.advance(MIN);
+    assert_eq!(reason(open(&h, Some(&id), &o).await).await, None);
+    // A lifetime after the logout the tombstone has expired: nothing tells it apart any more.
+    clock.advance(9 * MIN + 1000);
+    assert_eq!(
+        reason(open(&h, Some(&id), &o).await).await,
+        Some(Expiry::Idle)
+    );
+
+    // An id the driver never stored cannot be told from a collected one.
+    let never = "N".repeat(40);
+    assert_eq!(
+        reason(open(&h, Some(&never), &o).await).await,
+        Some(Expiry::Idle)
+    );
+
+    // Idle past the lifetime.
+    let mut s = open(&h, None, &o).await;
+    s.put("user", json!("bob")).unwrap();
+    save(&mut s, &h).await;
+    let id = s.id().to_owned();
+    clock.advance(10 * MIN + 1000);
+    assert_eq!(
+        reason(open(&h, Some(&id), &o).await).await,
+        Some(Expiry::Idle)
+    );
+
+    // A renewed id past its grace window: the session lives on under its new id.
+    let renewing = SessionOptions {
+        renew_after_secs: Some(60),
+        renew_grace_secs: 30,
+        ..o.clone()
+    };
+    let mut s = open(&h, None, &renewing).await;
+    s.put("user", json!("cy")).unwrap();
+    save(&mut s, &h).await;
+    let first = s.id().to_owned();
+    clock.advance(MIN + 1000);
+    let renewed = open(&h, Some(&first), &renewing).await;
+    assert_ne!(renewed.id(), first, "renewed");
+    clock.advance(31_000);
+    let late = open(&h, Some(&first), &renewing).await;
+    assert_eq!(
+        late.id(),
+        first,
+        "past the window the old id is not followed"
+    );
+    assert!(late.met_stale_forward());
+    assert_eq!(reason(late).await, None);
+}

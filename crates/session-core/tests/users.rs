@@ -128,10 +128,17 @@ async fn scenario(h: Arc<dyn SessionHandler>) {
     // "Log out other devices": two more of user 7, then all but the current one end.
     let a = login(h, Some("7"), 5).await.id().to_owned();
     let b = login(h, Some("7"), 6).await.id().to_owned();
-    let n = users::destroy_user_sessions(h, "7", Some(&ids[1]), &opts(None))
+    let ended = users::destroy_user_sessions(h, "7", Some(&ids[1]), &opts(None))
         .await
         .unwrap();
-    assert_eq!(n, 2);
+    let mut want = vec![session_handle(KEY, &a), session_handle(KEY, &b)];
+    let mut got = ended;
+    want.sort_unstable();
+    got.sort_unstable();
+    assert_eq!(
+        got, want,
+        "the handles of the sessions ended, never the ids"
+    );
     let left = users::sessions_of(h, "7", &opts(Some(&ids[1])))
         .await
         .unwrap();

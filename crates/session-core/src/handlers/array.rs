@@ -210,6 +210,13 @@ impl SessionHandler for ArraySessionHandler {
     async fn touch(&self, id: &str) -> Result<bool> {
         Ok(self.touch_now(id))
     }
+    async fn is_tombstone(&self, id: &str) -> Result<bool> {
+        let now = self.clock.now_ms();
+        let records = self.records();
+        Ok(records
+            .get(id)
+            .is_some_and(|(data, at)| data.is_empty() && now - at <= self.lifetime_ms))
+    }
     async fn write_if_unchanged(
         &self,
         id: &str,

@@ -636,6 +636,12 @@ impl SessionHandler for DatabaseSessionHandler {
         dispatch!(self, b => b.touch(id, now - self.settings.lifetime_secs, now).await)
     }
 
+    async fn is_tombstone(&self, id: &str) -> Result<bool> {
+        id::check_storage_id(id)?;
+        let cutoff = self.settings.cutoff();
+        dispatch!(self, b => b.is_tombstone(id, cutoff).await)
+    }
+
     async fn user_sessions(&self, user: &str) -> Result<Vec<UserRecord>> {
         let now = self.settings.now_secs();
         dispatch!(self, b => b.user_sessions(user, now - self.settings.lifetime_secs, now).await)

@@ -862,6 +862,14 @@ impl SessionHandler for FileSessionHandler {
         let id = id.to_owned();
         self.run("touch", move |i| i.touch(&id)).await
     }
+    async fn is_tombstone(&self, id: &str) -> Result<bool> {
+        id::check_storage_id(id)?;
+        let id = id.to_owned();
+        self.run("read", move |i| {
+            Ok(matches!(i.stored(&id, "read")?, Stored::Tombstone))
+        })
+        .await
+    }
     async fn user_sessions(&self, user: &str) -> Result<Vec<UserRecord>> {
         let user = user.to_owned();
         self.run("user sessions", move |i| i.user_sessions(&user))

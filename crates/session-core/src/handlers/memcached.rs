@@ -611,6 +611,17 @@ impl SessionHandler for MemcachedSessionHandler {
         // A payload is at least `{}`: an item of the tombstone's size is the tombstone.
         Ok(r.hit() && r.item.size != Some(TOMBSTONE.len() as u64))
     }
+
+    async fn is_tombstone(&self, id: &str) -> Result<bool> {
+        let key = self.key(id)?;
+        let r = self
+            .run("read", 0, |c| {
+                let key = key.clone();
+                async move { c.get(&key).send().await }
+            })
+            .await?;
+        Ok(r.hit() && r.value.as_deref() == Some(TOMBSTONE.as_bytes()))
+    }
 }
 
 // Opt-in blocking (see `crate::blocking`): the lock of a session is the item `<key>:lock`,

@@ -44,6 +44,8 @@ struct Sql {
     cas_revive: String,
     /// A user's live rows (see crate::users).
     user_sessions: String,
+    /// Whether a live tombstone ('' payload) is there (see `SessionHandler::is_tombstone`).
+    tombstone: String,
     /// Opt-in blocking (see the database driver's module docs): the lock table, a lock taken
     /// when absent (`INSERT IGNORE`), or else when expired or already ours (`UPDATE`), the
     /// holder's release, and gc of expired ones.
@@ -106,6 +108,10 @@ impl Sql {
             user_sessions: format!(
                 "SELECT sid, payload, last_activity, ip_address, user_agent FROM {t} \
                  WHERE user_id = ? AND (last_activity >= ? OR last_activity IS NULL)"
+            ),
+            tombstone: format!(
+                "SELECT 1 FROM {t} WHERE sid = ? AND payload = '' \
+                 AND (last_activity >= ? OR last_activity IS NULL)"
             ),
             locks_create: format!(
                 "CREATE TABLE IF NOT EXISTS {l} (sid VARCHAR(255) NOT NULL, \
@@ -634,6 +640,17 @@ impl Mysql {
             c.exec_drop(sql.as_str(), (now, id)).await
         })
         .await
+    }
+
+    /// Whether `id` holds a tombstone alive at `cutoff`.
+    pub async fn is_tombstone(&self, id: &str, cutoff: i64) -> Result<bool> {
+        let sql = &self.sql.tombstone;
+        let row: Option<i64> = self
+            .run("read", |mut c| async move {
+                c.exec_first(sql.as_str(), (id, cutoff)).await
+            })
+            .await?;
+        Ok(row.is_some())
     }
 
     pub async fn gc(&self, cutoff: i64) -> Result<u64> {

@@ -46,6 +46,9 @@ struct Sql {
     cas_insert_many: String,
     /// A user's live rows (see crate::users); rare, so prepared per call.
     user_sessions: String,
+    /// Whether a live tombstone ('' payload) is there (see `SessionHandler::is_tombstone`);
+    /// rare, so prepared per call.
+    tombstone: String,
     /// Opt-in blocking (see the database driver's module docs): the lock table, its creation,
     /// taking a lock that is absent or expired, the holder's release, and gc of expired ones.
     locks_create: String,
@@ -121,6 +124,10 @@ impl Sql {
             user_sessions: format!(
                 "SELECT sid, payload, last_activity::bigint, ip_address, user_agent FROM {t} \
                  WHERE user_id = $1 AND (last_activity >= $2::bigint OR last_activity IS NULL)"
+            ),
+            tombstone: format!(
+                "SELECT 1 FROM {t} WHERE sid = $1 AND payload = '' \
+                 AND (last_activity >= $2::bigint OR last_activity IS NULL)"
             ),
             locks_create: format!(
                 "CREATE TABLE IF NOT EXISTS {l} (sid varchar(255) NOT NULL PRIMARY KEY, \
@@ -745,6 +752,17 @@ impl Postgres {
         })
         .await?;
         Ok(())
+    }
+
+    /// Whether `id` holds a tombstone alive at `cutoff`.
+    pub async fn is_tombstone(&self, id: &str, cutoff: i64) -> Result<bool> {
+        let sql = self.sql.tombstone.as_str();
+        let row = self
+            .run("read", |c| async move {
+                c.client.query_opt(sql, &[&id, &cutoff]).await
+            })
+            .await?;
+        Ok(row.is_some())
     }
 
     pub async fn gc(&self, cutoff: i64) -> Result<u64> {

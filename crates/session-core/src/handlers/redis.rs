@@ -1633,6 +1633,13 @@ impl SessionHandler for RedisSessionHandler {
         Ok(n == 1)
     }
 
+    async fn is_tombstone(&self, id: &str) -> Result<bool> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(self.key(id)?);
+        let v: Option<Vec<u8>> = self.query("read", cmd).await?;
+        Ok(v.is_some_and(|b| b == TOMBSTONE.as_bytes()))
+    }
+
     async fn write_if_unchanged(
         &self,
         id: &str,

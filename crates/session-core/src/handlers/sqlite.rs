@@ -787,6 +787,28 @@ impl SessionHandler for SqliteSessionHandler {
         })
         .await
     }
+
+    async fn is_tombstone(&self, id: &str) -> Result<bool> {
+        id::check_storage_id(id)?;
+        let id = id.to_owned();
+        self.run(move |c, cfg| {
+            let err = |e| map_err(cfg, "read", Some(&id), e);
+            let cutoff = now_secs(cfg) - cfg.lifetime_secs;
+            let mut stmt = c.prepare_cached(&cfg.sql.read).map_err(err)?;
+            // A live row whose payload is empty text: the tombstone `destroy` leaves.
+            let found = stmt
+                .query_row(params![id, cutoff], |r| {
+                    Ok(matches!(
+                        r.get_ref(0)?,
+                        ValueRef::Text(b) | ValueRef::Blob(b) if b.is_empty()
+                    ))
+                })
+                .optional()
+                .map_err(err)?;
+            Ok(found == Some(true))
+        })
+        .await
+    }
 }
 
 // ----- opt-in blocking (see the module docs) ------------------------------------------------

@@ -118,6 +118,7 @@ macro_rules! handler_conformance {
                 sessions_are_independent,
                 touch_extends_life,
                 touch_on_a_missing_record_reports_no_record,
+                tombstones_are_told_apart,
                 expires_at_the_lifetime,
                 gc_counts,
                 large_payloads_round_trip,
@@ -236,6 +237,46 @@ pub async fn touch_on_a_missing_record_reports_no_record(f: &Fixture) {
     assert!(!h.touch(&id).await.unwrap());
     // A touch must not create a record.
     assert_eq!(h.read(&id).await.unwrap(), "");
+}
+
+/// `is_tombstone` tells a destroyed session (its live tombstone) from a live record and from an
+/// id with no record, and a tombstone lasts the lifetime (drivers with a clock: exactly at it,
+/// not one second past it).
+pub async fn tombstones_are_told_apart(f: &Fixture) {
+    let h = f.handler(2.0);
+    let (live, gone, never) = (sid("tomb", 1), sid("tomb", 2), sid("tomb", 3));
+    h.write(&live, "{}", &meta()).await.unwrap();
+    h.write(&gone, "{}", &meta()).await.unwrap();
+    assert!(!h.is_tombstone(&gone).await.unwrap(), "a live record");
+    h.destroy(&gone).await.unwrap();
+    // Destroying an id that has no record leaves nothing behind.
+    h.destroy(&never).await.unwrap();
+    assert_eq!(
+        h.read(&gone).await.unwrap(),
+        "",
+        "a tombstone reads as no session"
+    );
+    assert!(
+        h.is_tombstone(&gone).await.unwrap(),
+        "the destroyed session"
+    );
+    assert!(!h.is_tombstone(&live).await.unwrap(), "a live record");
+    assert!(
+        !h.is_tombstone(&never).await.unwrap(),
+        "an id with no record"
+    );
+    if f.clock.is_some() {
+        f.advance(120_000);
+        assert!(
+            h.is_tombstone(&gone).await.unwrap(),
+            "alive exactly at the lifetime"
+        );
+        f.advance(1_000);
+        assert!(
+            !h.is_tombstone(&gone).await.unwrap(),
+            "expired one second past the lifetime"
+        );
+    }
 }
 
 pub async fn expires_at_the_lifetime(f: &Fixture) {
