@@ -245,3 +245,31 @@ test('user_attribute links the session named by an attribute at every save', asy
   await again.save();
   assert.deepEqual(await m.sessionsOf(42), []);
 });
+
+for (const driver of ['array', 'file', 'sqlite']) {
+  test(`setUser(null) unlinks: sessionsOf no longer lists the session, which lives on (${driver})`, async () => {
+    const dir = tmpDir();
+    const m = new SessionManager({ driver, key: KEY, files: path.join(dir, 's'), connection: path.join(dir, 's.sqlite') });
+    const kept = await login(m, 7, 1);
+    const s = await login(m, 7, 2);
+    assert.equal((await m.sessionsOf(7)).length, 2);
+    const again = m.createStore(s.getId());
+    await again.start();
+    assert.equal(again.getUser(), '7');
+    again.setUser(null);
+    assert.equal(again.getUser(), null);
+    assert.equal(await again.save(), 'written');
+    const list = await m.sessionsOf(7, { current: kept });
+    assert.equal(list.length, 1, 'only the other session is listed');
+    assert.equal(list[0].current, true);
+    // The unlinked session itself is not ended: it loads, with its data and no user.
+    const back = m.createStore(s.getId());
+    await back.start();
+    assert.equal(back.get('n'), 2);
+    assert.equal(back.getUser(), null);
+    // Nor can it be ended as that user's any more.
+    assert.equal(await m.destroyUserSessions(7, { except: kept }), 0);
+    assert.equal(await loads(m, s.getId()), true);
+    await m.close();
+  });
+}
