@@ -91,13 +91,50 @@ function managerFor(driver, where) {
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
+ * Holds `/heldput` requests of the app (see appFor's `gate`) between their load and their save
+ * until the next `/logout` response head has gone out, so that a test knows some responses
+ * follow the logout's. `reset()` starts a round; `arrived(n)` resolves once `n` held requests
+ * have loaded their session. A request held for 10 s fails (500) instead of waiting forever.
+ */
+function logoutGate() {
+  let count = 0;
+  let released = null;
+  let release = () => {};
+  let arrivals = [];
+  const gate = {
+    reset() {
+      count = 0;
+      arrivals = [];
+      released = new Promise((resolve) => { release = resolve; });
+    },
+    arrived(n) {
+      if (count >= n) return Promise.resolve();
+      return new Promise((resolve) => arrivals.push({ n, resolve }));
+    },
+    /** Called by a held route once its session is loaded; resolves at the logout's head. */
+    hold() {
+      count++;
+      arrivals = arrivals.filter((a) => (a.n <= count ? (a.resolve(), false) : true));
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('held for 10 s: no /logout response went out')), 10000);
+        released.then(() => { clearTimeout(timer); resolve(); });
+      });
+    },
+    release() { release(); },
+  };
+  gate.reset();
+  return gate;
+}
+
+/**
  * The Express app of the tests. `block`: the options of the blocking middleware mounted on
  * `/blocked` (before the plain one, which then leaves those requests to it). `log` receives
  * `{ start, end }` of every blocked read-modify-write (performance.now() times); `sent`, when
  * given, `{ url, at, saveFrom, setCookie }` of every response head as it is written (`saveFrom`:
- * when a `/slowput` route started its response, and with it the save).
+ * when a `/slowput` route started its response, and with it the save); `gate`, a `logoutGate()`
+ * holding `/heldput` requests until a `/logout` response head went out.
  */
-function appFor(manager, { block = { lockSeconds: 10, waitSeconds: 10 }, log = [], sent = null } = {}) {
+function appFor(manager, { block = { lockSeconds: 10, waitSeconds: 10 }, log = [], sent = null, gate = null } = {}) {
   const express = require('express');
   const app = express();
   if (sent !== null) {
@@ -107,6 +144,7 @@ function appFor(manager, { block = { lockSeconds: 10, waitSeconds: 10 }, log = [
       const writeHead = res.writeHead;
       res.writeHead = function recorded(...args) {
         sent.push({ url: req.originalUrl, at: performance.now(), saveFrom: res.locals.saveFrom, setCookie: [].concat(res.getHeader('set-cookie') || []) });
+        if (gate !== null && req.originalUrl === '/logout') gate.release();
         return writeHead.apply(this, args);
       };
       next();
@@ -142,6 +180,18 @@ function appFor(manager, { block = { lockSeconds: 10, waitSeconds: 10 }, log = [
     res.locals.saveFrom = performance.now();
     res.send('ok');
   });
+  app.post('/heldput/:k', async (req, res, next) => {
+    // Loaded before the logout (the test waits for it), saved after the logout's head went out.
+    try {
+      await gate.hold();
+    } catch (err) {
+      next(err);
+      return;
+    }
+    req.session.put(req.params.k, 1);
+    res.locals.saveFrom = performance.now();
+    res.send('ok');
+  });
   app.post('/flash/:key', (req, res) => {
     req.session.flash(req.params.key, 'v');
     res.send('ok');
@@ -170,4 +220,4 @@ function appFor(manager, { block = { lockSeconds: 10, waitSeconds: 10 }, log = [
   return app;
 }
 
-module.exports = { MapDriver, managerFor, appFor, KEY, sleep };
+module.exports = { MapDriver, managerFor, appFor, logoutGate, KEY, sleep };
