@@ -298,7 +298,7 @@ describe('SessionTableCommand (console/sessionTableCommand)', () => {
     assert.match(src, /\$table\.text\('user_agent'\)\.nullable\(\)/);
     assert.match(src, /\$table\.text\('payload'\)\.nullable\(\)/);
     assert.match(src, /\$table\.integer\('last_activity'\)\.index\(\)/);
-    assert.match(src, /\$table\.string\('user_id'\)\.nullable\(\)/);
+    assert.match(src, /\$table\.string\('user_id'\)\.nullable\(\)\.index\(\)/);
     assert.match(src, /dropIfExists\('web_sessions'\)/);
   });
 
