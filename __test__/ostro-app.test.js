@@ -276,7 +276,9 @@ describe('a real OstroJS app with this package as @ostro/session', { timeout: 30
       assert.equal(byName.user_id.notnull, 0);
       assert.match(byName.last_activity.type, /int/i);
       const indexes = await query(dir, "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'sessions' AND sql IS NOT NULL");
-      assert.ok(indexes.some((i) => /last_activity/.test(i.sql)), 'last_activity is indexed');
+      assert.ok(indexes.some((i) => /\(\s*[`"]?last_activity[`"]?\s*\)/.test(i.sql)), `last_activity is indexed: ${JSON.stringify(indexes)}`);
+      // sessionsOf and "log out other devices" look sessions up by user_id.
+      assert.ok(indexes.some((i) => /\(\s*[`"]?user_id[`"]?\s*\)/.test(i.sql)), `user_id is indexed: ${JSON.stringify(indexes)}`);
     });
 
     for (const viaBuilder of [false, true]) {

@@ -298,7 +298,7 @@ describe('SessionTableCommand (console/sessionTableCommand)', () => {
     assert.match(src, /\$table\.text\('user_agent'\)\.nullable\(\)/);
     assert.match(src, /\$table\.text\('payload'\)\.nullable\(\)/);
     assert.match(src, /\$table\.integer\('last_activity'\)\.index\(\)/);
-    assert.match(src, /\$table\.string\('user_id'\)\.nullable\(\)/);
+    assert.match(src, /\$table\.string\('user_id'\)\.nullable\(\)\.index\(\)/);
     assert.match(src, /dropIfExists\('web_sessions'\)/);
   });
 
@@ -410,7 +410,8 @@ describe('OstroSessionManager: the app\'s connections and cache stores', () => {
     const app = fakeApp({ app: { key: 'k'.repeat(40) }, session: { driver: 'array' }, database: { redis } });
     const c = new OstroSessionManager(app);
     assert.deepEqual(c.resolveConnection('redis', 'default'), { cluster: ['rediss://:p%20w@c1:7000', 'rediss://:p%20w@c2:7001'] });
-    assert.deepEqual(c.resolveConnection('redis', 'ha'), { sentinel: { masterName: 'sessions', nodes: ['redis://s1:26379', 'redis://s2:26380'], username: 'app', password: 'pw' } });
+    // Laravel's `database` on the connection is the master's database (not dropped: db 0 would be another store).
+    assert.deepEqual(c.resolveConnection('redis', 'ha'), { sentinel: { masterName: 'sessions', nodes: ['redis://s1:26379', 'redis://s2:26380'], username: 'app', password: 'pw', db: 1 } });
     assert.deepEqual(c.resolveConnection('redis', 'sharded'), { cluster: ['redis://r1:26379'] });
     const predis = fakeApp({ app: { key: 'k'.repeat(40) }, session: { driver: 'array' }, database: { redis: { options: { replication: 'sentinel', service: 'mymaster' }, default: [{ host: 's1', port: 26379 }] } } });
     assert.deepEqual(new OstroSessionManager(predis).resolveConnection('redis', 'default'), { sentinel: { masterName: 'mymaster', nodes: ['redis://s1:26379'] } });
@@ -420,6 +421,60 @@ describe('OstroSessionManager: the app\'s connections and cache stores', () => {
     // The result is what the driver accepts.
     const { RedisSessionHandler } = require('..');
     for (const conn of [c.resolveConnection('redis', 'default'), c.resolveConnection('redis', 'ha')]) new RedisSessionHandler(conn);
+  });
+
+  it('Laravel\'s `database` key selects the database for standalone and Sentinel connections; a cluster refuses a non-zero one', () => {
+    const redis = {
+      options: { cluster: 'redis' },
+      plain: { host: 'r', port: '6379', database: '3' },
+      url: { url: 'redis://u:p%40w@r:6379', database: 4 },
+      urlWithDb: { url: 'redis://r:6379/5', database: 4 },
+      both: { host: 'r', db: 6, database: 7 },
+      ha: { sentinel: { service: 'm', nodes: ['redis://s1:26379'], database: '2' } },
+      haTop: { sentinels: [{ host: 's1', port: 26379 }], service: 'm', database: 0 },
+      clusters: {
+        zero: [{ host: 'c1', port: 7000, database: 0 }, { host: 'c2', port: 7001, database: '0' }],
+        one: [{ host: 'c1', port: 7000, database: 0 }, { host: 'c2', port: 7001, database: 1 }],
+      },
+    };
+    const m = new OstroSessionManager(fakeApp({ app: { key: 'k'.repeat(40) }, session: { driver: 'array' }, database: { redis } }));
+    assert.deepEqual(m.resolveConnection('redis', 'plain'), { host: 'r', port: 6379, db: 3 });
+    // A URL without a database gets the connection's (Laravel merges them); one with a database keeps it.
+    assert.equal(m.resolveConnection('redis', 'url'), 'redis://u:p%40w@r:6379/4');
+    assert.equal(m.resolveConnection('redis', 'urlWithDb'), 'redis://r:6379/5');
+    assert.deepEqual(m.resolveConnection('redis', 'both'), { host: 'r', db: 6 });
+    assert.deepEqual(m.resolveConnection('redis', 'ha'), { sentinel: { masterName: 'm', nodes: ['redis://s1:26379'], db: 2 } });
+    assert.deepEqual(m.resolveConnection('redis', 'haTop'), { sentinel: { masterName: 'm', nodes: ['redis://s1:26379'], db: 0 } });
+    assert.deepEqual(m.resolveConnection('redis', 'zero'), { cluster: ['redis://c1:7000', 'redis://c2:7001'] });
+    const refused = (fn, what) => assert.throws(fn, (e) => e.code === 'ERR_SESSION_INVALID_OPTION' && what.test(e.message), String(what));
+    refused(() => m.resolveConnection('redis', 'one'), /redis\.clusters\.one .*node 1 sets database 1, but a Redis Cluster has only database 0/);
+    refused(() => m.resolveConnection('redis', { cluster: ['redis://c1:7000'], database: 2 }), /database 2, but a Redis Cluster has only database 0/);
+    assert.deepEqual(m.resolveConnection('redis', { cluster: ['redis://c1:7000'], database: 0 }), { cluster: ['redis://c1:7000'] });
+    // predis: `options.parameters` are the master's (Sentinel) or every node's (cluster).
+    const predis = (options) => new OstroSessionManager(fakeApp({ app: { key: 'k'.repeat(40) }, session: { driver: 'array' }, database: { redis: { options, default: [{ host: 's1', port: 26379 }] } } }));
+    assert.deepEqual(predis({ replication: 'sentinel', service: 'm', parameters: { password: 'pw', database: '5' } }).resolveConnection('redis', 'default'),
+      { sentinel: { masterName: 'm', nodes: ['redis://s1:26379'], password: 'pw', db: 5 } });
+    refused(() => predis({ cluster: 'redis', parameters: { database: 1 } }).resolveConnection('redis', 'default'), /redis\.default .*options\.parameters sets database 1/);
+    // The resolved forms are what the driver accepts, database included.
+    const { RedisSessionHandler } = require('..');
+    for (const name of ['plain', 'url', 'ha', 'zero']) new RedisSessionHandler(m.resolveConnection('redis', name));
+  });
+
+  it('options.cluster other than \'redis\' (predis\' client-side sharding) is refused, naming it, not taken for a Redis Cluster', () => {
+    const nodes = [{ host: 'r1', port: 6379 }, { host: 'r2', port: 6379 }];
+    const mk = (redis) => new OstroSessionManager(fakeApp({ app: { key: 'k'.repeat(40) }, session: { driver: 'redis', connection: 'default' }, database: { redis } }));
+    const refused = (m, what) => assert.throws(() => m.driver(), (e) => e.code === 'ERR_SESSION_INVALID_OPTION' && what.test(e.message) && /only 'redis' \(a Redis Cluster\)/.test(e.message));
+    refused(mk({ options: { cluster: 'predis' }, clusters: { default: nodes } }), /redis\.clusters\.default .*options\.cluster "predis"/);
+    refused(mk({ options: { cluster: 'predis' }, default: nodes }), /redis\.default .*options\.cluster "predis"/);
+    // `redis.clusters.options` overrides `redis.options` for the clusters, as in Laravel.
+    refused(mk({ options: { cluster: 'redis' }, clusters: { options: { cluster: 'sharded' }, default: nodes } }), /options\.cluster "sharded"/);
+    // 'redis', or no value (Laravel's default config says 'redis'), is a Redis Cluster.
+    for (const options of [{ cluster: 'redis' }, {}, undefined]) {
+      const m = mk({ options, clusters: { default: nodes } });
+      assert.deepEqual(m.resolveConnection('redis', 'default'), { cluster: ['redis://r1:6379', 'redis://r2:6379'] });
+    }
+    // Sentinel replication does not read options.cluster.
+    assert.ok('sentinel' in mk({ options: { cluster: 'predis', replication: 'sentinel' }, default: nodes }).resolveConnection('redis', 'default'));
   });
 
   it('cache.<store> and cache + store pick the built-in driver from the app\'s cache config', async () => {

@@ -7,6 +7,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { Store, RedisSessionHandler, SessionManager } = require('..');
+const OstroSessionManager = require('../lib/ostro/sessionManager');
 const { startRedisSentinel, startRedis, freePort } = require('./support/servers');
 const faults = require('./support/server-faults');
 
@@ -42,6 +43,29 @@ test('redis sentinel', async (t) => {
     assert.equal(await topo.commands(master, [['SELECT', '2'], ['GET', `ostro_session:${faults.sid('db', 1)}`]]), '"two"');
     assert.equal(await h.read(faults.sid('db', 1)), '', 'db 0 does not see db 2');
     await h.close();
+  });
+
+  await t.test('an OstroJS config/database.js Sentinel connection with Laravel\'s `database: 1` keeps its sessions in database 1', async () => {
+    const redis = {
+      sessions: {
+        sentinels: topo.sentinels.map((n) => ({ host: '127.0.0.1', port: n.port })),
+        service: topo.masterName, username: ACL.user, password: ACL.password, database: 1,
+      },
+    };
+    const config = { get: (key) => (key === 'database' ? { redis } : undefined) };
+    const app = { config, make() {}, singleton() {} };
+    const manager = new OstroSessionManager({ driver: 'redis', connection: 'sessions', prefix: 'ostrodb:', key: 'k'.repeat(40), lottery: [0, 100] }, { app });
+    try {
+      const { store } = await manager.loadStore(undefined);
+      store.put('cart', ['tea']);
+      assert.equal(await store.save(), 'written');
+      const master = await topo.masterPort();
+      const key = `ostrodb:${store.getId()}`;
+      assert.match(await topo.commands(master, [['SELECT', '1'], ['GET', key]]), /tea/);
+      assert.equal(await topo.command(master, ['EXISTS', key]), 0, 'nothing in database 0');
+    } finally {
+      await manager.close();
+    }
   });
 
   await t.test('a wrong master password is ERR_SESSION_UNAVAILABLE and never echoed', async () => {

@@ -49,53 +49,104 @@ function redisNodeUrl(n) {
 }
 
 /**
+ * The database number of a connection config: the driver's `db`, or Laravel's `database`
+ * (env() gives it as a string). Undefined when neither is set.
+ */
+function redisDbOf(o) {
+  if (!isObject(o)) return undefined;
+  const db = present(o.db) ?? present(o.database);
+  return typeof db === 'string' && /^\d+$/.test(db.trim()) ? Number(db) : db;
+}
+
+/** A Redis Cluster has only database 0 (SELECT is refused there): say so rather than write to 0. */
+function refuseClusterDb(db, where) {
+  if (db === undefined || db === 0) return;
+  throw sessionError('ERR_SESSION_INVALID_OPTION', `${where} sets database ${JSON.stringify(db)}, but a Redis Cluster has only database 0: remove it or set it to 0`);
+}
+
+/**
  * `redis.clusters.<name>` (a node list) → `{ cluster }`; a connection with `sentinel` /
  * `sentinels`, or a node list with `options.replication: 'sentinel'` (predis) → `{ sentinel }`.
  * Returns undefined for a standalone connection.
  */
-function redisTopologyOf(conf, options) {
+function redisTopologyOf(conf, options, where) {
   const opts = { ...(isObject(options) ? options : {}), ...(isObject(conf) && isObject(conf.options) ? conf.options : {}) };
+  const params = isObject(opts.parameters) ? opts.parameters : {};
   const nodes = Array.isArray(conf) ? conf : null;
   if (isObject(conf) && (conf.sentinel !== undefined || conf.sentinels !== undefined)) {
     const s = isObject(conf.sentinel) ? conf.sentinel : {};
     const list = Array.isArray(conf.sentinels) ? conf.sentinels : (s.nodes || conf.sentinel);
     const sentinel = { masterName: String(present(s.masterName) || present(s.service) || present(conf.service) || present(opts.service) || 'mymaster'), nodes: (Array.isArray(list) ? list : []).map(redisNodeUrl) };
-    for (const k of ['username', 'password', 'db', 'tls']) if (present(s[k] ?? conf[k]) !== undefined) sentinel[k] = s[k] ?? conf[k];
+    for (const k of ['username', 'password', 'tls']) if (present(s[k] ?? conf[k]) !== undefined) sentinel[k] = s[k] ?? conf[k];
+    const db = redisDbOf(s) ?? redisDbOf(conf);
+    if (db !== undefined) sentinel.db = db;
     return { sentinel };
   }
   if (nodes && opts.replication === 'sentinel') {
-    return { sentinel: { masterName: String(present(opts.service) || 'mymaster'), nodes: nodes.map(redisNodeUrl) } };
+    // predis: the list is the sentinels; `options.parameters` are the master's login and database.
+    const sentinel = { masterName: String(present(opts.service) || 'mymaster'), nodes: nodes.map(redisNodeUrl) };
+    for (const k of ['username', 'password']) if (present(params[k]) !== undefined) sentinel[k] = String(params[k]);
+    const db = redisDbOf(params);
+    if (db !== undefined) sentinel.db = db;
+    return { sentinel };
   }
   if (nodes) {
+    // Laravel's `options.cluster`: 'redis' (its default) is a Redis Cluster; predis' 'predis' is
+    // client-side sharding over independent servers, a different key placement that this
+    // driver does not implement. Treating those servers as a cluster would fail, or split
+    // sessions differently from the PHP side.
+    const mode = present(opts.cluster);
+    if (mode !== undefined && mode !== 'redis') {
+      throw sessionError('ERR_SESSION_INVALID_OPTION', `${where} has options.cluster ${JSON.stringify(mode)}; the redis session driver supports only 'redis' (a Redis Cluster), not predis' client-side sharding`);
+    }
+    for (const [i, n] of nodes.entries()) refuseClusterDb(redisDbOf(n), `${where} node ${i}`);
+    refuseClusterDb(redisDbOf(params), `${where} options.parameters`);
     const out = { cluster: nodes.map(redisNodeUrl) };
-    const pw = present(opts.parameters && opts.parameters.password);
-    if (pw !== undefined) out.password = String(pw);
+    for (const k of ['username', 'password']) if (present(params[k]) !== undefined) out[k] = String(params[k]);
     return out;
   }
   return undefined;
 }
 
-/** An OstroJS / Laravel style redis connection config as the redis driver takes it. */
-function redisConnectionOf(o, options) {
-  const topology = redisTopologyOf(o, options);
+/** Laravel merges `database` into a URL that names none (`redis://host:6379` + `database: 1`). */
+function redisUrlWithDb(url, db) {
+  if (db === undefined) return url;
+  let u;
+  try {
+    u = new URL(url);
+  } catch {
+    return url;
+  }
+  if ((u.protocol !== 'redis:' && u.protocol !== 'rediss:') || (u.pathname !== '' && u.pathname !== '/')) return url;
+  u.pathname = `/${db}`;
+  return u.href;
+}
+
+/**
+ * An OstroJS / Laravel style redis connection config as the redis driver takes it. `where`
+ * names it in errors.
+ */
+function redisConnectionOf(o, options, where = 'the redis connection') {
+  const topology = redisTopologyOf(o, options, where);
   if (topology !== undefined) return topology;
   if (Array.isArray(o.cluster)) {
+    refuseClusterDb(redisDbOf(o), where);
     const out = { cluster: o.cluster.map(redisNodeUrl) };
     for (const k of ['username', 'password', 'tls']) if (present(o[k]) !== undefined) out[k] = o[k];
     return out;
   }
-  if (typeof o.url === 'string' && o.url !== '') return o.url;
+  const db = redisDbOf(o);
+  if (typeof o.url === 'string' && o.url !== '') return redisUrlWithDb(o.url, db);
   const out = {};
   const host = present(o.host);
   const port = present(o.port);
   const username = present(o.username !== undefined ? o.username : o.user);
   const password = present(o.password);
-  const db = present(o.db !== undefined ? o.db : o.database);
   if (host !== undefined) out.host = String(host);
   if (port !== undefined) out.port = typeof port === 'string' && /^\d+$/.test(port) ? Number(port) : port;
   if (username !== undefined) out.username = String(username);
   if (password !== undefined) out.password = String(password);
-  if (db !== undefined) out.db = typeof db === 'string' && /^\d+$/.test(db) ? Number(db) : db;
+  if (db !== undefined) out.db = db;
   if (o.tls !== undefined && o.tls !== null) out.tls = o.tls;
   return out;
 }
@@ -259,9 +310,13 @@ class OstroSessionManager extends SessionManager {
         // Laravel's shape: `redis.clusters.<name>` is a Redis Cluster (`options.cluster: 'redis'`);
         // a node list under `redis.<name>` is one too, or Sentinel with `options.replication`.
         const r = isObject(db.redis) ? db.redis : {};
-        if (isObject(r.clusters) && Array.isArray(r.clusters[connection])) return redisConnectionOf(r.clusters[connection], r.options);
-        if (isObject(r[connection]) || Array.isArray(r[connection])) return redisConnectionOf(r[connection], r.options);
-        if (isObject(conns[connection]) && conns[connection].driver === 'redis') return redisConnectionOf(conns[connection]);
+        if (isObject(r.clusters) && Array.isArray(r.clusters[connection])) {
+          // `redis.clusters.options` applies to every cluster, over `redis.options` (Laravel).
+          const options = { ...(isObject(r.options) ? r.options : {}), ...(isObject(r.clusters.options) ? r.clusters.options : {}) };
+          return redisConnectionOf(r.clusters[connection], options, `redis.clusters.${connection} (config/database.js)`);
+        }
+        if (isObject(r[connection]) || Array.isArray(r[connection])) return redisConnectionOf(r[connection], r.options, `redis.${connection} (config/database.js)`);
+        if (isObject(conns[connection]) && conns[connection].driver === 'redis') return redisConnectionOf(conns[connection], undefined, `connections.${connection} (config/database.js)`);
       }
       if (driver === 'memcached') {
         const store = configGet(appConfig(this.app), `cache.stores.${connection}`);

@@ -267,11 +267,36 @@ async fn creates_table(db: Db) {
         cols.to_lowercase(),
         "ip_address,last_activity,payload,sid,user_agent,user_id"
     );
-    // A second handler (another process) adopts the table it finds.
+    assert_eq!(indexes_on(&t, "last_activity"), "1");
+    assert_eq!(indexes_on(&t, "user_id"), "1");
+    // A second handler (another process) adopts the table it finds, adding no index.
     let h2 = t.handler(120.0, None);
     h2.open().await.unwrap();
+    assert_eq!(indexes_on(&t, "last_activity"), "1");
+    assert_eq!(indexes_on(&t, "user_id"), "1");
     h.close().await.unwrap();
     h2.close().await.unwrap();
+}
+
+/// How many indexes of the table have `col` as their only column, as the server reports them
+/// (pg_indexes / information_schema.statistics, not the driver's own check).
+fn indexes_on(t: &Table, col: &str) -> String {
+    match t.db {
+        Db::Postgres => t.sql(&format!(
+            "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() \
+             AND tablename = '{}' AND indexdef LIKE '%({col})'",
+            t.name
+        )),
+        Db::Mysql => t.sql(&format!(
+            "SELECT COUNT(*) FROM information_schema.statistics s \
+             WHERE s.table_schema = DATABASE() AND s.table_name = '{}' \
+             AND LOWER(s.column_name) = '{col}' AND s.seq_in_index = 1 \
+             AND (SELECT COUNT(*) FROM information_schema.statistics s2 \
+                  WHERE s2.table_schema = s.table_schema AND s2.table_name = s.table_name \
+                  AND s2.index_name = s.index_name) = 1",
+            t.name
+        )),
+    }
 }
 
 /// The migration's table as OstroJS's schema builder makes it on this server, minus `user_id`
@@ -315,20 +340,43 @@ async fn adopts_migration(db: Db) {
     ));
     assert_eq!(uid, "42");
     // The migration's index (under its own name) is reused, not duplicated.
-    let indexes = match db {
+    assert_eq!(indexes_on(&t, "last_activity"), "1");
+    h.close().await.unwrap();
+}
+
+both!(
+    adopting_a_table_without_user_id_indexes_it_once,
+    adopts_and_indexes_user_id
+);
+async fn adopts_and_indexes_user_id(db: Db) {
+    let t = Table::new(db);
+    t.sql(&migration_ddl(&t));
+    assert_eq!(indexes_on(&t, "user_id"), "0");
+    let h = t.handler(120.0, None);
+    h.open().await.unwrap();
+    // sessionsOf and "log out other devices" look rows up by user_id: the column the adoption
+    // added gets its index, as a table the driver creates does.
+    assert_eq!(indexes_on(&t, "user_id"), "1");
+    let name = match db {
         Db::Postgres => t.sql(&format!(
-            "SELECT count(*) FROM pg_indexes WHERE tablename = '{}' \
-             AND indexdef LIKE '%(last_activity)%'",
+            "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() \
+             AND tablename = '{}' AND indexdef LIKE '%(user_id)'",
             t.name
         )),
         Db::Mysql => t.sql(&format!(
-            "SELECT COUNT(*) FROM information_schema.statistics WHERE table_schema = DATABASE() \
-             AND table_name = '{}' AND column_name = 'last_activity'",
+            "SELECT index_name FROM information_schema.statistics WHERE \
+             table_schema = DATABASE() AND table_name = '{}' AND column_name = 'user_id'",
             t.name
         )),
     };
-    assert_eq!(indexes, "1");
+    assert_eq!(name, format!("{}_user_id_index", t.name));
+    // Another process adopting the same table later adds nothing.
+    let h2 = t.handler(120.0, None);
+    h2.open().await.unwrap();
+    assert_eq!(indexes_on(&t, "user_id"), "1");
+    assert_eq!(indexes_on(&t, "last_activity"), "1");
     h.close().await.unwrap();
+    h2.close().await.unwrap();
 }
 
 both!(

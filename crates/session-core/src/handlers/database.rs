@@ -6,8 +6,9 @@
 //! `payload`, `last_activity`), `last_activity` in unix seconds from the handler's clock, a row
 //! alive while `now - last_activity <= lifetime`, a `NULL` `last_activity` counting as fresh.
 //! So an app can switch between this driver and the OstroJS query-builder handler
-//! (`lib/ostro/databaseHandler.js`) on the same table. The table (and its `last_activity`
-//! index) is created on first use when missing; a migration's table is adopted.
+//! (`lib/ostro/databaseHandler.js`) on the same table. The table (and its `last_activity` and
+//! `user_id` indexes) is created on first use when missing; a migration's or 1.x's table is
+//! adopted, with a missing `user_id` column or index added.
 //!
 //! Each backend keeps a small pool of connections (`pool`, default 4 for Postgres, 8 for
 //! MySQL/MariaDB), connected on first use,

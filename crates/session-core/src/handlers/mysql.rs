@@ -414,20 +414,24 @@ impl Mysql {
                     .await?;
             }
         }
-        // gc deletes by last_activity: make sure an index leads with it.
-        let indexed: Option<i64> = conn
-            .exec_first(
-                "SELECT COUNT(*) FROM information_schema.statistics \
-                 WHERE table_schema = DATABASE() AND table_name = ? \
-                 AND LOWER(column_name) = 'last_activity' AND seq_in_index = 1",
-                (table,),
-            )
-            .await?;
-        if indexed.unwrap_or(0) == 0 {
-            conn.query_drop(format!(
-                "CREATE INDEX `{table}_last_activity_index` ON {t} (last_activity)"
-            ))
-            .await?;
+        // gc deletes by last_activity, and a user's sessions are listed by user_id
+        // (sessionsOf, "log out other devices"): make sure an index leads with each (the
+        // migration made its indexes under whatever names its schema builder chose; 1.x's
+        // table has no user_id at all). Checked rather than CREATE INDEX IF NOT EXISTS, which
+        // MariaDB has and MySQL does not; the named lock keeps check and create together.
+        for col in ["last_activity", "user_id"] {
+            let indexed: Option<i64> = conn
+                .exec_first(
+                    "SELECT COUNT(*) FROM information_schema.statistics \
+                     WHERE table_schema = DATABASE() AND table_name = ? \
+                     AND LOWER(column_name) = ? AND seq_in_index = 1",
+                    (table, col),
+                )
+                .await?;
+            if indexed.unwrap_or(0) == 0 {
+                conn.query_drop(format!("CREATE INDEX `{table}_{col}_index` ON {t} ({col})"))
+                    .await?;
+            }
         }
         Ok(())
     }

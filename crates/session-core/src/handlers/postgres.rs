@@ -419,8 +419,7 @@ impl Postgres {
                            ip_address varchar(45) NULL, \
                            user_agent text NULL, \
                            payload text NULL, \
-                           last_activity bigint NOT NULL); \
-                         CREATE INDEX \"{table}_user_id_index\" ON {t} (user_id)"
+                           last_activity bigint NOT NULL)"
                     ))
                     .await?;
             } else {
@@ -462,23 +461,29 @@ impl Postgres {
                     }
                 }
             }
-            // gc deletes by last_activity: make sure an index leads with it (the migration
-            // made one, under whatever name its schema builder chose).
-            let indexed: bool = client
-                .query_one(
-                    "SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a \
-                     ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
-                     WHERE i.indrelid = to_regclass($1) AND a.attname = 'last_activity')",
-                    &[&t],
-                )
-                .await?
-                .try_get(0)?;
-            if !indexed {
-                client
-                    .batch_execute(&format!(
-                        "CREATE INDEX \"{table}_last_activity_index\" ON {t} (last_activity)"
-                    ))
-                    .await?;
+            // gc deletes by last_activity, and a user's sessions are listed by user_id
+            // (sessionsOf, "log out other devices"): make sure an index leads with each, on a
+            // new table and on an adopted one alike (the migration made its indexes under
+            // whatever names its schema builder chose; 1.x's table has no user_id at all).
+            for col in ["last_activity", "user_id"] {
+                let indexed: bool = client
+                    .query_one(
+                        "SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a \
+                         ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
+                         WHERE i.indrelid = to_regclass($1) AND a.attname = $2)",
+                        &[&t, &col],
+                    )
+                    .await?
+                    .try_get(0)?;
+                if !indexed {
+                    // IF NOT EXISTS: index names are per schema, and one taken by another
+                    // relation should cost speed, not refuse every start.
+                    client
+                        .batch_execute(&format!(
+                            "CREATE INDEX IF NOT EXISTS \"{table}_{col}_index\" ON {t} ({col})"
+                        ))
+                        .await?;
+                }
             }
             Ok(())
         }
