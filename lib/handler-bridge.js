@@ -291,12 +291,15 @@ function read(handler, s, ms, meta) {
 // ----- compare-and-set through a custom driver (issue 12) ---------------------------------------
 // A driver with the optional `writeIfUnchanged(sessionId, data, previousData)` takes part in the
 // engine's compare-and-set: the save writes only if the stored data is still what this request
-// loaded; on `false` the bridge re-reads, the engine replays this request's operations onto what
-// it finds (`afterConflict`) and the write is tried again, up to the engine's bound
-// (ERR_SESSION_CONFLICT after it). A record that is gone drops the save ('dropped'). Saves of one
-// id through one handler take turns here, as the engine's native saves do in Rust: in-process
-// saves then conflict at most once each, and only other processes' saves race. A driver without
-// the method keeps last-writer-wins.
+// loaded; on `false` the bridge re-reads and does what the engine's `afterConflict` decides
+// (crates/session-core/src/session.rs, `AfterConflict`): `['write', payload]` replays this
+// request's operations onto what it found and tries again, up to the engine's bound
+// (ERR_SESSION_CONFLICT after it); `['read', id]` follows a renewal's forward marker to the
+// renewed id (read, then `afterConflict` again; the write and the cookie then go to that id);
+// null drops the save ('dropped': the record is gone). Saves of one id through one handler take
+// turns here, as the engine's native saves do in Rust: in-process saves then conflict at most once
+// each, and only other processes' saves race. A driver without the method keeps
+// last-writer-wins.
 
 const CAS_TRIES = native.casTries();
 // handler -> (id -> the tail of that id's save turns)
@@ -341,18 +344,20 @@ function casWrite(handler, s, id, ms, payload, base, tries, meta) {
     if (ok !== false) {
       throw sessionError('ERR_SESSION_VALUE', `session handler writeIfUnchanged() must return true or false (or a Promise of one), got ${kindOf(ok)}`);
     }
-    return invoke(handler, 'read', 1, id, undefined, undefined, ms, (raw) => {
-      if (typeof raw !== 'string') {
-        if (raw !== null && raw !== undefined) {
-          throw sessionError('ERR_SESSION_VALUE', `session handler read() must return a string (or null/undefined when there is none), got ${kindOf(raw)}`);
-        }
-        raw = '';
-      }
-      const next = s.afterConflict(raw);
-      if (next === null) return 'dropped';
-      if (tries + 1 >= CAS_TRIES) throw conflictError(id);
-      return casWrite(handler, s, id, ms, next, raw, tries + 1, meta);
-    });
+    return reread(handler, s, id, ms, tries, meta);
+  });
+}
+
+/** Reads what `id` holds now and carries out the engine's `afterConflict` step for it. */
+function reread(handler, s, id, ms, tries, meta) {
+  return invoke(handler, 'read', 1, id, undefined, undefined, ms, (raw) => {
+    const current = readString(raw);
+    const step = s.afterConflict(current);
+    if (step === null) return 'dropped';
+    // The session moved to the renewed id (the core bounds how many markers one save follows).
+    if (step[0] === 'read') return reread(handler, s, step[1], ms, tries, meta);
+    if (tries + 1 >= CAS_TRIES) throw conflictError(id);
+    return casWrite(handler, s, id, ms, step[1], current, tries + 1, meta);
   });
 }
 
@@ -360,7 +365,7 @@ function casWrite(handler, s, id, ms, payload, base, tries, meta) {
 function persistCas(handler, s, ms, resave, meta) {
   let payload;
   try {
-    payload = s.prepareSave(resave);
+    payload = s.prepareSave(resave, true);
   } catch (err) {
     return Promise.reject(err);
   }

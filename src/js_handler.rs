@@ -753,7 +753,7 @@ pub fn write_from<'env>(
     resave: bool,
     meta: Unknown<'env>,
 ) -> Result<Option<Either<bool, Unknown<'env>>>> {
-    let Some(payload) = session.prepare_save(*env, resave)? else {
+    let Some(payload) = session.prepare_save(*env, resave, None)? else {
         return Ok(None);
     };
     let write: Function<FnArgs<(String, String, Unknown)>, Unknown> =

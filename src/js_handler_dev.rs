@@ -221,7 +221,7 @@ pub fn save_direct<'env>(
             "the session handler is missing write()".into(),
         ));
     };
-    let payload = match session.prepare_save(*env, false)? {
+    let payload = match session.prepare_save(*env, false, None)? {
         Some(p) => p,
         None => session.payload(*env)?,
     };

@@ -12,7 +12,8 @@ use ostro_session_core::lifecycle::Event;
 use ostro_session_core::load::{self, LoadStep};
 use ostro_session_core::session::write_payload;
 use ostro_session_core::{
-    session_handle, AfterTouch, SaveAction, SaveOutcome, Session, SessionError, SessionOptions,
+    session_handle, AfterConflict, AfterTouch, SaveAction, SaveOutcome, Session, SessionError,
+    SessionOptions,
 };
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
@@ -89,6 +90,17 @@ fn step_js(step: LoadStep) -> Option<Vec<String>> {
             marker,
             base,
         } => Some(vec!["renew".into(), new_id, payload, old_id, marker, base]),
+    }
+}
+
+/// What to do after a refused compare-and-set, for JS: null when the save is dropped,
+/// `['write', payload]` to try again against the record just read, `['read', id]` to read a
+/// renewed id's record and hand it to `afterConflict` (see the core's `AfterConflict`).
+fn conflict_js(step: AfterConflict) -> Option<Vec<String>> {
+    match step {
+        AfterConflict::Retry(p) => Some(vec!["write".into(), p]),
+        AfterConflict::Follow(id) => Some(vec!["read".into(), id]),
+        AfterConflict::Drop => None,
     }
 }
 
@@ -602,10 +614,20 @@ impl NativeSession {
     }
 
     /// Ages flash data and returns the payload to write, or `null` when the engine asks for a
-    /// touch first (then call `afterTouch` with what the touch found).
+    /// touch first (then call `afterTouch` with what the touch found). `compares`: the write
+    /// goes through the driver's `writeIfUnchanged` (see the core's `prepare_save_for`).
     #[napi(catch_unwind)]
-    pub fn prepare_save(&self, env: Env, resave: bool) -> Result<Option<String>> {
-        match self.s().prepare_save(resave).or_throw(&env)? {
+    pub fn prepare_save(
+        &self,
+        env: Env,
+        resave: bool,
+        compares: Option<bool>,
+    ) -> Result<Option<String>> {
+        let action = self
+            .s()
+            .prepare_save_for(resave, compares.unwrap_or(false))
+            .or_throw(&env)?;
+        match action {
             SaveAction::Write(p) => Ok(Some(p)),
             SaveAction::Touch => Ok(None),
         }
@@ -640,12 +662,15 @@ impl NativeSession {
         self.s().base().to_owned()
     }
 
-    /// After `writeIfUnchanged` refused: rebases onto `current` (the record now, `''` when it is
-    /// gone) by replaying this request's operations, and returns the payload to try next, or
-    /// `null` when the record is gone and the save is dropped.
-    #[napi(catch_unwind)]
-    pub fn after_conflict(&self, env: Env, current: String) -> Result<Option<String>> {
-        self.s().after_conflict(current).or_throw(&env)
+    /// After `writeIfUnchanged` refused: `current` is what the session's id holds now (`''`
+    /// when it is gone). Returns `['write', payload]` (rebased onto `current` by replaying this
+    /// request's operations: write it comparing against `current`), `['read', id]` (`current`
+    /// was a renewal's forward marker inside its window: the session moved to `id`; read it and
+    /// call `afterConflict` with what it holds), or `null` (gone: the save is dropped).
+    #[napi(catch_unwind, ts_return_type = "['write' | 'read', string] | null")]
+    pub fn after_conflict(&self, env: Env, current: String) -> Result<Option<Vec<String>>> {
+        let step = self.s().after_conflict(current).or_throw(&env)?;
+        Ok(conflict_js(step))
     }
 
     /// Records that `payload` reached the handler: saved, and the base of a later save.
@@ -797,7 +822,7 @@ impl NativeSession {
         let h = Arc::clone(&handler.inner);
         let (id, action, meta) = {
             let mut s = self.s();
-            let action = s.prepare_save(resave);
+            let action = s.prepare_save_for(resave, h.supports_cas());
             let meta = s.write_meta(crate::handlers::meta_of(meta));
             (s.id().to_owned(), action, meta)
         };

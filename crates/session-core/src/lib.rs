@@ -53,4 +53,4 @@ pub use handlers::MemcachedSessionHandler;
 pub use handlers::RedisSessionHandler;
 #[cfg(feature = "sqlite")]
 pub use handlers::SqliteSessionHandler;
-pub use session::{AfterTouch, SaveAction, SaveOutcome, Session, SessionOptions};
+pub use session::{AfterConflict, AfterTouch, SaveAction, SaveOutcome, Session, SessionOptions};

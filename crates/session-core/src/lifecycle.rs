@@ -31,6 +31,12 @@
 //! id (sent before the new cookie arrived) loads the new session and gets the new cookie. After
 //! that the marker reads as no session. `regenerate`/`invalidate` never leave one: forwarding a
 //! login's or logout's old id would hand the session to whoever holds it (session fixation).
+//!
+//! A request that loaded the old id before the renewal and saves after it finds the marker in
+//! its compare-and-set; inside the window the save follows it to the renewed id, replays its
+//! operations there and the session (and so the cookie) takes that id (see
+//! [`crate::Session::after_conflict`]). Past the window the marker reads as no session there too:
+//! the save is dropped, and the marker is never overwritten.
 
 use crate::crypto::Cipher;
 use crate::error::Result;

@@ -105,6 +105,22 @@ pub enum AfterTouch {
     Done(SaveOutcome),
 }
 
+/// What [`Session::after_conflict`] asks for next, after a compare-and-set found the record
+/// changed. The engine decides; [`write_payload`] and `lib/handler-bridge.js` carry it out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterConflict {
+    /// Write this payload (the session rebased onto the record just seen, this request's
+    /// operations replayed) with compare-and-set against that record, under [`Session::id`].
+    Retry(String),
+    /// The record was a renewal's forward marker inside its grace window: the session has moved
+    /// to this id (the renewed one). Read its record and hand what it holds to
+    /// [`Session::after_conflict`] again.
+    Follow(String),
+    /// The record is gone (destroyed: a tombstone; expired; a forward marker past its window):
+    /// nothing is written, the save is [`SaveOutcome::Dropped`].
+    Drop,
+}
+
 /// How a save ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SaveOutcome {
@@ -140,6 +156,8 @@ pub struct Session {
     record_missing: bool,
     // `prepare_save(resave = true)` on an unchanged session: rewrite after the touch, if found.
     resave_pending: bool,
+    // Forward markers this save followed so far (see `after_conflict`).
+    save_hops: u8,
     // What this request did since the last save, for replay on a record changed meanwhile.
     ops: Vec<Op>,
     // Set while a composite operation runs its parts, so only the composite is logged.
@@ -211,14 +229,18 @@ pub const CAS_TRIES: usize = 16;
 
 /// Carries out a save's write. A handler that compares gets a compare-and-set against `base`
 /// (the record as the request loaded it, taken out of the session with [`Session::take_base`]
-/// rather than copied, and moved on to the record seen at each conflict); on a conflict, `on_conflict` gets the record as it is
-/// now and returns the payload to try next (the session rebased and replayed, see
-/// [`Session::after_conflict`]) or `None` when the record is gone. Resolves to the payload that
-/// was written, or `None` when the save was dropped. Both [`Session::save`] and the binding
-/// (which must not hold its session lock across an await) drive their writes through this.
+/// rather than copied, and moved on to the record seen at each conflict). On a conflict,
+/// `on_conflict` gets the record as it is now and decides (see [`Session::after_conflict`]):
+/// the payload to try next (the session rebased and replayed), an id to follow (a renewal's
+/// forward marker inside its grace window: that id's record is read and handed to `on_conflict`
+/// in turn, and the write goes there), or a drop when the record is gone. Resolves to the
+/// payload that was written, or `None` when the save was dropped; the id it was written under
+/// is the session's own by then. Both [`Session::save`] and the binding (which must not hold its
+/// session lock across an await) drive their writes through this.
 ///
 /// # Errors
-/// The handler's errors, `on_conflict`'s, and [`SessionError::Conflict`] after [`CAS_TRIES`].
+/// The handler's errors, `on_conflict`'s, and [`SessionError::Conflict`] after [`CAS_TRIES`]
+/// writes.
 pub async fn write_payload<F>(
     handler: &dyn SessionHandler,
     id: &str,
@@ -228,7 +250,7 @@ pub async fn write_payload<F>(
     mut on_conflict: F,
 ) -> Result<Option<String>>
 where
-    F: FnMut(String) -> Result<Option<String>> + Send,
+    F: FnMut(String) -> Result<AfterConflict> + Send,
 {
     if !handler.supports_cas() {
         handler.write(id, &payload, meta).await?;
@@ -251,14 +273,16 @@ where
             }
         })
     };
+    // The id written to: the session's, until a forward marker moves it to the renewed id.
+    let mut target = id.to_owned();
     let mut payload = payload;
     if let Some(t) = turn.as_mut() {
         if let Some((last_id, last)) = t.last.take() {
             if last_id == id && last != *base {
-                match on_conflict(last.clone())? {
-                    Some(p) => {
+                match settle(handler, &mut on_conflict, last, &mut target).await? {
+                    Some((p, seen)) => {
                         payload = p;
-                        *base = last;
+                        *base = seen;
                     }
                     None => return Ok(None),
                 }
@@ -274,11 +298,16 @@ where
         }
     }
     for _ in 0..CAS_TRIES {
-        match handler.write_if_unchanged(id, &payload, base, meta).await? {
+        match handler
+            .write_if_unchanged(&target, &payload, base, meta)
+            .await?
+        {
             CasOutcome::Written => {
                 if let Some(t) = turn.as_mut() {
-                    if payload.len() <= HANDOVER_MAX_BYTES {
-                        t.last = Some((id.to_owned(), payload.clone()));
+                    // The turn is the stripe of `id`: what was written elsewhere (a renewed id
+                    // this save followed) is not handed to the next save of `id`.
+                    if target == id && payload.len() <= HANDOVER_MAX_BYTES {
+                        t.last = Some((target, payload.clone()));
                     }
                 }
                 return Ok(Some(payload));
@@ -287,17 +316,44 @@ where
                 if let Some(t) = turn.as_mut() {
                     t.contended = true;
                 }
-                match on_conflict(current.clone())? {
-                    Some(p) => {
+                match settle(handler, &mut on_conflict, current, &mut target).await? {
+                    Some((p, seen)) => {
                         payload = p;
-                        *base = current;
+                        *base = seen;
                     }
                     None => return Ok(None),
                 }
             }
         }
     }
-    Err(conflict_error(id))
+    Err(conflict_error(&target))
+}
+
+/// Hands `current` (the record of `target` now) to `on_conflict` and carries out what it asks:
+/// while it follows a forward marker, reads the renewed id's record (and `target` becomes that
+/// id). Resolves to the payload to write next with the record it compares against, or `None`
+/// for a drop. The session bounds how many markers one save follows ([`MAX_HOPS`]); the bound
+/// here only keeps a caller's own `on_conflict` from following forever.
+async fn settle<F>(
+    handler: &dyn SessionHandler,
+    on_conflict: &mut F,
+    mut current: String,
+    target: &mut String,
+) -> Result<Option<(String, String)>>
+where
+    F: FnMut(String) -> Result<AfterConflict> + Send,
+{
+    for _ in 0..CAS_TRIES {
+        match on_conflict(current.clone())? {
+            AfterConflict::Retry(p) => return Ok(Some((p, current))),
+            AfterConflict::Follow(next) => {
+                current = handler.read(&next).await?;
+                *target = next;
+            }
+            AfterConflict::Drop => return Ok(None),
+        }
+    }
+    Err(conflict_error(target))
 }
 
 /// Largest payload handed over to the next save's turn; a larger one is re-read by it instead,
@@ -360,6 +416,7 @@ impl Session {
             dirty: false,
             record_missing: true,
             resave_pending: false,
+            save_hops: 0,
             ops: Vec::new(),
             muted: false,
             base: String::new(),
@@ -871,19 +928,44 @@ impl Session {
         self.base = base;
     }
 
-    /// After a compare-and-set found the record changed to `current`: rebases onto it (see
-    /// [`Session::rebase`]) and returns the payload to try next, or `None` when the record is
-    /// gone and the save must be dropped.
+    /// After a compare-and-set found the record of this session's id changed to `current`:
+    ///
+    /// - A renewal's forward marker inside its grace window (another request renewed the id
+    ///   after this one loaded it): the session moves to the renewed id and asks for its record
+    ///   ([`AfterConflict::Follow`]); what that read returns comes back here, is rebased onto
+    ///   and written there, and the cookie then carries the renewed id. Only renewal leaves
+    ///   markers, so this never follows a login's or logout's old id (session fixation): those
+    ///   leave a tombstone or nothing, which read as gone. At most [`MAX_HOPS`] markers are
+    ///   followed in one save.
+    /// - A record that holds no session (gone: destroyed, expired, or a marker past its window
+    ///   or one that does not open): [`AfterConflict::Drop`]; the save must never recreate it.
+    /// - Otherwise the session is rebased onto it (see [`Session::rebase`]) and the payload to
+    ///   try next is returned ([`AfterConflict::Retry`]).
     ///
     /// # Errors
     /// As [`Session::rebase`] and [`Session::payload`].
-    pub fn after_conflict(&mut self, current: String) -> Result<Option<String>> {
+    pub fn after_conflict(&mut self, current: String) -> Result<AfterConflict> {
+        if current.starts_with(lifecycle::FORWARD) {
+            let cipher = self.options.cipher.clone();
+            if let Some((target, until)) =
+                lifecycle::parse_forward(&current, cipher.as_deref(), &self.id)
+            {
+                if self.save_hops < MAX_HOPS && self.now_secs() <= until {
+                    self.save_hops += 1;
+                    self.id.clone_from(&target);
+                    return Ok(AfterConflict::Follow(target));
+                }
+            }
+            // A marker is never a payload: one that does not forward reads as no session.
+            self.dirty = false;
+            return Ok(AfterConflict::Drop);
+        }
         if !self.rebase(&current)? {
             self.dirty = false;
-            return Ok(None);
+            return Ok(AfterConflict::Drop);
         }
         self.base = current;
-        self.payload().map(Some)
+        self.payload().map(AfterConflict::Retry)
     }
 
     /// Records that `payload` reached the handler: the new base for a later save.
@@ -904,11 +986,34 @@ impl Session {
     /// # Errors
     /// [`SessionError::TooLarge`] when the payload is over the limit; nothing must be written then.
     pub fn prepare_save(&mut self, resave: bool) -> Result<SaveAction> {
+        self.prepare_save_for(resave, false)
+    }
+
+    /// [`Session::prepare_save`] for a handler that compares (`compares`: its
+    /// [`SessionHandler::supports_cas`]). With id renewal on, an unchanged session whose id
+    /// became due for renewal while this request ran may have been renewed by another request
+    /// since it loaded: its old id then holds a forward marker, which a touch would find and keep
+    /// alive, and the response would carry the old id back to the browser (loading nothing once
+    /// the grace window is over). Such a save is a compare-and-set write instead of a touch (one
+    /// round trip either way, and only in that window): unchanged record, the same data written
+    /// back; a marker, followed (see [`Session::after_conflict`]); gone, dropped. A handler that
+    /// cannot compare keeps the touch, since its plain write would replace the marker.
+    ///
+    /// # Errors
+    /// As [`Session::prepare_save`].
+    pub fn prepare_save_for(&mut self, resave: bool, compares: bool) -> Result<SaveAction> {
         self.sync_user();
         self.age_flash_data();
         self.started = false;
         self.resave_pending = false;
-        if self.dirty || self.record_missing {
+        self.save_hops = 0;
+        let maybe_renewed = compares
+            && lifecycle::renewal_due(
+                self.id_issued_at(),
+                self.now_secs(),
+                self.options.renew_after_secs,
+            );
+        if self.dirty || self.record_missing || maybe_renewed {
             Ok(SaveAction::Write(self.payload()?))
         } else {
             self.resave_pending = resave;
@@ -1059,7 +1164,7 @@ impl Session {
         resave: bool,
         meta: &WriteMeta,
     ) -> Result<SaveOutcome> {
-        let action = self.prepare_save(resave)?;
+        let action = self.prepare_save_for(resave, handler.supports_cas())?;
         let meta = &self.write_meta(meta.clone());
         let payload = match action {
             SaveAction::Write(p) => p,

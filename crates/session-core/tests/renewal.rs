@@ -390,3 +390,219 @@ fn handles_are_keyed_hashes() {
     assert_eq!(a.len(), 32);
     assert_ne!(a, session_handle("app-key-two-0123456789abcdefghijkl", &id));
 }
+
+/// A session saved at T0 whose id is one second short of renewal, and its id.
+async fn nearly_due(h: &dyn SessionHandler, clock: &ManualClock, o: &SessionOptions) -> String {
+    clock.set(T0);
+    let mut s = open(h, None, o).await;
+    s.put("user", json!("ada")).unwrap();
+    s.put("cart", json!(["apple"])).unwrap();
+    assert_eq!(save(&mut s, h).await, SaveOutcome::Written);
+    clock.advance(15 * MIN);
+    s.id().to_owned()
+}
+
+#[tokio::test]
+async fn a_request_that_loaded_the_old_id_before_a_renewal_saves_into_the_renewed_session() {
+    let clock = ManualClock::new(T0);
+    for f in fixtures(&clock) {
+        let h = &*f.handler;
+        let o = opts(&clock, 15, 30);
+        let old = nearly_due(h, &clock, &o).await;
+        // A (a writer) and R (read-only) load the old id while it is not yet due.
+        let mut a = open(h, Some(&old), &o).await;
+        let mut r = open(h, Some(&old), &o).await;
+        assert_eq!(a.id(), old, "{}: not renewed yet", f.name);
+        // B arrives once it is due and renews it.
+        clock.advance(1000);
+        let mut b = open(h, Some(&old), &o).await;
+        let new = b.id().to_owned();
+        assert_ne!(new, old, "{}: B renewed", f.name);
+        b.push("cart", json!("pear")).unwrap();
+        assert_eq!(save(&mut b, h).await, SaveOutcome::Written);
+
+        // A saves after the renewal, inside the grace window.
+        clock.advance(10 * 1000);
+        a.put("theme", json!("dark")).unwrap();
+        a.push("cart", json!("fig")).unwrap();
+        assert_eq!(
+            save(&mut a, h).await,
+            SaveOutcome::Written,
+            "{}: not dropped",
+            f.name
+        );
+        assert_eq!(a.id(), new, "{}: A's id is now the renewed one", f.name);
+        // R changed nothing: it is not touched under the old id, it moves too.
+        assert_ne!(save(&mut r, h).await, SaveOutcome::Dropped, "{}", f.name);
+        assert_eq!(r.id(), new, "{}: the read-only request moves too", f.name);
+
+        let marker = h.read(&old).await.unwrap();
+        assert!(
+            marker.starts_with('>'),
+            "{}: the old id still only forwards, got {marker:?}",
+            f.name
+        );
+        let check = open(h, Some(&new), &o).await;
+        assert_eq!(check.get("theme"), Some(&json!("dark")), "{}", f.name);
+        assert_eq!(
+            check.get("cart"),
+            Some(&json!(["apple", "pear", "fig"])),
+            "{}: both requests' pushes kept",
+            f.name
+        );
+        assert_eq!(check.get("user"), Some(&json!("ada")), "{}", f.name);
+        let via_old = open(h, Some(&old), &o).await;
+        assert_eq!(via_old.id(), new, "{}: the old id forwards", f.name);
+        assert_eq!(via_old.get("theme"), Some(&json!("dark")));
+    }
+}
+
+#[tokio::test]
+async fn a_save_that_finds_the_marker_past_its_window_is_dropped_and_leaves_it_alone() {
+    let clock = ManualClock::new(T0);
+    for f in fixtures(&clock) {
+        let h = &*f.handler;
+        let o = opts(&clock, 15, 30);
+        let old = nearly_due(h, &clock, &o).await;
+        let mut a = open(h, Some(&old), &o).await;
+        clock.advance(1000);
+        let b = open(h, Some(&old), &o).await;
+        let new = b.id().to_owned();
+        assert_ne!(new, old);
+        let marker = h.read(&old).await.unwrap();
+        // One second past the window.
+        clock.advance(31 * 1000);
+        a.put("theme", json!("dark")).unwrap();
+        assert_eq!(
+            save(&mut a, h).await,
+            SaveOutcome::Dropped,
+            "{}: too late",
+            f.name
+        );
+        assert_eq!(
+            h.read(&old).await.unwrap(),
+            marker,
+            "{}: the marker is not overwritten with a partial session",
+            f.name
+        );
+        let check = open(h, Some(&new), &o).await;
+        assert_eq!(check.get("theme"), None, "{}", f.name);
+        assert_eq!(check.get("user"), Some(&json!("ada")), "{}", f.name);
+    }
+}
+
+#[tokio::test]
+async fn a_save_racing_a_logout_is_dropped_whether_before_or_after_a_renewal() {
+    let clock = ManualClock::new(T0);
+    for f in fixtures(&clock) {
+        let h = &*f.handler;
+        let o = opts(&clock, 15, 30);
+
+        // Logout of the renewed session: the marker leads to its tombstone.
+        let old = nearly_due(h, &clock, &o).await;
+        let mut a = open(h, Some(&old), &o).await;
+        clock.advance(1000);
+        let b = open(h, Some(&old), &o).await;
+        let new = b.id().to_owned();
+        let mut logout = open(h, Some(&new), &o).await;
+        logout.invalidate(h).await.unwrap();
+        save(&mut logout, h).await;
+        a.put("theme", json!("dark")).unwrap();
+        assert_eq!(save(&mut a, h).await, SaveOutcome::Dropped, "{}", f.name);
+        for id in [&old, &new] {
+            let s = open(h, Some(id), &o).await;
+            assert!(
+                !s.record_exists(),
+                "{}: nothing comes back from the dead",
+                f.name
+            );
+        }
+
+        // Logout of the old id itself (the request renewing it came second and found nothing,
+        // or there was no renewal): a tombstone, never forwarded.
+        let old = nearly_due(h, &clock, &o).await;
+        let mut a = open(h, Some(&old), &o).await;
+        let mut logout = open(h, Some(&old), &o).await;
+        logout.invalidate(h).await.unwrap();
+        save(&mut logout, h).await;
+        let after_logout = logout.id().to_owned();
+        clock.advance(1000);
+        a.put("theme", json!("dark")).unwrap();
+        assert_eq!(save(&mut a, h).await, SaveOutcome::Dropped, "{}", f.name);
+        assert_ne!(a.id(), after_logout, "{}: never to the new session", f.name);
+        assert!(!open(h, Some(&old), &o).await.record_exists(), "{}", f.name);
+    }
+}
+
+#[tokio::test]
+async fn the_save_steps_the_bridge_follows() {
+    use ostro_session_core::AfterConflict;
+    let clock = ManualClock::new(T0);
+    let h = ArraySessionHandler::new(600.0, Some(Arc::new(clock.clone()))).unwrap();
+    let cipher = Arc::new(Cipher::new(&["renewal-test-key-0123456789abcdefghijkl"]).unwrap());
+    let o = SessionOptions {
+        cipher: Some(cipher),
+        ..opts(&clock, 15, 30)
+    };
+    let old = nearly_due(&h, &clock, &o).await;
+    let mut a = open(&h, Some(&old), &o).await;
+    clock.advance(1000);
+    let new = open(&h, Some(&old), &o).await.id().to_owned();
+    a.put("theme", json!("dark")).unwrap();
+    let base = a.base().to_owned();
+    let ostro_session_core::SaveAction::Write(p) = a.prepare_save_for(false, true).unwrap() else {
+        panic!("a change writes");
+    };
+    let current = match h
+        .write_if_unchanged(&old, &p, &base, &WriteMeta::default())
+        .await
+    {
+        Ok(ostro_session_core::CasOutcome::Conflict(c)) => c,
+        other => panic!("the marker refuses the write: {other:?}"),
+    };
+    assert_eq!(
+        a.after_conflict(current).unwrap(),
+        AfterConflict::Follow(new.clone())
+    );
+    assert_eq!(a.id(), new);
+    let raw = h.read(&new).await.unwrap();
+    let AfterConflict::Retry(p) = a.after_conflict(raw.clone()).unwrap() else {
+        panic!("rebased onto the renewed record");
+    };
+    assert_eq!(
+        h.write_if_unchanged(&new, &p, &raw, &WriteMeta::default())
+            .await
+            .unwrap(),
+        ostro_session_core::CasOutcome::Written
+    );
+    a.saved_as(p);
+    let check = open(&h, Some(&new), &o).await;
+    assert_eq!(
+        check.get("theme"),
+        Some(&json!("dark")),
+        "sealed for the new id"
+    );
+    assert_eq!(check.get("user"), Some(&json!("ada")));
+
+    // An unchanged session whose id was not due when it loaded, due now: a compare-and-set
+    // write on a driver that compares, a touch on one that does not.
+    let old = nearly_due(&h, &clock, &o).await;
+    let mut r = open(&h, Some(&old), &o).await;
+    let mut t = open(&h, Some(&old), &o).await;
+    clock.advance(1000);
+    assert!(matches!(
+        r.prepare_save_for(false, true).unwrap(),
+        ostro_session_core::SaveAction::Write(_)
+    ));
+    assert_eq!(
+        t.prepare_save_for(false, false).unwrap(),
+        ostro_session_core::SaveAction::Touch
+    );
+    // Not due: a touch either way.
+    let mut u = open(&h, Some(&old), &o).await;
+    clock.set(T0 + MIN);
+    assert_eq!(
+        u.prepare_save_for(false, true).unwrap(),
+        ostro_session_core::SaveAction::Touch
+    );
+}
