@@ -50,15 +50,49 @@ function reachable(url) {
   });
 }
 
-/** Drops the case's tables through the servers' CLI clients (outside every contender). */
+/** Drops `tables` from the Postgres (`pg`) and MariaDB (`my`) servers through their CLI clients (outside every contender). */
+function dropTablesOf({ pg = [], my = [] }) {
+  if (pg.length) {
+    try { execFileSync('psql', [PG_URL, '-X', '-q', '-c', `DROP TABLE IF EXISTS ${pg.join(', ')}`], { stdio: 'ignore' }); } catch { /* server missing: reported as unavailable */ }
+  }
+  if (my.length) {
+    try {
+      const u = new URL(MY_URL);
+      execFileSync('mariadb', ['-h', u.hostname, '-P', u.port || '3306', '-u', decodeURIComponent(u.username), '-D', u.pathname.slice(1), '-e', `DROP TABLE IF EXISTS ${my.join(', ')}`], { stdio: 'ignore' });
+    } catch { /* as above */ }
+  }
+}
+
+/** Drops the case's tables. */
 function dropTables() {
-  const pg = Object.entries(TABLE).filter(([id]) => !id.includes('my')).map(([, t]) => t);
-  const my = Object.entries(TABLE).filter(([id]) => id.includes('my')).map(([, t]) => t);
-  try { execFileSync('psql', [PG_URL, '-X', '-q', '-c', `DROP TABLE IF EXISTS ${pg.join(', ')}`], { stdio: 'ignore' }); } catch { /* server missing: reported as unavailable */ }
-  try {
-    const u = new URL(MY_URL);
-    execFileSync('mariadb', ['-h', u.hostname, '-P', u.port || '3306', '-u', decodeURIComponent(u.username), '-D', u.pathname.slice(1), '-e', `DROP TABLE IF EXISTS ${my.join(', ')}`], { stdio: 'ignore' });
-  } catch { /* as above */ }
+  dropTablesOf({
+    pg: Object.entries(TABLE).filter(([id]) => !id.includes('my')).map(([, t]) => t),
+    my: Object.entries(TABLE).filter(([id]) => id.includes('my')).map(([, t]) => t),
+  });
+}
+
+/**
+ * The peer's express-session store on `table`: connect-pg-simple (`which` 'pg') or
+ * express-mysql-session ('mysql'), through kit.peerStore, so close() stops its timers and ends its
+ * pool. `housekeeping`: the stores' own expiry sweeps as their READMEs leave them on
+ * (connect-pg-simple's prune timer, express-mysql-session's expiration-check interval, both every
+ * 15 minutes, so never due in a run); off, no timer is armed at all (this case's cycle rows).
+ */
+async function peerDbStore(which, table, { housekeeping = false } = {}) {
+  const session = kit.need('express-session');
+  if (which === 'pg') {
+    const PgStore = kit.need('connect-pg-simple')(session);
+    return kit.peerStore(() => new PgStore({ conString: PG_URL, tableName: table, createTableIfMissing: true, ...(housekeeping ? {} : { pruneSessionInterval: false }) }));
+  }
+  const MySQLStore = kit.need('express-mysql-session')(session);
+  const u = new URL(MY_URL);
+  const peer = kit.peerStore(() => new MySQLStore({
+    host: u.hostname, port: Number(u.port) || 3306, user: decodeURIComponent(u.username), password: decodeURIComponent(u.password),
+    database: u.pathname.slice(1), schema: { tableName: table }, ...(housekeeping ? {} : { clearExpired: false }),
+  }));
+  // Its expiration-check interval starts once the table is made: wait, so close() finds it.
+  await peer.store.onReady();
+  return peer;
 }
 
 /** The worker side: builds one contender's cycle. */
@@ -93,22 +127,10 @@ async function db(ctx) {
       const { DatabaseSessionHandler: QueryBuilderHandler } = require('../../lib/ostro/databaseHandler');
       return kit.storeCycles(new QueryBuilderHandler(db, { table, minutes: kit.LIFETIME_MIN }), { close: () => db.destroy() });
     }
-    case 'peer-connect-pg-simple': {
-      const session = kit.need('express-session');
-      const PgStore = kit.need('connect-pg-simple')(session);
-      const store = new PgStore({ conString: url, tableName: table, createTableIfMissing: true, pruneSessionInterval: false });
-      return kit.expressCycles(store, { close: () => store.close() });
-    }
+    case 'peer-connect-pg-simple':
     case 'peer-express-mysql-session': {
-      const session = kit.need('express-session');
-      const MySQLStore = kit.need('express-mysql-session')(session);
-      const u = new URL(url);
-      const store = new MySQLStore({
-        host: u.hostname, port: Number(u.port) || 3306, user: decodeURIComponent(u.username), password: decodeURIComponent(u.password),
-        database: u.pathname.slice(1), clearExpired: false, schema: { tableName: table },
-      });
-      await store.onReady();
-      return kit.expressCycles(store, { close: () => store.close() });
+      const { store, close } = await peerDbStore(ctx.which.includes('my') ? 'mysql' : 'pg', table);
+      return kit.expressCycles(store, { close });
     }
     default:
       throw new Error(`unknown database contender ${ctx.which}`);
@@ -202,4 +224,4 @@ function summarize(entries, rounds, windowMs) {
   };
 }
 
-module.exports = { run, db, CONTENDERS };
+module.exports = { run, db, CONTENDERS, PG_URL, MY_URL, reachable, dropTablesOf, peerDbStore };

@@ -5,19 +5,11 @@
 const path = require('node:path');
 const kit = require('../lib/kit');
 
-function make(file) {
-  const session = kit.need('express-session');
-  const Database = kit.need('better-sqlite3');
-  const SqliteStore = kit.need('better-sqlite3-session-store')(session);
-  const db = new Database(file);
-  const store = new SqliteStore({ client: db, expired: { clear: true, intervalMs: 3600000 } });
-  return { store, db };
-}
-
 module.exports = {
   id: 'peer-sqlite-store-defaults', label: 'better-sqlite3-session-store (defaults)', kind: 'peer', family: 'sqlite',
   store(ctx) {
-    const { store, db } = make(path.join(ctx.dir, 'bss-defaults.sqlite'));
-    return kit.expressCycles(store, { close: () => db.close() });
+    // close() clears the store's cleanup interval too, not only the database.
+    const { store, close } = kit.sqlitePeerStore(path.join(ctx.dir, 'bss-defaults.sqlite'));
+    return kit.expressCycles(store, { close });
   },
 };

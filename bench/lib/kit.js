@@ -90,6 +90,73 @@ async function eachLimit(items, limit, fn) {
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
 }
 
+// ----- peer stores that start timers --------------------------------------------------------
+
+/**
+ * Builds a peer's express-session store with `build()` and returns `{ store, close }`, where
+ * close() ends what the store started, so that a case that builds peers in the bench process
+ * itself (the contention case's HTTP servers) lets Node exit when it ends:
+ * - the timers its constructor armed: better-sqlite3-session-store starts a cleanup setInterval
+ *   it keeps no handle to and has no close(), so the handle is caught here, while it is built;
+ * - the store's own close(), when it has one: connect-pg-simple's stops its prune timer and ends
+ *   the pg pool it made; express-mysql-session's clears its expiration-check interval and ends
+ *   its connection;
+ * - `also()`: what the caller made for the store (a better-sqlite3 Database, a redis client).
+ * close() runs once; later calls resolve at once.
+ * @param {() => object} build
+ * @param {{ also?: () => unknown }} [options]
+ */
+function peerStore(build, { also } = {}) {
+  const timers = [];
+  const { setInterval: realInterval, setTimeout: realTimeout } = globalThis;
+  globalThis.setInterval = function setIntervalCaught(...args) {
+    const t = realInterval.apply(this, args);
+    timers.push(t);
+    return t;
+  };
+  globalThis.setTimeout = function setTimeoutCaught(...args) {
+    const t = realTimeout.apply(this, args);
+    timers.push(t);
+    return t;
+  };
+  let store;
+  try {
+    store = build();
+  } finally {
+    globalThis.setInterval = realInterval;
+    globalThis.setTimeout = realTimeout;
+  }
+  let closing = null;
+  const close = () => {
+    closing ||= (async () => {
+      for (const t of timers) clearInterval(t); // clears a timeout as well
+      if (typeof store.close === 'function') await store.close();
+      if (also) await also();
+    })();
+    return closing;
+  };
+  return { store, close, timers };
+}
+
+/**
+ * better-sqlite3-session-store on a better-sqlite3 Database in `file`, with the cleanup interval
+ * its README sets (hourly: never due during a run). `wal`: our driver's settings (WAL,
+ * synchronous=NORMAL) instead of SQLite's defaults. close() clears the interval and closes the
+ * database.
+ */
+function sqlitePeerStore(file, { wal = false } = {}) {
+  const session = need('express-session');
+  const Database = need('better-sqlite3');
+  const SqliteStore = need('better-sqlite3-session-store')(session);
+  const db = new Database(file);
+  if (wal) {
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+  }
+  const peer = peerStore(() => new SqliteStore({ client: db, expired: { clear: true, intervalMs: 3600000 } }), { also: () => db.close() });
+  return { ...peer, db };
+}
+
 /** A cycle over a Store on one of our handlers (built-in or a JS object through the bridge). */
 function storeCycles(handler, { close } = {}) {
   const { Store } = ours();
@@ -240,6 +307,6 @@ function expressHttp(store, { close } = {}) {
 
 module.exports = {
   ROOT, LIFETIME_MIN, LIFETIME_MS, APP_KEY, COOKIE, SESSION_JSON, SENTINEL_ID,
-  NotAvailable, need, ours, ourDriver, ourManager, eachLimit,
+  NotAvailable, need, ours, ourDriver, ourManager, eachLimit, peerStore, sqlitePeerStore,
   storeCycles, expressCycles, expressSession, ourHttp, expressApiHttp, expressHttp, reply,
 };
