@@ -137,10 +137,19 @@ async function db(ctx) {
   }
 }
 
+// Per server, the order of a round: the peer in the middle, so that ours and the query builder
+// each run next to it (see run()).
+const ROUND_ORDER = {
+  postgres: ['ours-postgres', 'peer-connect-pg-simple', 'ours-querybuilder-postgres'],
+  mysql: ['ours-mysql', 'peer-express-mysql-session', 'ours-querybuilder-mysql'],
+};
+
 async function run(env) {
   const { quick } = env;
-  const rounds = quick ? 2 : 5;
-  const windowMs = quick ? 250 : 1200;
+  // Many short rounds rather than a few long ones: the ratio is a median of per-round ratios,
+  // and fsync stalls on a shared disk hit a window at random; more windows, a steadier median.
+  const rounds = quick ? 5 : 9;
+  const windowMs = quick ? 250 : 700;
   dropTables();
   const caseEnv = { services: {}, ctxFor: (id) => ({ which: id }) };
   const entries = await prepare(caseEnv, CONTENDERS, 'db', POOL);
@@ -155,18 +164,25 @@ async function run(env) {
         e.reason = firstLine(err.message);
       }
     }
+    // A round runs one server's contenders back to back, ours → peer → query builder, then the
+    // next round the other way round (ABC CBA ABC …): each ratio to the peer compares two
+    // adjacent windows on the same server, and which of the two goes first alternates, so
+    // neither a drift of the machine nor the order favours one side.
     for (let r = 0; r < rounds; r++) {
       for (const conc of CONCURRENCY) {
-        const order = live();
-        for (let j = 0; j < order.length; j++) {
-          const e = order[(j + r) % order.length];
-          try {
-            const res = await e.worker.call('run', { concurrency: conc, ms: windowMs, pool: POOL }, windowMs + 120000);
-            (e.samples[conc] ||= []).push(res);
-            if (res.cycles === 0) throw new Error(res.firstError || 'no cycle completed');
-          } catch (err) {
-            e.status = 'failed';
-            e.reason = firstLine(err.message);
+        for (const ids of Object.values(ROUND_ORDER)) {
+          const order = ids.map((id) => entries.find((e) => e.id === id));
+          if (r % 2) order.reverse();
+          for (const e of order) {
+            if (!e || e.status !== 'ok') continue;
+            try {
+              const res = await e.worker.call('run', { concurrency: conc, ms: windowMs, pool: POOL }, windowMs + 120000);
+              (e.samples[conc] ||= []).push(res);
+              if (res.cycles === 0) throw new Error(res.firstError || 'no cycle completed');
+            } catch (err) {
+              e.status = 'failed';
+              e.reason = firstLine(err.message);
+            }
           }
         }
       }
@@ -216,7 +232,7 @@ function summarize(entries, rounds, windowMs) {
   }
   return {
     title: 'Case database: store cycle on PostgreSQL and MariaDB (load ~1 KB, change two keys, save)',
-    note: `${rounds} interleaved rounds of ${windowMs} ms per contender and concurrency; medians over rounds; ratios are medians of per-round ratios. `
+    note: `${rounds} rounds of ${windowMs} ms per contender and concurrency; a round runs one server's contenders back to back, ours → peer → query builder, the next round the other way round; medians over rounds; ratios are medians of per-round ratios (adjacent windows). `
       + 'Servers: the machine\'s PostgreSQL and MariaDB (durable commits, as configured). Ours: their default pools (4 Postgres connections, which pipeline; 8 MySQL); peers and the query builder (knex): their default pools of 10. CPU µs/cycle is the worker process.',
     header: ['store', 'kind', 'conc', 'cycles/s', 'p50 ms', 'p99 ms', 'CPU µs/cycle', 'vs peer', 'note'],
     rows,

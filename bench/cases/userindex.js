@@ -3,11 +3,13 @@
 // of case 1 (load ~1 KB, change two keys, save) on the redis and sqlite drivers, over 1024
 // sessions, side by side: sessions linked to users (setUser at login: every save then updates
 // the user's sorted set in the write script, or sets the indexed user_id column) and the same
-// sessions unlinked. Rounds alternate which goes first; medians of per-round ratios. The target
-// is the index costing at most 10 % (linked ≥ unlinked ÷ 1.1).
+// sessions unlinked. Windows alternate A B A B … after a warm-up of each (bench/lib/alternate.js);
+// the cost is the median of the adjacent windows' ratios. The target is the index costing at
+// most 10 % (linked ≥ unlinked ÷ 1.1).
 
 const path = require('node:path');
-const { median, fmt } = require('../lib/stats');
+const { fmt } = require('../lib/stats');
+const { alternate } = require('../lib/alternate');
 
 const TARGET = 1.1;
 const CONCURRENCY = [1, 64];
@@ -49,12 +51,14 @@ async function measure(op, ms, conc) {
 
 async function run(env) {
   const pkg = require(path.resolve(__dirname, '..', '..'));
-  const rounds = env.quick ? 3 : 7;
-  const ms = env.quick ? 300 : 1000;
+  const rounds = env.quick ? 5 : 9;
+  const ms = env.quick ? 200 : 600;
   const meta = { ip: '203.0.113.7', userAgent: 'Mozilla/5.0 (bench) like Gecko' };
   const base = { user: { id: 42, name: 'Ada Lovelace' }, cart: Array.from({ length: 20 }, (_, i) => ({ sku: `sku-${i}`, qty: i })), counter: 0 };
   const rows = [];
   const data = {};
+  const redis = env.services.redis;
+  if (!redis || redis.error) for (const conc of CONCURRENCY) data[`redis@${conc}`] = { unavailable: `redis-server: ${redis ? redis.error : 'not started'}` };
   for (const [name, make] of drivers(env, pkg)) {
     const h = make();
     const off = Array.from({ length: POOL }, (_, i) => idOf('n', i));
@@ -82,18 +86,10 @@ async function run(env) {
       const listed = await (new pkg.SessionManager({ driver: 'bench', key: 'k'.repeat(40) }).extend('bench', () => h)).sessionsOf('user-0');
       if (listed.length !== POOL / USERS) throw new Error(`${name}: the index lists ${listed.length} sessions of user-0, expected ${POOL / USERS}`);
       for (const conc of CONCURRENCY) {
-        const a = [];
-        const b = [];
-        for (let r = 0; r < rounds; r++) {
-          const runOff = async () => { a.push(await measure((i, n) => cycle(off, i, n)(), ms, conc)); };
-          const runOn = async () => { b.push(await measure((i, n) => cycle(on, i, n)(), ms, conc)); };
-          if (r % 2 === 0) { await runOff(); await runOn(); } else { await runOn(); await runOff(); }
-        }
-        const ratios = a.map((x, i) => x / b[i]);
-        const cost = median(ratios);
-        data[`${name}@${conc}`] = { off: median(a), on: median(b), cost };
-        rows.push([name, String(conc), fmt(median(a), 0), fmt(median(b), 0), `${fmt((cost - 1) * 100, 1)} %`, cost <= TARGET ? 'ok' : `over ${Math.round((TARGET - 1) * 100)} %`]);
-        env.log(`userindex: ${name} at ${conc} done`);
+        const r = await alternate(() => measure((i, n) => cycle(off, i, n)(), ms, conc), () => measure((i, n) => cycle(on, i, n)(), ms, conc), { rounds });
+        data[`${name}@${conc}`] = { off: r.aMedian, on: r.bMedian, cost: r.ratio, ratios: r.ratios };
+        rows.push([name, String(conc), fmt(r.aMedian, 0), fmt(r.bMedian, 0), `${fmt((r.ratio - 1) * 100, 1)} %`, r.ratio <= TARGET ? 'ok' : `over ${Math.round((TARGET - 1) * 100)} %`]);
+        env.log(`userindex: ${name} at ${conc} done (${fmt((r.ratio - 1) * 100, 1)} %)`);
       }
     } finally {
       await h.close();
@@ -101,7 +97,7 @@ async function run(env) {
   }
   return {
     title: 'Case userindex: store cycle with the per-user index on and off',
-    note: `Store cycle (load ~1 KB, change two keys, save with request metadata) on 1024 sessions, linked to ${USERS} users (index on) or not linked (off); ${rounds} rounds of ${ms} ms, order alternating; cost = median of per-round (off ÷ on) − 1 (target ≤ ${Math.round((TARGET - 1) * 100)} %).`,
+    note: `Store cycle (load ~1 KB, change two keys, save with request metadata) on 1024 sessions, linked to ${USERS} users (index on) or not linked (off); ${rounds} rounds of ${ms} ms per side after a warm-up of each, alternating A B A B …; cost = median over adjacent windows of (off ÷ on) − 1 (target ≤ ${Math.round((TARGET - 1) * 100)} %).`,
     header: ['driver', 'in flight', 'index off cycles/s', 'index on cycles/s', 'cost', 'target'],
     rows,
     data,
