@@ -199,6 +199,8 @@ async function main() {
       } catch (err) {
         log(`case ${name} failed: ${err.stack || err}`);
         sections.push({ title: `Case ${name}: failed`, note: String(err.message || err), rows: [] });
+        // The Targets rows of a case that ran and failed say so (not "not run").
+        data[name] = { caseFailed: String(err.message || err).split('\n')[0] };
       }
     }
     const { targets, floors } = require('./lib/targets').evaluate(data);
