@@ -46,3 +46,33 @@ test('sqlite in a missing directory: the message names the directory', async () 
   });
   await h.close();
 });
+
+// Issue 11: every binding error goes through src/errors.rs. The native session object sits
+// below the Store (lib/store.js checks values first), so only a layer calling it directly can
+// pass it an object, a NaN or broken JSON text; that must still be a coded Error, not napi's
+// `InvalidArg` with a `[ERR_SESSION_VALUE]` prefix left in the message.
+test('values refused by the native session itself carry ERR_SESSION_VALUE and a plain message', async () => {
+  const { Store, ArraySessionHandler } = require('..');
+  const s = new Store('c', new ArraySessionHandler(120));
+  await s.start();
+  const native = s._s;
+  const cases = [
+    [() => native.put('k', {}), /expected a string, number, boolean or null/, TypeError],
+    [() => native.put('k', [1]), /expected a string, number, boolean or null/, TypeError],
+    [() => native.put('k', Number.NaN), /numbers must be finite/, TypeError],
+    [() => native.put('k', Infinity), /numbers must be finite/, TypeError],
+    [() => native.putJson('k', '{bad'), /invalid JSON value/, TypeError],
+    [() => native.putMany('[1]'), /expected JSON text of an object, got an array/, TypeError],
+  ];
+  for (const [call, message, kind] of cases) {
+    assert.throws(call, (e) => {
+      assert.ok(e instanceof kind, `${e.constructor.name}: ${e.message}`);
+      assert.equal(e.code, 'ERR_SESSION_VALUE', e.message);
+      assert.match(e.message, message);
+      assert.ok(!e.message.startsWith('['), `no code prefix left in the message: ${e.message}`);
+      return true;
+    });
+  }
+  // Nothing was stored by the refused calls.
+  assert.equal(s.has('k'), false);
+});

@@ -9,14 +9,23 @@ use ostro_session_core::SessionError;
 
 /// Throws `err` into JS now and returns the marker napi-rs expects after a pending exception.
 pub fn throw(env: &Env, err: &SessionError) -> Error {
+    // SAFETY: `env` is the live env of the current call.
+    unsafe { throw_raw(env.raw(), err) }
+}
+
+/// [`throw`] for argument conversions, which get the raw env.
+///
+/// # Safety
+/// `env` must be the live env of the current call, on its JS thread.
+pub unsafe fn throw_raw(env: napi::sys::napi_env, err: &SessionError) -> Error {
     let msg = err.to_string();
     let e = Error::new(err.code(), msg.clone());
-    // SAFETY: `env` is the live env of the current call.
+    // SAFETY: the caller passes the live env of the current call.
     unsafe {
         if err.is_type_error() {
-            JsTypeError::from(e).throw_into(env.raw());
+            JsTypeError::from(e).throw_into(env);
         } else {
-            JsError::from(e).throw_into(env.raw());
+            JsError::from(e).throw_into(env);
         }
     }
     Error::new(Status::PendingException, msg)

@@ -1,10 +1,10 @@
 //! How values cross the boundary: scalars directly, objects and arrays as one JSON text
 //! (napi's serde conversion measured 3–5× slower than JSON text plus `JSON.parse`).
 
-use crate::errors;
+use crate::errors::{self, OrThrow};
 use napi::bindgen_prelude::*;
 use napi::sys;
-use ostro_session_core::{payload, session};
+use ostro_session_core::{payload, session, SessionError};
 use serde_json::{Number, Value};
 
 /// A scalar from JS: string, finite number, boolean or null. `lib/value.js` has already refused
@@ -31,14 +31,19 @@ impl FromNapiValue for Scalar {
             sys::ValueType::napi_string => {
                 Value::String(unsafe { String::from_napi_value(env, v) }?)
             }
-            sys::ValueType::napi_number => number(unsafe { f64::from_napi_value(env, v) }?)?,
+            sys::ValueType::napi_number => number(unsafe { f64::from_napi_value(env, v) }?)
+                // SAFETY: env is this call's.
+                .map_err(|e| unsafe { errors::throw_raw(env, &e) })?,
             sys::ValueType::napi_boolean => Value::Bool(unsafe { bool::from_napi_value(env, v) }?),
             sys::ValueType::napi_null => Value::Null,
             _ => {
-                return Err(Error::new(
-                    Status::InvalidArg,
-                    "[ERR_SESSION_VALUE] expected a string, number, boolean or null",
-                ))
+                let e = SessionError::Value(
+                    "expected a string, number, boolean or null (objects and arrays cross as \
+                     JSON text)"
+                        .into(),
+                );
+                // SAFETY: env is this call's.
+                return Err(unsafe { errors::throw_raw(env, &e) });
             }
         };
         Ok(Scalar(value))
@@ -46,17 +51,14 @@ impl FromNapiValue for Scalar {
 }
 
 /// A finite JS number as JSON: integers stay integers.
-pub fn number(n: f64) -> Result<Value> {
+pub fn number(n: f64) -> std::result::Result<Value, SessionError> {
     #[allow(clippy::cast_possible_truncation, clippy::float_cmp)]
     if n.fract() == 0.0 && n.abs() < 9.007_199_254_740_992e15 {
         return Ok(Value::from(n as i64));
     }
-    Number::from_f64(n).map(Value::Number).ok_or_else(|| {
-        Error::new(
-            Status::InvalidArg,
-            "[ERR_SESSION_VALUE] numbers must be finite",
-        )
-    })
+    Number::from_f64(n)
+        .map(Value::Number)
+        .ok_or_else(|| SessionError::Value(format!("numbers must be finite, got {n}")))
 }
 
 /// A value going to JS: absent (`undefined`), a scalar, or a container as `[jsonText]`, which
@@ -115,7 +117,7 @@ pub fn parse_at(env: &Env, key: &str, text: &str) -> Result<Value> {
     if payload::too_deep(text, payload::MAX_DEPTH).is_some() {
         return Err(errors::throw(env, &session::depth_error(key)));
     }
-    parse(text)
+    parse(text).or_throw(env)
 }
 
 /// [`parse_object`] with the depth check of [`parse_at`]; the error names the top-level key.
@@ -124,26 +126,27 @@ pub fn parse_object_at(env: &Env, text: &str) -> Result<serde_json::Map<String, 
         let key = key.unwrap_or_else(|| "(object)".to_owned());
         return Err(errors::throw(env, &session::depth_error(&key)));
     }
-    parse_object(text)
+    parse_object(text).or_throw(env)
 }
 
 /// Parses JSON text produced by `lib/value.js`.
-pub fn parse(text: &str) -> Result<Value> {
-    serde_json::from_str(text).map_err(|e| {
-        Error::new(
-            Status::InvalidArg,
-            format!("[ERR_SESSION_VALUE] invalid JSON value: {e}"),
-        )
-    })
+fn parse(text: &str) -> std::result::Result<Value, SessionError> {
+    serde_json::from_str(text).map_err(|e| SessionError::Value(format!("invalid JSON value: {e}")))
 }
 
 /// Parses JSON text that must be an object.
-pub fn parse_object(text: &str) -> Result<serde_json::Map<String, Value>> {
+fn parse_object(text: &str) -> std::result::Result<serde_json::Map<String, Value>, SessionError> {
     match parse(text)? {
         Value::Object(m) => Ok(m),
-        _ => Err(Error::new(
-            Status::InvalidArg,
-            "[ERR_SESSION_VALUE] expected an object",
-        )),
+        other => Err(SessionError::Value(format!(
+            "expected JSON text of an object, got {}",
+            match other {
+                Value::Array(_) => "an array",
+                Value::String(_) => "a string",
+                Value::Number(_) => "a number",
+                Value::Bool(_) => "a boolean",
+                _ => "null",
+            }
+        ))),
     }
 }
