@@ -168,6 +168,8 @@ function storeCycles(handler, { close } = {}) {
       const s = new Store(COOKIE, handler, id);
       await s.start();
       s.increment('counter');
+      // The read an app makes (issue 11 names the cycle start, increment, get, put, save).
+      if (typeof s.get('user.name') !== 'string') throw new Error('the stored user did not read back');
       s.put('lastSeen', i);
       await s.save();
     },
@@ -199,6 +201,7 @@ function expressCycles(store, { close } = {}) {
     async cycle(id, i) {
       const s = (await get(id)) || expressSession(0);
       s.counter = (s.counter || 0) + 1;
+      if (typeof (s.user && s.user.name) !== 'string') throw new Error('the stored user did not read back');
       s.lastSeen = i;
       await set(id, s);
     },
