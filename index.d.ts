@@ -570,20 +570,30 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
    * For an id that came from a client use `loadStore(cookieHeader)` or `loadSession(req)`.
    */
   createStore(id?: string | null, options?: { cookie?: string | null }): HttpStore<Data>;
-  /** Loads a request's session as the middleware does, without touching a response. */
-  loadSession(req: any, options?: { block?: SessionBlockOption }): Promise<{ store: HttpStore<Data>; existed: boolean; lock?: SessionLock }>;
+  /**
+   * Loads a request's session as the middleware does, without touching a response. `existed`:
+   * the request's cookie named a session the store knew. `cookieId`: the id the cookie must
+   * carry after the load when it is not the one the request's cookie named (the session was
+   * renewed under `renew_after`, or the cookie named a renewed id inside its grace window and
+   * was forwarded, or a 1.x id moved to a fresh one): send a new cookie for it; null when the
+   * request's cookie still names the session, or named none. Optional: a subclass overriding
+   * `loadSession` may leave it out.
+   */
+  loadSession(req: any, options?: { block?: SessionBlockOption }): Promise<{ store: HttpStore<Data>; existed: boolean; cookieId?: string | null; lock?: SessionLock }>;
   /**
    * The session of a client's `Cookie` header (a WebSocket upgrade), with the middleware's
    * checks: the signature is verified, and an unknown, unsigned or tampered id gets a fresh id
-   * (`existed: false`). The Store is started; `save()` it when done.
+   * (`existed: false`). The Store is started; `save()` it when done. `cookieId` as from
+   * `loadSession(req)`: the id a new cookie must carry when the load renewed or forwarded the
+   * session, else null.
    */
-  loadStore(cookieHeader: string | string[] | null | undefined): Promise<{ store: HttpStore<Data>; existed: boolean }>;
+  loadStore(cookieHeader: string | string[] | null | undefined): Promise<{ store: HttpStore<Data>; existed: boolean; cookieId?: string | null }>;
   /**
    * What the middleware does when a request comes in, without touching the response: resolves
    * the driver, loads the session as `loadSession(req)` does, and draws the gc lottery. For
-   * adapters of other frameworks.
+   * adapters of other frameworks. `existed` and `cookieId` as from `loadSession(req)`.
    */
-  openSession(req: any, options?: { block?: SessionBlockOption }): Promise<{ store: HttpStore<Data>; existed: boolean; lock?: SessionLock }>;
+  openSession(req: any, options?: { block?: SessionBlockOption }): Promise<{ store: HttpStore<Data>; existed: boolean; cookieId?: string | null; lock?: SessionLock }>;
   /**
    * The session cookie's `Set-Cookie` line under the config's attributes. `value` is the cookie
    * value before URL-encoding (`signedCookieValue(id)`, or the cookie driver's sealed session);

@@ -17,6 +17,12 @@
 // lib/http-session.js and the manager; the Set-Cookie line is the core's (set_cookie.rs, through
 // the manager's registered cookie); this file owns the object shape and the decisions.
 //
+// Id renewal (renew_after) moves a session to a new id without making it another session: at
+// load (the manager's `cookieId` names the id the cookie must now carry), or in a save that
+// follows the old id's forward marker (the Store's id after the save). Either way the response
+// carries the new id's cookie, whatever express-session's rules say, and `req.session.id`
+// follows: as the Laravel-API commit, which always cookies the Store's id after the save.
+//
 // The Fastify plugin (lib/fastify.js) uses the same sessions with `api: 'express-session'`:
 // there `request.session` is the session, and its methods also return Promises, as
 // @fastify/session's do.
@@ -47,6 +53,16 @@ const COOKIE_KEYS = ['path', 'maxAge', 'httpOnly', 'secure', 'sameSite', 'domain
 
 // Per-session request state, kept off the session object so that it never becomes data.
 const contexts = new WeakMap();
+// Each session object's id, read by its `id` getter. The current session's changes when a save
+// follows a renewal's forward marker (the session carries on under the renewed id); a session
+// object left behind by regenerate(), reload() or destroy() keeps the id it had.
+const ids = new WeakMap();
+
+/** `req.session.id`: read-only, as express-session's (a getter without a setter). */
+function sessionId() {
+  return ids.get(this);
+}
+Object.freeze(sessionId);
 
 // ----- Cookie ------------------------------------------------------------------------------------
 
@@ -209,7 +225,8 @@ function isConfigCookie(cfg, attrs) {
 
 /**
  * `req.session`: the data as own enumerable properties, `id` and `req` as read-only
- * non-enumerable ones, and express-session's methods. Each callback method returns the session
+ * non-enumerable ones (`id` follows the Store's id when a renewal moves the session, see
+ * `followId`), and express-session's methods. Each callback method returns the session
  * and calls `cb(err)` once its I/O settled; without a callback, an error fails the request
  * (it reaches `next(err)`), so nothing is lost silently. (Under Fastify, a call without a
  * callback returns a Promise instead: see FastifySession.)
@@ -217,7 +234,10 @@ function isConfigCookie(cfg, attrs) {
 class Session {
   constructor(ctx, data, cookie) {
     Object.defineProperty(this, 'req', { value: ctx.holder });
-    Object.defineProperty(this, 'id', { value: ctx.id });
+    // An accessor without a setter: assigning it throws in strict code (and is ignored in sloppy
+    // code), as express-session's non-writable `id`, yet it can follow a renewal.
+    ids.set(this, ctx.id);
+    Object.defineProperty(this, 'id', { get: sessionId });
     contexts.set(this, ctx);
     this.cookie = cookie;
     // As express-session: a stored key that names a method or anything inherited (`save`,
@@ -244,12 +264,16 @@ class Session {
   /** Reads the session again from its driver into a new `req.session`, then `cb(err)`. */
   reload(cb) {
     return run(this, 'reload', async (ctx) => {
+      const before = ctx.id;
       const fresh = await httpSession.reopen(ctx.manager, ctx.req, ctx.store.getId());
       if (fresh === null) {
         throw sessionError('ERR_SESSION_INVALID_ID', 'failed to load session: its record is gone (destroyed or expired) in the driver');
       }
       ctx.store = fresh;
       const sess = install(ctx, fresh.all(), true);
+      // Another request renewed the id meanwhile and the load followed its forward marker: the
+      // same session, under the renewed id.
+      if (ctx.id !== before) moved(ctx, before);
       // The reloaded data is the new baseline: this request writes only what it changes after.
       ctx.originalHash = hashOf(ctx.baseline);
       if (!ctx.opts.resave) {
@@ -454,12 +478,41 @@ async function write(ctx, sess, snap, cookie = null) {
   const cj = JSON.stringify(sess.cookie);
   if (cj !== ctx.cookieBaseline) internals.putJsonText(store, 'cookie', cj);
   const done = await persist(store, true, cookie);
+  if (done.outcome !== 'dropped') followId(ctx, sess);
   ctx.baseline = snap;
   ctx.cookieBaseline = cj;
   ctx.savedId = ctx.id;
   ctx.savedHash = hashOf(snap);
   ctx.wrote = true;
   return done;
+}
+
+/**
+ * After a save: when it found the old id's forward marker inside the renewal's grace window, the
+ * engine wrote to the renewed session and the Store now has that id. The session carries on
+ * under it (`sess.id`, `req.sessionID`) and the response must cookie it, whatever
+ * express-session's rules say, or the browser keeps an id that stops loading after the window.
+ */
+function followId(ctx, sess) {
+  const before = ctx.id;
+  const id = ctx.store.getId();
+  if (id === before) return;
+  ctx.id = id;
+  if (contexts.get(sess) === ctx) ids.set(sess, id);
+  if (!ctx.promises) ctx.req.sessionID = id;
+  moved(ctx, before);
+}
+
+/**
+ * The bookkeeping of a session that moved from id `before` to `ctx.id` without becoming another
+ * session (a renewal or a forward, never regenerate()): what pointed at the old id points at the
+ * new one, and the cookie is sent.
+ */
+function moved(ctx, before) {
+  if (ctx.cookieId === before) ctx.cookieId = ctx.id;
+  if (ctx.originalId === before) ctx.originalId = ctx.id;
+  if (ctx.savedId === before) ctx.savedId = ctx.id;
+  ctx.sendCookie = true;
 }
 
 /**
@@ -640,7 +693,8 @@ async function handle(manager, opts, req, res, next) {
  * Resolves to the request's context, which `commitSession` takes at the end.
  */
 async function load(manager, opts, req, holder) {
-  const { store, existed } = await httpSession.open(manager, req);
+  const loaded = await httpSession.open(manager, req);
+  const { store, existed } = loaded;
   const id = store.getId();
   const ctx = {
     manager,
@@ -650,13 +704,20 @@ async function load(manager, opts, req, holder) {
     promises: holder !== req,
     store,
     existed,
-    // express-session's `cookieId`: the id the browser holds, when it names a session.
+    // express-session's `cookieId`: the id of the session the browser's cookie names. (After
+    // a renewal at load, or a forward, the browser's cookie names the session by its old id:
+    // `sendCookie` then says that it must get the Store's id.)
     cookieId: existed ? id : null,
+    // The browser holds an id other than the session's (the manager's `cookieId`: the load
+    // renewed or forwarded the session; or a later save followed a forward marker): the
+    // response must carry the cookie even where express-session's rules send none.
+    sendCookie: existed && typeof loaded.cookieId === 'string' && loaded.cookieId !== '',
     baseline: null,
     cookieBaseline: null,
     originalId: id,
-    // The Store's id, read once per change: it changes only in regenerate(), destroy() and
-    // reload(), each of which installs a new session (install() reads it again).
+    // The Store's id, read once per change: it changes in regenerate(), destroy() and reload(),
+    // each of which installs a new session (install() reads it again), and in a save that
+    // follows a renewal's forward marker (followId() reads it again).
     id,
     originalHash: '',
     savedId: null,
@@ -711,15 +772,16 @@ async function commitSession(ctx) {
   const saved = ctx.savedId === id && ctx.savedHash === hash;
   const isNew = ctx.cookieId !== id;
   const shouldSave = !opts.saveUninitialized && ctx.savedHash === null && isNew ? modified : !saved;
-  const shouldSetCookie = isNew
+  const shouldSetCookie = (ctx.sendCookie && !isNew) || (isNew
     ? opts.saveUninitialized || modified
-    : opts.rolling || (sess.cookie.expires !== undefined && sess.cookie.expires !== null && modified);
+    : opts.rolling || (sess.cookie.expires !== undefined && sess.cookie.expires !== null && modified));
   // express-session's store.touch(): refreshes the record's expiry, never recreates it.
   const touch = !shouldSave && !isNew && !ctx.wrote;
   let line = null;
   let inCommit = null;
   // A Secure cookie is only sent over HTTPS, as express-session does.
-  if (shouldSetCookie && !(sess.cookie.secure && !isSecure(req, manager.config.trust_proxy))) {
+  const mayCookie = !(sess.cookie.secure && !isSecure(req, manager.config.trust_proxy));
+  if (shouldSetCookie && mayCookie) {
     const attrs = attributesOf(sess.cookie);
     // The config's cookie on a built-in driver: the save's own crossing builds the line.
     if ((shouldSave || touch) && internals.isNative(ctx.store) && isConfigCookie(manager.config, attrs)) {
@@ -737,6 +799,13 @@ async function commitSession(ctx) {
   // again would undo the logout in the browser, so the cookie is cleared instead (the
   // registered line does that by itself).
   if (done.outcome === 'dropped' && inCommit === null) return cookieLine(manager, id, { ...attributesOf(sess.cookie), maxAgeMs: 0 });
+  if (done.outcome !== 'dropped') followId(ctx, sess);
+  if (ctx.id !== id) {
+    // The save followed another request's renewal: the renewed id's cookie goes out (the line
+    // built in the save's crossing already carries it), even where none was due.
+    if (inCommit !== null) return done.line;
+    return mayCookie ? cookieLine(manager, ctx.id, attributesOf(sess.cookie)) : null;
+  }
   return inCommit === null ? line : done.line;
 }
 

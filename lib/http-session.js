@@ -87,7 +87,8 @@ class HttpSession {
  * Loads the session of `req` (see `HttpSession#open`).
  * @param {import('./manager').SessionManager} manager
  * @param {import('http').IncomingMessage} req
- * @returns {Promise<{ store: import('./store').HttpStore, existed: boolean }>}
+ * @returns {Promise<{ store: import('./store').HttpStore, existed: boolean, cookieId?: string|null }>}
+ *   `cookieId`: see `manager.loadSession(req)`
  */
 function open(manager, req) {
   return manager.openSession(req);

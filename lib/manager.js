@@ -414,8 +414,12 @@ class SessionManager {
    * @param {{ block?: boolean|{ lockSeconds?: number, waitSeconds?: number } }} [options]
    *   `block`: take the session's lock before loading it (see `middleware({ block })`); the
    *   result then has `lock`, whose `release()` the caller must call once the save settled
-   * @returns {Promise<{ store: HttpStore, existed: boolean, lock?: { release(): Promise<void> } }>}
-   *   `existed`: the request carried a session the store knew
+   * @returns {Promise<{ store: HttpStore, existed: boolean, cookieId: string|null, lock?: { release(): Promise<void> } }>}
+   *   `existed`: the request carried a session the store knew; `cookieId`: the id the cookie
+   *   must carry after the load when it is not the one the request's cookie named (the session
+   *   was renewed, or the cookie named a renewed id inside its grace window and was forwarded,
+   *   or a 1.x id moved to a fresh one): the Store's id then; null when the cookie the request
+   *   carried still names the session, or named none (`existed: false`)
    */
   loadSession(req, options) {
     // Not `async`: the load's own promise is returned, without wrapping it in another one.
@@ -436,7 +440,8 @@ class SessionManager {
    * `loadSession(req)` does, and draws the gc lottery. For adapters of other frameworks.
    * @param {import('http').IncomingMessage} req
    * @param {{ block?: boolean|object }} [options] as `loadSession(req, options)`
-   * @returns {Promise<{ store: HttpStore, existed: boolean, lock?: { release(): Promise<void> } }>}
+   * @returns {Promise<{ store: HttpStore, existed: boolean, cookieId: string|null, lock?: { release(): Promise<void> } }>}
+   *   as `loadSession(req, options)`
    */
   async openSession(req, options) {
     const handler = this.driver();
@@ -454,7 +459,9 @@ class SessionManager {
    * then moved to a fresh id. The Store is started; `save()` it when done. No cookie is sent: a
    * fresh id reaches the client only if the application sends it.
    * @param {string|string[]|null|undefined} cookieHeader the request's `Cookie` header
-   * @returns {Promise<{ store: HttpStore, existed: boolean }>}
+   * @returns {Promise<{ store: HttpStore, existed: boolean, cookieId: string|null }>} `cookieId`
+   *   as from `loadSession(req)`: the id a new cookie must carry when the load renewed or
+   *   forwarded the session, else null
    */
   async loadStore(cookieHeader) {
     if (cookieHeader !== undefined && cookieHeader !== null && typeof cookieHeader !== 'string' && !Array.isArray(cookieHeader)) {
@@ -524,7 +531,11 @@ class SessionManager {
         if (legacy) internals.moveToFreshId(store);
       }
     }
-    return lock === null ? { store, existed } : { store, existed, lock };
+    // The id the client's cookie must carry from now on, when the load moved the session off the
+    // id the cookie named (a renewal, a forward through a renewed id's marker, a 1.x upgrade):
+    // an adapter that sends the cookie only when it changes must send it then.
+    const cookieId = existed && store.getId() !== claimed ? store.getId() : null;
+    return lock === null ? { store, existed, cookieId } : { store, existed, cookieId, lock };
   }
 
   /** The lock of session `id` for a blocked request (see `middleware({ block })`). */

@@ -134,7 +134,12 @@ async function manager(): Promise<void> {
   const m = new SessionManager<AppData>({ driver: 'array', key: 'k' });
   const store: HttpStore<AppData> = m.createStore();
   const views: number = store.get('views');
-  const { store: loaded, existed } = await m.loadStore('ostro_session=s%3A…');
+  const { store: loaded, existed, cookieId } = await m.loadStore('ostro_session=s%3A…');
+  // The id a new cookie must carry after a renewal or a forward, else null (absent from a
+  // subclass's own loadSession result).
+  const renewedId: string | null | undefined = (await m.loadSession({ headers: {} })).cookieId;
+  // @ts-expect-error cookieId is an id or null, never a number
+  const wrongId: number = cookieId;
   const name: string | null = loaded.get('user.name');
   const fromReq = (await m.loadSession({ headers: {} })).store;
   fromReq.increment('views');
@@ -153,7 +158,7 @@ async function manager(): Promise<void> {
   new SessionManager<AppData>({}, { storeClass: class extends HttpStore<{ other: string }> {} });
   // @ts-expect-error views is a number
   (await m.loadStore(undefined)).store.put('views', 'many');
-  void [views, existed, name, base, baseStore, custom, plain];
+  void [views, existed, name, base, baseStore, custom, plain, renewedId, wrongId];
 }
 
 function handlers(): void {
