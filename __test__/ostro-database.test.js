@@ -10,17 +10,16 @@
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const os = require('node:os');
 const net = require('node:net');
 const path = require('node:path');
 const { execFileSync } = require('node:child_process');
 const sessionHandlerConformance = require('../lib/testing');
-const { ensureInstall, makeApp, newAppKey, startApp, assistant, Browser, idOfCookie, run } = require('./support/ostro-app');
+const { ensureInstall, makeApp, newAppKey, startApp, assistant, Browser, idOfCookie } = require('./support/ostro-app');
+// pg, mysql2 and knex (what OstroJS's query builder is), the last for the handler-level conformance run.
+const { ensureDbDrivers } = require('./support/ostro-db');
 
 const COOKIE = 'ostro_session';
 const OVERLAY = path.join(__dirname, 'fixtures', 'ostro-app-database');
-// knex (what OstroJS's query builder is) too, for the handler-level conformance run.
-const DRIVERS = { pg: '8.16.3', mysql2: '3.10.2', knex: '2.5.1' };
 
 const BACKENDS = [
   {
@@ -34,27 +33,6 @@ const BACKENDS = [
     admin: 'mysql',
   },
 ];
-
-/** pg and mysql2, installed once per machine into their own cache directory. */
-async function ensureDbDrivers() {
-  const key = Object.entries(DRIVERS).map(([n, v]) => `${n}@${v}`).join('_').replace(/[^a-z0-9@._-]/gi, '');
-  const dir = path.join(os.tmpdir(), `ostro-session-dbdrivers-${key}`);
-  if (!fs.existsSync(path.join(dir, '.complete'))) {
-    const tmp = `${dir}.tmp-${process.pid}`;
-    fs.rmSync(tmp, { recursive: true, force: true });
-    fs.mkdirSync(tmp, { recursive: true });
-    fs.writeFileSync(path.join(tmp, 'package.json'), JSON.stringify({ private: true, dependencies: DRIVERS }));
-    await run('npm', ['install', '--no-audit', '--no-fund', '--no-package-lock', '--loglevel=error'], { cwd: tmp, timeout: 10 * 60 * 1000 });
-    fs.writeFileSync(path.join(tmp, '.complete'), new Date().toISOString());
-    try {
-      fs.renameSync(tmp, dir);
-    } catch (err) {
-      if (!fs.existsSync(path.join(dir, '.complete'))) throw err;
-      fs.rmSync(tmp, { recursive: true, force: true });
-    }
-  }
-  return path.join(dir, 'node_modules');
-}
 
 function requireServer(b) {
   return new Promise((resolve, reject) => {

@@ -4,12 +4,15 @@
 // pid, with an ACL user and the default user off: the conformance kit, Store round trips,
 // compare-and-set under 200 concurrent saves, a slot migration under load, a master killed
 // (rejections while its slots have no master, recovery after the promotion), minReplicas, and
-// topologies that cannot work.
+// topologies that cannot work. Then the same cluster all TLS (clients, cluster bus, replication;
+// a test CA): round trips on every master, compare-and-set, minReplicas, and a wrong or missing
+// CA refused naming TLS.
+const path = require('node:path');
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { Store, RedisSessionHandler } = require('..');
 const sessionHandlerConformance = require('../lib/testing');
-const { startRedisCluster, startRedis, freePort } = require('./support/servers');
+const { startRedisCluster, startRedis, freePort, makeTestCa } = require('./support/servers');
 const faults = require('./support/server-faults');
 
 const ACL = { user: 'sessions', password: 'cl-s3cret-pw' };
@@ -253,5 +256,101 @@ test('redis cluster: topologies that cannot work', async (t) => {
     assert.ok(e && faults.assertUnavailable(e));
     assert.match(e.message, /cluster support disabled/i);
     assert.ok(ms <= TIMEOUT + faults.SLACK_MS, `took ${ms} ms`);
+  });
+});
+
+test('redis cluster over TLS (rediss://, cluster bus and replication on TLS, ACL user)', async (t) => {
+  const c = await startRedisCluster({ acl: ACL, tls: true });
+  t.after(() => c.stop());
+  const seed = (n = 0) => `rediss://127.0.0.1:${c.nodes[n].port}`;
+  const login = { username: ACL.user, password: ACL.password };
+
+  await t.test('Store round trips reach every master through one seed, over TLS, for each way of asking for it', async () => {
+    for (const [i, [conn, o]] of [
+      [{ cluster: [seed()], ...login, tls: { caFile: c.caFile } }, {}],
+      // tls: true turns redis:// node URLs into TLS ones; the CA as a handler option.
+      [{ cluster: [`redis://127.0.0.1:${c.nodes[1].port}`], ...login, tls: true }, { tls: { caFile: c.caFile } }],
+      // Credentials in the URL.
+      [{ cluster: [`rediss://${ACL.user}:${ACL.password}@127.0.0.1:${c.nodes[2].port}`], tls: { caFile: c.caFile } }, {}],
+    ].entries()) {
+      const h = new RedisSessionHandler(conn, opts({ prefix: `tls${i}:`, minutes: 30, ...o }));
+      const holders = new Set();
+      for (let j = 0; j < 12; j++) {
+        const s = new Store(NAME, h);
+        await s.start();
+        s.put('user.name', `Zoë ${j}`);
+        assert.equal(await s.save(), 'written');
+        const back = new Store(NAME, h, s.getId());
+        await back.start();
+        assert.equal(back.get('user.name'), `Zoë ${j}`);
+        // Checked on the master of its slot, over a TLS connection of the test's own.
+        const key = `tls${i}:${s.getId()}`;
+        const master = await c.masterOf(slotOf(key));
+        holders.add(master.port);
+        assert.match(await c.command(master.port, ['GET', key]), new RegExp(`Zo.* ${j}`));
+        const ttl = await c.command(master.port, ['TTL', key]);
+        assert.ok(ttl > 1790 && ttl <= 1800, `TTL ${ttl}`);
+      }
+      assert.equal(holders.size, 3, `connection ${i}: sessions on all three masters`);
+      await h.close();
+    }
+  });
+
+  await t.test('100 concurrent saves of one session over TLS: every key and exactly +100', async () => {
+    const h = new RedisSessionHandler({ cluster: [seed(3)], ...login, tls: { caFile: c.caFile } }, opts());
+    const first = new Store(NAME, h);
+    await first.start();
+    first.put('n', 0);
+    await first.save();
+    const stores = Array.from({ length: 100 }, () => new Store(NAME, h, first.getId()));
+    await Promise.all(stores.map((s) => s.start()));
+    const outcomes = await Promise.all(stores.map((s, i) => {
+      s.increment('n');
+      s.put(`k${i}`, i);
+      return s.save();
+    }));
+    assert.deepEqual(new Set(outcomes), new Set(['written']));
+    const back = new Store(NAME, h, first.getId());
+    await back.start();
+    assert.equal(back.get('n'), 100, 'concurrent increments were lost');
+    for (let i = 0; i < 100; i++) assert.equal(back.get(`k${i}`), i);
+    await h.close();
+  });
+
+  await t.test('minReplicas: a save resolves once the replica has it over TLS replication', async () => {
+    const h = new RedisSessionHandler({ cluster: [seed()], ...login, tls: { caFile: c.caFile } }, opts({ minReplicas: 1 }));
+    const id = faults.sid('tlswait', 1);
+    await h.write(id, '"replicated"');
+    const key = `ostro_session:${id}`;
+    const master = await c.masterOf(slotOf(key));
+    const replica = (await c.topology()).find((n) => n.masterId === master.id);
+    assert.ok(replica, 'the master has a replica');
+    assert.equal(await c.commands(replica.port, [['READONLY'], ['GET', key]]), '"replicated"');
+    await h.close();
+  });
+
+  await t.test('another CA, the system roots or plain text: ERR_SESSION_UNAVAILABLE naming the cause, within the timeout', async () => {
+    const other = makeTestCa(c.dir, 'other');
+    const id = faults.sid('tlsbad', 1);
+    for (const [conn, cause] of [
+      // The certificate is checked against the CA given, or the system roots without one.
+      [{ cluster: [seed()], ...login, tls: { caFile: other.caFile } }, /invalid peer certificate: UnknownIssuer/],
+      [{ cluster: [seed()], ...login }, /invalid peer certificate: UnknownIssuer/],
+      // Plain text to a TLS port: the node hangs up.
+      [{ cluster: [`redis://127.0.0.1:${c.nodes[0].port}`], ...login }, /reset|closed|broken pipe/i],
+    ]) {
+      const h = new RedisSessionHandler(conn, opts());
+      const [e, ms] = await faults.timed(h.write(id, '"x"'));
+      assert.ok(e, `${JSON.stringify(conn.cluster)} with ${JSON.stringify(conn.tls)}: the write went through`);
+      faults.assertUnavailable(e);
+      assert.match(e.message, cause);
+      assert.match(e.message, new RegExp(`127\\.0\\.0\\.1:${c.nodes[0].port}`), 'names the node');
+      assert.doesNotMatch(e.message, /cl-s3cret-pw/);
+      assert.ok(ms <= TIMEOUT + faults.SLACK_MS, `took ${ms} ms`);
+      await h.close();
+    }
+    // Nothing was written by the refused handlers.
+    const master = await c.masterOf(slotOf(`ostro_session:${id}`));
+    assert.equal(await c.command(master.port, ['EXISTS', `ostro_session:${id}`]), 0);
   });
 });

@@ -3,12 +3,14 @@
 // sentinels (`redis-server <conf> --sentinel`) that this file starts on free loopback ports and
 // stops by pid, with an ACL user and the default user off on the data nodes. Round trips,
 // minReplicas (WAIT), a killed master (the new master is found and used without a restart, and
-// a save made with minReplicas survives), and topologies that cannot work.
+// a save made with minReplicas survives), and topologies that cannot work. Then the same topology
+// all TLS (data nodes, replication and the sentinels; a test CA): round trips, minReplicas, and
+// a wrong CA, a master without `tls` or plain-text sentinels refused.
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { Store, RedisSessionHandler, SessionManager } = require('..');
 const OstroSessionManager = require('../lib/ostro/sessionManager');
-const { startRedisSentinel, startRedis, freePort } = require('./support/servers');
+const { startRedisSentinel, startRedis, freePort, makeTestCa } = require('./support/servers');
 const faults = require('./support/server-faults');
 
 const ACL = { user: 'sessions', password: 'se-s3cret-pw' };
@@ -195,5 +197,81 @@ test('redis sentinel: topologies that cannot work', async (t) => {
     const [e, ms] = await faults.timed(h.read(faults.sid('plain', 1)));
     assert.ok(e && faults.assertUnavailable(e));
     assert.ok(ms <= TIMEOUT + faults.SLACK_MS, `took ${ms} ms`);
+  });
+});
+
+test('redis sentinel over TLS (rediss:// sentinels, a TLS master and replica, TLS replication, ACL user)', async (t) => {
+  const topo = await startRedisSentinel({ acl: ACL, tls: true });
+  t.after(() => topo.stop());
+  const tlsOf = (more, o) => [sentinelOf(topo, { tls: { caFile: topo.caFile }, ...more }), opts(o)];
+
+  await t.test('a Store round trip lands on the master the sentinels name, for each way of giving the CA', async () => {
+    for (const [i, [conn, o]] of [
+      tlsOf({}, { prefix: 'tls0:', minutes: 30 }),
+      // tls: true for the master, the CA as a handler option (trusted for the sentinels too).
+      [sentinelOf(topo, { tls: true }), opts({ prefix: 'tls1:', minutes: 30, tls: { caFile: topo.caFile } })],
+      // db selects the database on the TLS master.
+      tlsOf({ db: 3 }, { prefix: 'tls2:', minutes: 30 }),
+    ].entries()) {
+      const h = new RedisSessionHandler(conn, o);
+      const s = new Store('ostro_session', h);
+      await s.start();
+      s.put('user.name', 'Zoë');
+      s.flash('status', 'saved');
+      assert.equal(await s.save(), 'written');
+      const back = new Store('ostro_session', h, s.getId());
+      await back.start();
+      assert.equal(back.get('user.name'), 'Zoë');
+      assert.equal(back.get('status'), 'saved');
+      // Checked on the master over a TLS connection of the test's own.
+      const master = await topo.masterPort();
+      const db = i === 2 ? '3' : '0';
+      assert.match(await topo.commands(master, [['SELECT', db], ['GET', `tls${i}:${s.getId()}`]]), /Zo/);
+      assert.equal(await topo.commands(master, [['SELECT', db], ['TTL', `tls${i}:${s.getId()}`]]), 1800);
+      await h.close();
+    }
+  });
+
+  await t.test('minReplicas: a save resolves once the replica has it over TLS replication; a frozen replica makes it reject', async () => {
+    const [conn, o] = tlsOf({}, { minReplicas: 1 });
+    const h = new RedisSessionHandler(conn, o);
+    const id = faults.sid('tlswait', 1);
+    await h.write(id, '"replicated"');
+    const master = await topo.masterPort();
+    const replica = topo.data.find((n) => n.port !== master);
+    assert.equal(await topo.command(replica.port, ['GET', `ostro_session:${id}`]), '"replicated"');
+    await replica.freeze();
+    try {
+      const [e, ms] = await faults.timed(h.write(id, '"unconfirmed"'));
+      assert.ok(e && faults.assertUnavailable(e));
+      assert.match(e.message, /acknowledged by 0 of the 1 replica/);
+      assert.ok(ms <= TIMEOUT + faults.SLACK_MS, `took ${ms} ms`);
+    } finally {
+      replica.thaw();
+    }
+    await h.close();
+  });
+
+  await t.test('another CA, the system roots, a master without tls, plain-text sentinels: ERR_SESSION_UNAVAILABLE naming the cause', async () => {
+    const other = makeTestCa(topo.dir, 'other');
+    const plain = topo.sentinelUrls.map((u) => u.replace(/^rediss:/, 'redis:'));
+    for (const [[conn, o], cause] of [
+      [tlsOf({ tls: { caFile: other.caFile } }), /TLS: invalid peer certificate: UnknownIssuer/],
+      [tlsOf({ tls: true }), /TLS: invalid peer certificate: UnknownIssuer/],
+      // The sentinels are reached over TLS, but `tls` is the master's: plain text to its TLS port.
+      [[sentinelOf(topo), opts({ tls: { caFile: topo.caFile } })], /reset|closed|broken pipe/i],
+      [tlsOf({ nodes: plain }), /reset|closed|broken pipe/i],
+    ]) {
+      const h = new RedisSessionHandler(conn, o);
+      const [e, ms] = await faults.timed(h.write(faults.sid('tlsbad', 1), '"x"'));
+      assert.ok(e, `${JSON.stringify(conn.sentinel.nodes)} with ${JSON.stringify(conn.sentinel.tls)}: the write went through`);
+      faults.assertUnavailable(e);
+      assert.match(e.message, cause);
+      assert.match(e.message, /master "sessions" via sentinels 127\.0\.0\.1:\d+/);
+      assert.doesNotMatch(e.message, /se-s3cret-pw/);
+      assert.ok(ms <= TIMEOUT + faults.SLACK_MS, `took ${ms} ms`);
+      await h.close();
+    }
+    assert.equal(await topo.command(await topo.masterPort(), ['EXISTS', `ostro_session:${faults.sid('tlsbad', 1)}`]), 0);
   });
 });

@@ -79,7 +79,7 @@ function drivers() {
   return [
     { name: 'array', make: (now, minutes) => new ArraySessionHandler(minutes, { now }) },
     { name: 'file', make: (now, minutes) => new FileSessionHandler(path.join(tmp(), 's'), minutes, { now }), teardown: () => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })) },
-    { name: 'sqlite', make: (now, minutes) => new SqliteSessionHandler(path.join(tmp(), 's.db'), { minutes, now }) },
+    { name: 'sqlite', make: (now, minutes) => new SqliteSessionHandler(path.join(tmp(), 's.db'), { minutes, now }), teardown: () => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })) },
     { name: 'js (examples/memory-session-handler + writeIfUnchanged)', make: (now, minutes) => new CasMemoryHandler({ minutes, now }) },
     { name: 'js without writeIfUnchanged', make: (now, minutes) => new MemorySessionHandler({ minutes, now }) },
     {

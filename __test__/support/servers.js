@@ -11,6 +11,7 @@ const { spawn, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
+const tls = require('node:tls');
 const path = require('node:path');
 
 const READY_MS = 10_000;
@@ -41,10 +42,24 @@ function freePort() {
   });
 }
 
-/** Sends `request` and resolves true when the reply starts with one of `expect`. */
+/**
+ * A socket to 127.0.0.1:`port`, over TLS trusting only the CA in `caFile` when one is given;
+ * `ready` is the event after which it can be written to.
+ */
+function dial(port, caFile) {
+  if (!caFile) return { sock: net.connect({ host: '127.0.0.1', port }), ready: 'connect' };
+  return { sock: tls.connect({ host: '127.0.0.1', port, ca: fs.readFileSync(caFile) }), ready: 'secureConnect' };
+}
+
+/**
+ * Sends `request` and resolves true when the reply starts with one of `expect`. `connectOptions`:
+ * `{ path }` (a unix socket), `{ port }`, or `{ port, caFile }` (TLS).
+ */
 function asks(connectOptions, request, expect) {
   return new Promise((resolve) => {
-    const sock = net.connect(connectOptions);
+    const { sock, ready } = connectOptions.path
+      ? { sock: net.connect(connectOptions), ready: 'connect' }
+      : dial(connectOptions.port, connectOptions.caFile);
     let buf = '';
     const done = (ok) => {
       sock.destroy();
@@ -52,7 +67,7 @@ function asks(connectOptions, request, expect) {
     };
     sock.setTimeout(500, () => done(false));
     sock.once('error', () => done(false));
-    sock.once('connect', () => sock.write(request));
+    sock.once(ready, () => sock.write(request));
     sock.on('data', (d) => {
       buf += d;
       if (expect.some((e) => buf.startsWith(e))) done(true);
@@ -204,8 +219,12 @@ async function onFreePort(make) {
   throw new Error(`server did not start:\n${errors.join('\n---\n')}`);
 }
 
-/** A throwaway CA and a server certificate for 127.0.0.1/localhost, made with openssl. */
-function makeTestCa(dir, name = 'test') {
+/**
+ * A throwaway CA and a server certificate for 127.0.0.1/localhost, made with openssl.
+ * `clientAuth`: the certificate may serve as a client's too (a Redis Cluster's bus over TLS always
+ * asks the connecting node for one, whatever tls-auth-clients says).
+ */
+function makeTestCa(dir, name = 'test', { clientAuth = false } = {}) {
   const f = (s) => path.join(dir, `${name}-${s}`);
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
   const run = (args) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -214,7 +233,7 @@ function makeTestCa(dir, name = 'test') {
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
   run(['req', ...ec, '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=localhost']);
   fs.writeFileSync(f('ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n'
-    + 'keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n');
+    + `keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth${clientAuth ? ',clientAuth' : ''}\n`);
   run(['x509', '-req', '-in', f('server.csr'), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial',
     '-out', f('server.crt'), '-days', '2', '-extfile', f('ext.cnf')]);
   return { caFile: f('ca.crt'), cert: f('server.crt'), key: f('server.key') };
@@ -297,20 +316,21 @@ async function startMemcached(options = {}) {
 // ----- Redis topologies: a cluster, and a master/replica pair under Sentinel ------------------
 
 /**
- * Commands over one fresh socket (AUTH first when `auth` is given); resolves to the last
- * one's decoded reply: a string, a number, null, an array, or an Error for a server error (an
- * error from an earlier command rejects). The tests' view of a server, independent of the driver.
+ * Commands over one fresh socket (AUTH first when `auth` is given; TLS trusting the CA in
+ * `caFile` when given); resolves to the last one's decoded reply: a string, a number, null, an
+ * array, or an Error for a server error (an error from an earlier command rejects). The tests'
+ * view of a server, independent of the driver.
  */
-function commands(port, list, auth) {
+function commands(port, list, auth, caFile) {
   const frame = (a) => `*${a.length}\r\n${a.map((x) => `$${Buffer.byteLength(String(x))}\r\n${x}\r\n`).join('')}`;
   const all = auth ? [['AUTH', auth.user, auth.password], ...list] : list;
   return new Promise((resolve, reject) => {
-    const sock = net.connect({ host: '127.0.0.1', port });
+    const { sock, ready } = dial(port, caFile);
     let buf = Buffer.alloc(0);
     let left = all.length;
     sock.setTimeout(5000, () => { sock.destroy(); reject(new Error(`127.0.0.1:${port} did not answer ${all[all.length - 1][0]}`)); });
     sock.once('error', reject);
-    sock.once('connect', () => sock.write(all.map(frame).join('')));
+    sock.once(ready, () => sock.write(all.map(frame).join('')));
     sock.on('data', (d) => {
       buf = Buffer.concat([buf, d]);
       for (;;) {
@@ -334,8 +354,8 @@ function commands(port, list, auth) {
 }
 
 /** One command; see `commands`. */
-function command(port, args, auth) {
-  return commands(port, [args], auth);
+function command(port, args, auth, caFile) {
+  return commands(port, [args], auth, caFile);
 }
 
 /** Decodes one RESP2 reply at `at`, or null when it is incomplete. */
@@ -371,9 +391,13 @@ function parseReply(buf, at) {
   }
 }
 
-/** Runs redis-cli (async: the event loop stays free for the load the tests put on). */
-function redisCli(args, auth) {
-  const full = [...(auth ? ['--user', auth.user, '--pass', auth.password, '--no-auth-warning'] : []), ...args];
+/**
+ * Runs redis-cli (async: the event loop stays free for the load the tests put on), over TLS
+ * trusting the CA in `caFile` when given.
+ */
+function redisCli(args, auth, caFile) {
+  const full = [...(auth ? ['--user', auth.user, '--pass', auth.password, '--no-auth-warning'] : []),
+    ...(caFile ? ['--tls', '--cacert', caFile] : []), ...args];
   return new Promise((resolve, reject) => {
     const child = spawn('redis-cli', full, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -405,20 +429,35 @@ function aclLines(acl) {
     `masteruser ${acl.user}`, `masterauth ${acl.password}`];
 }
 
-/** One redis-server of a topology, in `dir`, on a free port; `acl` goes into its config file. */
-function topologyNode(name, dir, extra, acl) {
+/**
+ * The redis-server arguments (or sentinel config lines, `asLines`) that make a server TLS only on
+ * `port`, with the certificate of the test CA `certs` (from makeTestCa), replicating over TLS
+ * too. Clients need no certificate of their own.
+ */
+function tlsArgs(certs, port, asLines = false) {
+  const pairs = [['port', '0'], ['tls-port', String(port)], ['tls-cert-file', certs.cert], ['tls-key-file', certs.key],
+    ['tls-ca-cert-file', certs.caFile], ['tls-auth-clients', 'no'], ['tls-replication', 'yes']];
+  return asLines ? pairs.map(([k, v]) => `${k} ${v}`) : pairs.flatMap(([k, v]) => [`--${k}`, v]);
+}
+
+/**
+ * One redis-server of a topology, in `dir`, on a free port; `acl` goes into its config file;
+ * with `certs` (a test CA, from makeTestCa), TLS only on that port (see tlsArgs).
+ */
+function topologyNode(name, dir, extra, acl, certs) {
   fs.mkdirSync(dir, { recursive: true });
   const conf = path.join(dir, 'redis.conf');
   fs.writeFileSync(conf, `${aclLines(acl).join('\n')}\n`);
   return onFreePort((port) => {
     const s = new ServerProcess({
-      name,
+      name: certs ? `${name} (tls)` : name,
       program: 'redis-server',
       // Replicas sync at once (the diskless sync otherwise waits 5 s for more replicas).
-      args: [conf, '--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', dir,
+      args: [conf, '--bind', '127.0.0.1', ...(certs ? tlsArgs(certs, port) : ['--port', String(port)]),
+        '--save', '', '--appendonly', 'no', '--dir', dir,
         '--logfile', '', '--repl-diskless-sync-delay', '0', ...extra(port)],
       dir,
-      probe: () => asks({ host: '127.0.0.1', port }, 'PING\r\n', PONG),
+      probe: () => asks({ port, caFile: certs && certs.caFile }, 'PING\r\n', PONG),
     });
     s.port = port;
     return s;
@@ -429,35 +468,41 @@ function topologyNode(name, dir, extra, acl) {
  * A Redis Cluster of `masters` masters with one replica each (6 nodes by default), made with
  * `redis-cli --cluster create … --cluster-replicas 1 --cluster-yes`, every node in its own
  * directory under one temp dir, cluster bus on a second free port.
- * @param {{ acl?: { user: string, password: string }, nodeTimeoutMs?: number, masters?: number }} [options]
+ * @param {{ acl?: { user: string, password: string }, nodeTimeoutMs?: number, masters?: number, tls?: boolean }} [options]
  *   `acl`: the default user is off and this user has every right (clients and replicas log in as
- *   it); `nodeTimeoutMs`: cluster-node-timeout (default 1000, so that a failover takes seconds)
+ *   it); `nodeTimeoutMs`: cluster-node-timeout (default 1000, so that a failover takes seconds);
+ *   `tls`: every node TLS only (`--port 0 --tls-port`), the cluster bus and replication over TLS
+ *   too (`tls-cluster`, `tls-replication`), with a certificate of one fresh test CA
+ *   (`cluster.caFile`), so the nodes announce their TLS ports
  */
 async function startRedisCluster(options = {}) {
   const dir = tmp();
   const auth = options.acl || null;
   const masters = options.masters || 3;
+  const certs = options.tls ? makeTestCa(dir, 'cluster', { clientAuth: true }) : null;
+  const caFile = certs && certs.caFile;
   const nodes = [];
   const cluster = {
     dir,
     auth,
+    caFile,
     nodes,
     get urls() {
       const cred = auth ? `${auth.user}:${auth.password}@` : '';
-      return nodes.map((n) => `redis://${cred}127.0.0.1:${n.port}`);
+      return nodes.map((n) => `${certs ? 'rediss' : 'redis'}://${cred}127.0.0.1:${n.port}`);
     },
     /** A command to the node on `port`. */
-    command: (port, args) => command(port, args, auth),
+    command: (port, args) => command(port, args, auth, caFile),
     /** Commands on one connection to the node on `port`; the last reply. */
-    commands: (port, list) => commands(port, list, auth),
-    /** redis-cli with the cluster's credentials. */
-    cli: (args) => redisCli(args, auth),
+    commands: (port, list) => commands(port, list, auth, caFile),
+    /** redis-cli with the cluster's credentials (and CA). */
+    cli: (args) => redisCli(args, auth, caFile),
     /** Every live node's view: `{ id, port, role, masterId, slots: [[from, to]…], failed }`. */
     async topology() {
       for (const n of nodes) {
         if (!n.child) continue;
         try {
-          return parseClusterNodes(await command(n.port, ['CLUSTER', 'NODES'], auth));
+          return parseClusterNodes(await cluster.command(n.port, ['CLUSTER', 'NODES']));
         } catch {
           // try the next node
         }
@@ -480,11 +525,11 @@ async function startRedisCluster(options = {}) {
         const views = [];
         for (const n of nodes) {
           if (!n.child) continue;
-          const info = await command(n.port, ['CLUSTER', 'INFO'], auth);
+          const info = await cluster.command(n.port, ['CLUSTER', 'INFO']);
           if (!/cluster_state:ok/.test(info)) return false;
-          const repl = await command(n.port, ['INFO', 'replication'], auth);
+          const repl = await cluster.command(n.port, ['INFO', 'replication']);
           if (/role:slave/.test(repl) && !/master_link_status:up/.test(repl)) return false;
-          const view = parseClusterNodes(await command(n.port, ['CLUSTER', 'NODES'], auth));
+          const view = parseClusterNodes(await cluster.command(n.port, ['CLUSTER', 'NODES']));
           const live = view.filter((x) => x.role === 'master' && !x.failed);
           // A node redis-cli has not made a replica yet is still a master without slots.
           if (live.some((x) => x.slots.length === 0)) return false;
@@ -506,9 +551,9 @@ async function startRedisCluster(options = {}) {
         '--cluster-enabled', 'yes', '--cluster-config-file', path.join(nodeDir, 'nodes.conf'),
         '--cluster-node-timeout', String(options.nodeTimeoutMs || 1000), '--cluster-port', String(busPort),
         // A replica with stale data may still take over: the tests kill masters on purpose.
-        '--cluster-replica-validity-factor', '0'], auth));
+        '--cluster-replica-validity-factor', '0', ...(certs ? ['--tls-cluster', 'yes'] : [])], auth, certs));
     }
-    await redisCli(['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '1', '--cluster-yes'], auth);
+    await cluster.cli(['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '1', '--cluster-yes']);
     await cluster.waitHealthy(20_000);
   } catch (e) {
     await cluster.stop();
@@ -540,32 +585,40 @@ function parseClusterNodes(text) {
 /**
  * A master, a replica and three sentinels watching them as `masterName` (quorum 2,
  * down-after 1000 ms), each in its own directory under one temp dir.
- * @param {{ acl?: { user: string, password: string }, masterName?: string }} [options] `acl`: the
- *   data nodes' default user is off; replicas and sentinels log in as this user
+ * @param {{ acl?: { user: string, password: string }, masterName?: string, tls?: boolean }} [options]
+ *   `acl`: the data nodes' default user is off; replicas and sentinels log in as this user;
+ *   `tls`: every server and sentinel TLS only (`port 0`, `tls-port`), replication and the
+ *   sentinels' own connections over TLS too (`tls-replication`), with a certificate of one fresh
+ *   test CA (`topo.caFile`)
  */
 async function startRedisSentinel(options = {}) {
   const dir = tmp();
   const auth = options.acl || null;
   const masterName = options.masterName || 'sessions';
+  const certs = options.tls ? makeTestCa(dir, 'sentinel') : null;
+  const caFile = certs && certs.caFile;
   const data = [];
   const sentinels = [];
   const topo = {
     dir,
     auth,
+    caFile,
     masterName,
     data,
     sentinels,
     get sentinelUrls() {
-      return sentinels.map((s) => `redis://127.0.0.1:${s.port}`);
+      return sentinels.map((s) => `${certs ? 'rediss' : 'redis'}://127.0.0.1:${s.port}`);
     },
-    command: (port, args) => command(port, args, auth),
-    commands: (port, list) => commands(port, list, auth),
+    command: (port, args) => command(port, args, auth, caFile),
+    commands: (port, list) => commands(port, list, auth, caFile),
+    /** A command to a sentinel (no login: the sentinels have no users). */
+    sentinelCommand: (port, args) => command(port, args, null, caFile),
     /** The master's port as the sentinels report it (all live ones agreeing). */
     async masterPort() {
       const ports = new Set();
       for (const s of sentinels) {
         if (!s.child) continue;
-        const r = await command(s.port, ['SENTINEL', 'GET-MASTER-ADDR-BY-NAME', masterName]);
+        const r = await topo.sentinelCommand(s.port, ['SENTINEL', 'GET-MASTER-ADDR-BY-NAME', masterName]);
         ports.add(Number(r[1]));
       }
       if (ports.size !== 1) throw new Error(`the sentinels disagree on the master: ${[...ports]}`);
@@ -578,19 +631,19 @@ async function startRedisSentinel(options = {}) {
     },
   };
   try {
-    const master = await topologyNode('redis-server (sentinel master)', path.join(dir, 'master'), () => [], auth);
+    const master = await topologyNode('redis-server (sentinel master)', path.join(dir, 'master'), () => [], auth, certs);
     data.push(master);
     data.push(await topologyNode('redis-server (sentinel replica)', path.join(dir, 'replica'), () => [
-      '--replicaof', '127.0.0.1', String(master.port)], auth));
+      '--replicaof', '127.0.0.1', String(master.port)], auth, certs));
     await waitFor('the replica to sync', async () => /master_link_status:up/.test(
-      await command(data[1].port, ['INFO', 'replication'], auth)));
+      await topo.command(data[1].port, ['INFO', 'replication'])));
     for (let i = 0; i < 3; i++) {
       const sdir = path.join(dir, `sentinel${i}`);
       fs.mkdirSync(sdir, { recursive: true });
       const s = await onFreePort((port) => {
         const conf = path.join(sdir, 'sentinel.conf');
         fs.writeFileSync(conf, [
-          `port ${port}`, 'bind 127.0.0.1', `dir ${sdir}`, 'logfile ""',
+          ...(certs ? tlsArgs(certs, port, true) : [`port ${port}`]), 'bind 127.0.0.1', `dir ${sdir}`, 'logfile ""',
           `sentinel monitor ${masterName} 127.0.0.1 ${master.port} 2`,
           `sentinel down-after-milliseconds ${masterName} 1000`,
           `sentinel failover-timeout ${masterName} 4000`,
@@ -598,11 +651,11 @@ async function startRedisSentinel(options = {}) {
           '',
         ].join('\n'));
         const p = new ServerProcess({
-          name: `redis-sentinel ${i}`,
+          name: `redis-sentinel ${i}${certs ? ' (tls)' : ''}`,
           program: 'redis-server',
           args: [conf, '--sentinel'],
           dir: sdir,
-          probe: () => asks({ host: '127.0.0.1', port }, 'PING\r\n', PONG),
+          probe: () => asks({ port, caFile }, 'PING\r\n', PONG),
         });
         p.port = port;
         return p;
@@ -612,7 +665,7 @@ async function startRedisSentinel(options = {}) {
     // Ready once every sentinel knows the replica and the other two sentinels.
     await waitFor('the sentinels to discover each other', async () => {
       for (const s of sentinels) {
-        const m = await command(s.port, ['SENTINEL', 'MASTER', masterName]);
+        const m = await topo.sentinelCommand(s.port, ['SENTINEL', 'MASTER', masterName]);
         const f = {};
         for (let i = 0; i + 1 < m.length; i += 2) f[m[i]] = m[i + 1];
         if (Number(f['num-slaves']) < 1 || Number(f['num-other-sentinels']) < 2) return false;

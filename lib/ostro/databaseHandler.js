@@ -198,11 +198,19 @@ class DatabaseSessionHandler extends SessionHandlerInterface {
   close() {}
 }
 
-/** Whether a knex query builder talks to MySQL or MariaDB. */
+/**
+ * Whether a query builder talks to MySQL or MariaDB: knex's (its `client`), or OstroJS's, which
+ * wraps knex's (`getQueryBuilder()`) and has no `client` of its own (its connection knows its
+ * driver too). Missing it would compare payloads in the table's collation.
+ */
 function isMysql(q) {
-  const c = q && q.client;
+  const k = q && typeof q.getQueryBuilder === 'function' ? q.getQueryBuilder() : q;
+  const c = k && k.client;
   const dialect = c && (c.dialect || (c.config && c.config.client));
-  return typeof dialect === 'string' && /mysql|maria/i.test(dialect);
+  if (typeof dialect === 'string') return /mysql|maria/i.test(dialect);
+  const conn = q && q.$connection;
+  const driver = conn && typeof conn.getDriverName === 'function' ? conn.getDriverName() : undefined;
+  return typeof driver === 'string' && /mysql|maria/i.test(driver);
 }
 
 /** `q` narrowed to rows whose payload is exactly `payload`, byte for byte. */
