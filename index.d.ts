@@ -51,8 +51,17 @@ export interface ClockOption {
   clock?: { now(): number };
 }
 
+/** The built-in drivers' tombstone time (session config `tombstone_seconds`). */
+export interface TombstoneOption {
+  /**
+   * How long a destroyed session's tombstone refuses late saves, in whole seconds from 1 to the
+   * lifetime (default: the lifetime); anything else is ERR_SESSION_INVALID_OPTION.
+   */
+  tombstoneSeconds?: number;
+}
+
 /** Options of the file driver. */
-export interface FileSessionHandlerOptions extends ClockOption {
+export interface FileSessionHandlerOptions extends ClockOption, TombstoneOption {
   /** Deadline of one file operation, 1 to 600000 ms (default 30000); past it, ERR_SESSION_TIMEOUT. */
   timeoutMs?: number;
   /** fsync the file and the directory on every write and destroy: power-loss safety, at a cost per write (default false). */
@@ -146,7 +155,7 @@ export class NativeSessionHandler extends SessionHandlerInterface {
 /** Sessions in process memory; for tests and single-process apps. */
 export class ArraySessionHandler extends NativeSessionHandler {
   /** @param minutes lifetime after the last write or touch (default 120; fractions allowed) */
-  constructor(minutes?: number, options?: ClockOption);
+  constructor(minutes?: number, options?: ClockOption & TombstoneOption);
 }
 
 /** Sessions as files (one per id, written atomically, mode 0600) in a 0700 directory. */
@@ -160,7 +169,7 @@ export class FileSessionHandler extends NativeSessionHandler {
 }
 
 /** Options of the sqlite driver. */
-export interface SqliteSessionHandlerOptions extends ClockOption {
+export interface SqliteSessionHandlerOptions extends ClockOption, TombstoneOption {
   /** Table name, a plain SQL identifier (default 'sessions'); anything else is a TypeError. */
   table?: string;
   /** Lifetime after the last write or touch, in minutes (default 120; fractions allowed). */
@@ -181,7 +190,7 @@ export class SqliteSessionHandler extends NativeSessionHandler {
 }
 
 /** Options of the native database driver. */
-export interface DatabaseSessionHandlerOptions {
+export interface DatabaseSessionHandlerOptions extends TombstoneOption {
   /** Table name, a plain SQL identifier (default 'sessions'); created when missing. */
   table?: string;
   /** Lifetime in minutes after the last write or touch (default 120). */
@@ -255,7 +264,7 @@ export interface RedisSentinelConnection {
 }
 
 /** Options of the redis driver. */
-export interface RedisSessionHandlerOptions {
+export interface RedisSessionHandlerOptions extends TombstoneOption {
   /**
    * Replicas that must acknowledge each save and destroy (`WAIT`) before it resolves; fewer
    * within the command timeout reject with ERR_SESSION_UNAVAILABLE. Default 0: a save only the
@@ -288,7 +297,7 @@ export class RedisSessionHandler extends NativeSessionHandler {
 }
 
 /** Options of the memcached driver. */
-export interface MemcachedSessionHandlerOptions {
+export interface MemcachedSessionHandlerOptions extends TombstoneOption {
   /** Prepended to every id: printable ASCII without spaces, at most 210 bytes (default 'ostro_session:'). */
   prefix?: string;
   /** Lifetime after the last write or touch, in minutes (default 120; over 30 days is sent as an absolute time). */
@@ -500,6 +509,11 @@ export interface SessionConfig {
   renew_after?: number | string | null;
   /** How long a renewed session's old id still loads it, in seconds (default 30). */
   renew_grace_seconds?: number | string | null;
+  /**
+   * How long a logout's tombstone refuses late saves, in whole seconds from 1 to the lifetime
+   * (null, the default: the lifetime); longer is refused, not clamped.
+   */
+  tombstone_seconds?: number | string | null;
   /**
    * redis: replicas that must acknowledge each save and destroy (`WAIT`) before it resolves,
    * 0 to 100 (default 0: the master's word, which a failover can lose). Other drivers refuse

@@ -67,6 +67,34 @@ function graceOf(cfg) {
   return n;
 }
 
+/**
+ * `tombstone_seconds`: how long the tombstone a logout leaves (destroy, invalidate(),
+ * regenerate(true), migrate(true), a revoke) keeps the old id refused, in whole seconds from 1
+ * to the lifetime; null (the default) keeps it for the lifetime. Longer than the lifetime is
+ * refused, not clamped: past the lifetime the session would have expired anyway (the drivers
+ * check the same rule for their `tombstoneSeconds` option, see the core's handler::tombstone_ms).
+ */
+function tombstoneOf(cfg, lifetime) {
+  const v = cfg.tombstone_seconds;
+  if (v === undefined || v === null || v === '') return null;
+  const n = typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : v;
+  const why = tombstoneRange(n, lifetime);
+  if (why !== null) throw invalid('tombstone_seconds', `${why}, or null (the lifetime)`, v);
+  return n;
+}
+
+/**
+ * The range of a tombstone time (the config key and the drivers' `tombstoneSeconds` option):
+ * null when `n` is a whole number of seconds from 1 to the lifetime of `minutes`, else what it
+ * must be.
+ */
+function tombstoneRange(n, minutes) {
+  // The lifetime as the drivers hold it: whole milliseconds.
+  const lifetimeMs = Math.round(minutes * 60000);
+  if (typeof n === 'number' && Number.isInteger(n) && n >= 1 && n * 1000 <= lifetimeMs) return null;
+  return `must be a whole number of seconds from 1 to the lifetime (${lifetimeMs / 1000} s)`;
+}
+
 function lifecycleOf(c) {
   const out = {
     absolute_lifetime: minutesOrNull(c, 'absolute_lifetime'),
@@ -159,6 +187,8 @@ const CONFIG_KEYS = new Set([
   'user_attribute',
   // session lifecycle
   'absolute_lifetime', 'renew_after', 'renew_grace_seconds',
+  // How long a logout's tombstone refuses late saves (null: the lifetime).
+  'tombstone_seconds',
   // Scaling out (issue 14): replicas that acknowledge each redis save.
   'minReplicas',
 ]);
@@ -206,6 +236,7 @@ function normalize(config) {
     user_attribute: str(c, 'user_attribute', null, { nullable: true }),
     ...lifecycleOf(c),
   };
+  out.tombstone_seconds = tombstoneOf(c, out.lifetime);
   out.minReplicas = minReplicasOf(c, out.driver);
   if (out.same_site === 'none' && out.secure !== true) {
     throw sessionError('ERR_SESSION_INVALID_OPTION', 'session config "same_site" is \'none\' but "secure" is not true: browsers drop SameSite=None cookies without the Secure attribute, so every request would start a new session. Set secure: true (HTTPS) or use same_site \'lax\'.');
@@ -213,4 +244,4 @@ function normalize(config) {
   return Object.freeze(out);
 }
 
-module.exports = { normalize, invalid, CONFIG_KEYS, MAX_MIN_REPLICAS };
+module.exports = { normalize, invalid, tombstoneRange, CONFIG_KEYS, MAX_MIN_REPLICAS };

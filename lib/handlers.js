@@ -5,9 +5,11 @@ const native = require('./native');
 const { SessionHandlerInterface } = require('./handler-interface');
 const { sessionError, rethrow } = require('./errors');
 const { rejectUnknown } = require('./options');
+const { tombstoneRange } = require('./config');
 
 const CLOCK_KEYS = ['now', 'clock'];
-const FILE_KEYS = [...CLOCK_KEYS, 'timeoutMs', 'durable', 'maxFileBytes'];
+const ARRAY_KEYS = [...CLOCK_KEYS, 'tombstoneSeconds'];
+const FILE_KEYS = [...CLOCK_KEYS, 'timeoutMs', 'durable', 'maxFileBytes', 'tombstoneSeconds'];
 
 /** Validates a lifetime in minutes (fractions allowed); `undefined` gives `fallback`. */
 function minutesOf(minutes, fallback = 120) {
@@ -25,6 +27,18 @@ function wholeOf(name, v, max) {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) {
     throw sessionError('ERR_SESSION_INVALID_OPTION', `${name} must be a whole number from 1 to ${max}, got ${JSON.stringify(v)}`);
   }
+  return v;
+}
+
+/**
+ * The `tombstoneSeconds` driver option: how long a destroyed session's tombstone lives, in whole
+ * seconds from 1 to the lifetime (`minutes`, already checked), or undefined (the lifetime). The
+ * core checks the same rule again (handler::tombstone_ms) for its own callers.
+ */
+function tombstoneSecondsOf(v, minutes) {
+  if (v === undefined || v === null) return undefined;
+  const why = tombstoneRange(v, minutes);
+  if (why !== null) throw sessionError('ERR_SESSION_INVALID_OPTION', `tombstoneSeconds ${why}, got ${JSON.stringify(v) ?? typeof v}`);
   return v;
 }
 
@@ -110,12 +124,16 @@ class NativeSessionHandler extends SessionHandlerInterface {
 class ArraySessionHandler extends NativeSessionHandler {
   /**
    * @param {number} [minutes=120] lifetime after the last write or touch
-   * @param {{ now?: () => number }} [options] `now` replaces the clock (tests)
+   * @param {{ now?: () => number, tombstoneSeconds?: number }} [options] `now` replaces the
+   *   clock (tests); `tombstoneSeconds` keeps a destroyed session's tombstone that long (1 to
+   *   the lifetime) instead of the lifetime
    */
   constructor(minutes, options) {
-    rejectUnknown(options, CLOCK_KEYS, 'ArraySessionHandler options');
+    rejectUnknown(options, ARRAY_KEYS, 'ArraySessionHandler options');
     const now = clockOf(options);
-    super(native.createArrayHandler(minutesOf(minutes), now !== null), now);
+    const life = minutesOf(minutes);
+    const tomb = tombstoneSecondsOf(options ? options.tombstoneSeconds : undefined, life);
+    super(native.createArrayHandler(life, now !== null, tomb), now);
   }
 }
 
@@ -129,8 +147,9 @@ class FileSessionHandler extends NativeSessionHandler {
    *   `timeoutMs` deadline of one file operation (default 30000) after which it rejects with
    *   ERR_SESSION_TIMEOUT; `durable` fsyncs the file and the directory on every write and
    *   destroy (power-loss safety, at a cost per write); `maxFileBytes` largest session file read
-   *   (default 4 MiB; a larger one reads as no session without being read); `now` replaces the
-   *   clock (tests)
+   *   (default 4 MiB; a larger one reads as no session without being read); `tombstoneSeconds`
+   *   keeps a destroyed session's tombstone that long (1 to the lifetime) instead of the
+   *   lifetime; `now` replaces the clock (tests)
    */
   constructor(path, minutes, options) {
     if (typeof path !== 'string' || path === '') throw sessionError('ERR_SESSION_INVALID_OPTION', 'FileSessionHandler needs a directory path string');
@@ -143,13 +162,15 @@ class FileSessionHandler extends NativeSessionHandler {
     if (o.durable !== undefined && typeof o.durable !== 'boolean') {
       throw sessionError('ERR_SESSION_INVALID_OPTION', `durable must be true or false, got ${JSON.stringify(o.durable)}`);
     }
-    const handle = native.createFileHandler(path, minutesOf(minutes), now !== null, {
+    const life = minutesOf(minutes);
+    const handle = native.createFileHandler(path, life, now !== null, {
       timeoutMs: wholeOf('timeoutMs', o.timeoutMs, 600000),
       durable: o.durable,
       maxFileBytes: wholeOf('maxFileBytes', o.maxFileBytes, Number.MAX_SAFE_INTEGER),
+      tombstoneSeconds: tombstoneSecondsOf(o.tombstoneSeconds, life),
     });
     super(handle, now);
   }
 }
 
-module.exports = { NativeSessionHandler, ArraySessionHandler, FileSessionHandler, minutesOf, clockOf };
+module.exports = { NativeSessionHandler, ArraySessionHandler, FileSessionHandler, minutesOf, clockOf, tombstoneSecondsOf };

@@ -154,12 +154,12 @@ class SessionManager {
 
   /** `file`: one file per session under `files`, resolved against the working directory. */
   createFileDriver(dir) {
-    return new FileSessionHandler(path.resolve(dir || this._config.files), this._config.lifetime);
+    return new FileSessionHandler(path.resolve(dir || this._config.files), this._config.lifetime, { tombstoneSeconds: this._config.tombstone_seconds });
   }
 
   /** `array` / `memory`: process memory. */
   createArrayDriver() {
-    return new ArraySessionHandler(this._config.lifetime);
+    return new ArraySessionHandler(this._config.lifetime, { tombstoneSeconds: this._config.tombstone_seconds });
   }
 
   /** `sqlite`: `connection` is the database file (default `storage/framework/sessions.sqlite`). */
@@ -168,7 +168,7 @@ class SessionManager {
     if (conn !== null && typeof conn !== 'string') throw invalid('connection', 'must be a database file path for the sqlite driver', '(not a string)');
     const file = conn === null ? path.resolve('storage/framework/sessions.sqlite') : (conn === ':memory:' ? conn : path.resolve(conn));
     const { SqliteSessionHandler } = require('./drivers/sqlite');
-    return new SqliteSessionHandler(file, { table: this._config.table, minutes: this._config.lifetime });
+    return new SqliteSessionHandler(file, { table: this._config.table, minutes: this._config.lifetime, tombstoneSeconds: this._config.tombstone_seconds });
   }
 
   /**
@@ -184,14 +184,14 @@ class SessionManager {
       throw sessionError('ERR_SESSION_INVALID_OPTION', 'the database driver needs "connection" set to a postgres://, postgresql://, mysql:// or mariadb:// URL (under OstroJS: the name of a connection of config/database.js); for a SQLite file use driver "sqlite"');
     }
     const { DatabaseSessionHandler } = require('./drivers/database');
-    return new DatabaseSessionHandler(conn, { table: this._config.table, minutes: this._config.lifetime });
+    return new DatabaseSessionHandler(conn, { table: this._config.table, minutes: this._config.lifetime, tombstoneSeconds: this._config.tombstone_seconds });
   }
 
   /** `redis`: `connection` is a URL or `{host, port, username, password, db, tls}`. */
   createRedisDriver(connection) {
     const conn = this.resolveConnection('redis', connection === undefined ? this._config.connection : connection);
     const { RedisSessionHandler } = require('./drivers/redis');
-    const opts = { minutes: this._config.lifetime };
+    const opts = { minutes: this._config.lifetime, tombstoneSeconds: this._config.tombstone_seconds };
     if (this._config.prefix !== null) opts.prefix = this._config.prefix;
     if (this._config.minReplicas > 0) opts.minReplicas = this._config.minReplicas;
     return new RedisSessionHandler(conn === null ? 'redis://127.0.0.1:6379' : conn, opts);
@@ -201,7 +201,7 @@ class SessionManager {
   createMemcachedDriver(connection) {
     const conn = this.resolveConnection('memcached', connection === undefined ? this._config.connection : connection);
     const { MemcachedSessionHandler } = require('./drivers/memcached');
-    const opts = { minutes: this._config.lifetime };
+    const opts = { minutes: this._config.lifetime, tombstoneSeconds: this._config.tombstone_seconds };
     if (this._config.prefix !== null) opts.prefix = this._config.prefix;
     return new MemcachedSessionHandler(conn === null ? '127.0.0.1:11211' : conn, opts);
   }

@@ -1,7 +1,7 @@
 //! The factory of the database driver (`lib/drivers/database.js`).
 
 use crate::errors::OrThrow;
-use crate::handlers::{shared, test_clock, NativeHandler};
+use crate::handlers::{shared, test_clock, tombstone_secs, NativeHandler};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use ostro_session_core::handlers::database::DatabaseOptions;
@@ -22,6 +22,8 @@ pub struct DatabaseHandlerOptions {
     pub connect_timeout_ms: Option<f64>,
     /// Time allowed for one operation, connecting included, in ms (default 2000).
     pub command_timeout_ms: Option<f64>,
+    /// How long a tombstone lives, in seconds (1 to the lifetime; default: the lifetime).
+    pub tombstone_seconds: Option<f64>,
 }
 
 /// A whole non-negative number from JS, at most `max`.
@@ -59,6 +61,7 @@ fn options_of(o: DatabaseHandlerOptions) -> std::result::Result<DatabaseOptions,
             o.command_timeout_ms,
             d.command_timeout_ms,
         )?,
+        tombstone_secs: tombstone_secs(o.tombstone_seconds)?,
     })
 }
 

@@ -1,7 +1,7 @@
 //! The factory of the memcached driver (`lib/drivers/memcached.js`).
 
 use crate::errors::OrThrow;
-use crate::handlers::NativeHandler;
+use crate::handlers::{tombstone_secs, NativeHandler};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use ostro_session_core::handlers::memcached::MemcachedOptions;
@@ -22,6 +22,8 @@ pub struct MemcachedHandlerOptions {
     pub username: Option<String>,
     /// SASL password: refused.
     pub password: Option<String>,
+    /// The expiry of a tombstone, in seconds (1 to the lifetime; default: the lifetime).
+    pub tombstone_seconds: Option<f64>,
 }
 
 fn options_of(o: MemcachedHandlerOptions) -> std::result::Result<MemcachedOptions, SessionError> {
@@ -43,6 +45,7 @@ fn options_of(o: MemcachedHandlerOptions) -> std::result::Result<MemcachedOption
         timeout_ms,
         username: o.username,
         password: o.password,
+        tombstone_secs: tombstone_secs(o.tombstone_seconds)?,
     })
 }
 

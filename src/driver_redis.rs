@@ -1,7 +1,7 @@
 //! The factory of the redis driver (`lib/drivers/redis.js`).
 
 use crate::errors::OrThrow;
-use crate::handlers::NativeHandler;
+use crate::handlers::{tombstone_secs, NativeHandler};
 use crate::redis_uv::UvRedis;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -65,6 +65,8 @@ pub struct RedisHandlerOptions {
     pub ca_file: Option<String>,
     /// Replicas that must acknowledge each write (`WAIT`); default 0.
     pub min_replicas: Option<f64>,
+    /// The TTL of a tombstone, in seconds (1 to the lifetime; default: the lifetime).
+    pub tombstone_seconds: Option<f64>,
 }
 
 /// A whole non-negative number from JS, at most `max`.
@@ -139,6 +141,7 @@ fn options_of(o: RedisHandlerOptions) -> std::result::Result<RedisOptions, Sessi
             Some(n) => u32::try_from(whole("minReplicas", n, 100.0)?).unwrap_or(0),
             None => d.min_replicas,
         },
+        tombstone_secs: tombstone_secs(o.tombstone_seconds)?,
     })
 }
 

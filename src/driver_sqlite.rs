@@ -1,7 +1,7 @@
 //! The factory of the sqlite driver (`lib/drivers/sqlite.js`).
 
 use crate::errors::OrThrow;
-use crate::handlers::{shared, test_clock, NativeHandler};
+use crate::handlers::{shared, test_clock, tombstone_secs, NativeHandler};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use ostro_session_core::handlers::sqlite::{DEFAULT_BUSY_TIMEOUT_MS, DEFAULT_TABLE};
@@ -20,6 +20,8 @@ pub struct SqliteHandlerOptions {
     pub busy_timeout_ms: Option<f64>,
     /// Deadline of one operation in ms (default 30 000); past it `ERR_SESSION_TIMEOUT`.
     pub timeout_ms: Option<f64>,
+    /// How long a tombstone lives, in seconds (1 to the lifetime; default: the lifetime).
+    pub tombstone_seconds: Option<f64>,
 }
 
 /// Whole milliseconds from a JS number: finite and not negative.
@@ -67,6 +69,7 @@ pub fn create_sqlite_handler(
             ))),
             None => Ok(h),
         })
+        .and_then(|h| h.with_tombstone_secs(tombstone_secs(o.tombstone_seconds)?))
         .or_throw(&env)?;
     Ok(NativeHandler::new(Arc::new(h), clock))
 }

@@ -228,15 +228,34 @@ impl NativeHandler {
     }
 }
 
-/// An in-memory handler.
+/// `tombstoneSeconds` from JS: a whole number of seconds, at least 1 (the core checks it
+/// against the lifetime, see `handler::tombstone_ms`); `None` keeps tombstones for the lifetime.
+pub fn tombstone_secs(v: Option<f64>) -> std::result::Result<Option<u64>, SessionError> {
+    match v {
+        None => Ok(None),
+        Some(s) if (1.0..=9_007_199_254_740_991.0).contains(&s) && s.fract() == 0.0 =>
+        {
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            Ok(Some(s as u64))
+        }
+        Some(s) => Err(SessionError::InvalidOption(format!(
+            "tombstoneSeconds must be a whole number of seconds from 1 to the lifetime, got {s}"
+        ))),
+    }
+}
+
+/// An in-memory handler; `tombstone_seconds` keeps tombstones that long instead of the lifetime.
 #[napi]
 pub fn create_array_handler(
     env: Env,
     minutes: f64,
     test_clock_on: Option<bool>,
+    tombstone_seconds: Option<f64>,
 ) -> Result<NativeHandler> {
     let clock = test_clock(test_clock_on);
-    let h = ArraySessionHandler::new(minutes, shared(&clock)).or_throw(&env)?;
+    let h = ArraySessionHandler::new(minutes, shared(&clock))
+        .and_then(|h| h.with_tombstone_secs(tombstone_secs(tombstone_seconds)?))
+        .or_throw(&env)?;
     Ok(NativeHandler::new(Arc::new(h), clock))
 }
 
@@ -251,6 +270,8 @@ pub struct FileHandlerOptions {
     pub durable: Option<bool>,
     /// Largest session file read, in bytes (default 4 MiB); a larger one reads as no session.
     pub max_file_bytes: Option<f64>,
+    /// How long a tombstone lives, in seconds (1 to the lifetime; default: the lifetime).
+    pub tombstone_seconds: Option<f64>,
 }
 
 fn file_options(o: FileHandlerOptions) -> std::result::Result<FileOptions, SessionError> {
@@ -277,6 +298,7 @@ fn file_options(o: FileHandlerOptions) -> std::result::Result<FileOptions, Sessi
             Some(n) => whole("maxFileBytes", n, 9_007_199_254_740_991.0)?,
             None => d.max_file_bytes,
         },
+        tombstone_secs: tombstone_secs(o.tombstone_seconds)?,
     })
 }
 

@@ -62,8 +62,10 @@ function dropMy(t) {
 }
 
 /**
- * The drivers, each `{ name, serverTtl, setup(), make(now, minutes), teardown() }`. `serverTtl`:
- * the server expires records on its own clock (redis, memcached), so idle expiry is waited for.
+ * The drivers, each `{ name, serverTtl, setup(), make(now, minutes, options), teardown() }`.
+ * `serverTtl`: the server expires records on its own clock (redis, memcached), so idle expiry is
+ * waited for. `options`: more handler options for the built-in drivers (`tombstoneSeconds`, a
+ * `prefix` or `table` of the test's choosing); the JS drivers take none.
  */
 function drivers() {
   const dirs = [];
@@ -77,28 +79,28 @@ function drivers() {
   const pgTables = [];
   const myTables = [];
   return [
-    { name: 'array', make: (now, minutes) => new ArraySessionHandler(minutes, { now }) },
-    { name: 'file', make: (now, minutes) => new FileSessionHandler(path.join(tmp(), 's'), minutes, { now }), teardown: () => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })) },
-    { name: 'sqlite', make: (now, minutes) => new SqliteSessionHandler(path.join(tmp(), 's.db'), { minutes, now }), teardown: () => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })) },
+    { name: 'array', make: (now, minutes, o) => new ArraySessionHandler(minutes, { now, ...o }) },
+    { name: 'file', make: (now, minutes, o) => new FileSessionHandler(path.join(tmp(), 's'), minutes, { now, ...o }), teardown: () => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })) },
+    { name: 'sqlite', make: (now, minutes, o) => new SqliteSessionHandler(path.join(tmp(), 's.db'), { minutes, now, ...o }), teardown: () => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })) },
     { name: 'js (examples/memory-session-handler + writeIfUnchanged)', make: (now, minutes) => new CasMemoryHandler({ minutes, now }) },
     { name: 'js without writeIfUnchanged', make: (now, minutes) => new MemorySessionHandler({ minutes, now }) },
     {
       name: 'database (PostgreSQL)',
       setup: () => reachable(PG, 'PostgreSQL'),
-      make: (now, minutes) => {
-        const t = table();
+      make: (now, minutes, o = {}) => {
+        const t = o.table || table();
         pgTables.push(t);
-        return new DatabaseSessionHandler(PG, { table: t, minutes, now });
+        return new DatabaseSessionHandler(PG, { minutes, now, ...o, table: t });
       },
       teardown: () => pgTables.forEach(dropPg),
     },
     {
       name: 'database (MariaDB)',
       setup: () => reachable(MY, 'MariaDB'),
-      make: (now, minutes) => {
-        const t = table();
+      make: (now, minutes, o = {}) => {
+        const t = o.table || table();
         myTables.push(t);
-        return new DatabaseSessionHandler(MY, { table: t, minutes, now });
+        return new DatabaseSessionHandler(MY, { minutes, now, ...o, table: t });
       },
       teardown: () => myTables.forEach(dropMy),
     },
@@ -106,14 +108,16 @@ function drivers() {
       name: 'redis',
       serverTtl: true,
       setup: async () => { redis = await startRedis(); },
-      make: (now, minutes) => new RedisSessionHandler(redis.url, { minutes, prefix: `lc${seq++}:` }),
+      make: (now, minutes, o) => new RedisSessionHandler(redis.url, { minutes, prefix: `lc${seq++}:`, ...o }),
+      server: () => redis,
       teardown: () => redis && redis.stop(),
     },
     {
       name: 'memcached',
       serverTtl: true,
       setup: async () => { memcached = await startMemcached(); },
-      make: (now, minutes) => new MemcachedSessionHandler(memcached.addr, { minutes, prefix: `lc${seq++}:` }),
+      make: (now, minutes, o) => new MemcachedSessionHandler(memcached.addr, { minutes, prefix: `lc${seq++}:`, ...o }),
+      server: () => memcached,
       teardown: () => memcached && memcached.stop(),
     },
   ];
@@ -141,4 +145,4 @@ async function request(manager, id, work) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-module.exports = { KEY, T0, MIN, testClock, drivers, managerOf, request, sleep, CasMemoryHandler };
+module.exports = { KEY, T0, MIN, PG, MY, testClock, drivers, managerOf, request, sleep, CasMemoryHandler };

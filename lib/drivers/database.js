@@ -5,11 +5,11 @@
 // apps that keep sessions through their query builder, see lib/ostro/databaseHandler.js; both
 // use the same table, so an app may switch between them.
 const native = require('../native');
-const { NativeSessionHandler, minutesOf, clockOf } = require('../handlers');
+const { NativeSessionHandler, tombstoneSecondsOf, minutesOf, clockOf } = require('../handlers');
 const { sessionError } = require('../errors');
 const { rejectUnknown } = require('../options');
 
-const OPTION_KEYS = ['table', 'minutes', 'pool', 'connectTimeoutMs', 'commandTimeoutMs', 'now', 'clock'];
+const OPTION_KEYS = ['table', 'minutes', 'pool', 'connectTimeoutMs', 'commandTimeoutMs', 'tombstoneSeconds', 'now', 'clock'];
 const SCHEMES = /^(postgres|postgresql|mysql|mariadb):\/\//i;
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -41,10 +41,11 @@ class DatabaseSessionHandler extends NativeSessionHandler {
    * recovers by itself once the server is back. No TLS.
    * @param {string} url `postgres://user[:password]@host[:port]/db` (or `postgresql://`), or
    *   `mysql://…` / `mariadb://…`
-   * @param {{ table?: string, minutes?: number, pool?: number, connectTimeoutMs?: number, commandTimeoutMs?: number, now?: () => number }} [options]
+   * @param {{ table?: string, minutes?: number, pool?: number, connectTimeoutMs?: number, commandTimeoutMs?: number, tombstoneSeconds?: number, now?: () => number }} [options]
    *   `table` (default `'sessions'`), `minutes` lifetime after the last write or touch (default
-   *   120), `pool` connections at most (default 4 for Postgres, 8 for MySQL/MariaDB), timeouts in ms (default 2000 each), `now`
-   *   replaces the clock (tests)
+   *   120), `pool` connections at most (default 4 for Postgres, 8 for MySQL/MariaDB), timeouts in ms (default 2000 each),
+   *   `tombstoneSeconds` how long a destroyed session's tombstone row refuses late saves (1 to
+   *   the lifetime; default the lifetime), `now` replaces the clock (tests)
    */
   constructor(url, options) {
     if (typeof url !== 'string' || !SCHEMES.test(url)) {
@@ -64,6 +65,7 @@ class DatabaseSessionHandler extends NativeSessionHandler {
         pool: wholeOf('pool', o.pool, 1, 64),
         connectTimeoutMs: wholeOf('connectTimeoutMs', o.connectTimeoutMs, 1, 600000),
         commandTimeoutMs: wholeOf('commandTimeoutMs', o.commandTimeoutMs, 1, 600000),
+        tombstoneSeconds: tombstoneSecondsOf(o.tombstoneSeconds, minutesOf(o.minutes)),
       },
       now !== null,
     );

@@ -3,11 +3,11 @@
 // over several servers by consistent hashing. The Rust driver is the client (memcached's meta
 // protocol over TCP): no npm memcached package is needed.
 const native = require('../native');
-const { NativeSessionHandler, minutesOf } = require('../handlers');
+const { NativeSessionHandler, tombstoneSecondsOf, minutesOf } = require('../handlers');
 const { sessionError } = require('../errors');
 const { rejectUnknown } = require('../options');
 
-const OPTION_KEYS = ['prefix', 'minutes', 'timeoutMs'];
+const OPTION_KEYS = ['prefix', 'minutes', 'timeoutMs', 'tombstoneSeconds'];
 
 const invalid = (message) => sessionError('ERR_SESSION_INVALID_OPTION', message);
 
@@ -26,10 +26,11 @@ class MemcachedSessionHandler extends NativeSessionHandler {
    * operations on its keys reject within `timeoutMs` (+0.5 s) with `ERR_SESSION_UNAVAILABLE`.
    * A payload over the server's item size limit rejects with `ERR_SESSION_TOO_LARGE`.
    * @param {string | string[]} servers `'host:port'`, or several (keys spread by consistent hashing)
-   * @param {{ prefix?: string, minutes?: number, timeoutMs?: number }} [options]
+   * @param {{ prefix?: string, minutes?: number, timeoutMs?: number, tombstoneSeconds?: number }} [options]
    *   `prefix` of every key: printable ASCII without spaces, at most 210 bytes (default
    *   `'ostro_session:'`); `minutes` lifetime (default 120); `timeoutMs` per operation
-   *   (default 2000). SASL credentials are not supported and are refused.
+   *   (default 2000); `tombstoneSeconds` the expiry of a destroyed session's tombstone (1 to the
+   *   lifetime; default the lifetime). SASL credentials are not supported and are refused.
    */
   constructor(servers, options) {
     if (options !== undefined && options !== null && (typeof options !== 'object' || Array.isArray(options))) {
@@ -51,6 +52,7 @@ class MemcachedSessionHandler extends NativeSessionHandler {
       prefix: o.prefix,
       minutes: minutesOf(o.minutes),
       timeoutMs: t === null ? undefined : t,
+      tombstoneSeconds: tombstoneSecondsOf(o.tombstoneSeconds, minutesOf(o.minutes)),
     });
     super(handle, null);
   }

@@ -3,7 +3,7 @@
 // itself. The Rust driver is the client: no npm redis package is needed. One connection per
 // handler, shared by concurrent requests, reconnecting by itself after an outage.
 const native = require('../native');
-const { NativeSessionHandler, minutesOf } = require('../handlers');
+const { NativeSessionHandler, tombstoneSecondsOf, minutesOf } = require('../handlers');
 const { sessionError } = require('../errors');
 const { rejectUnknown } = require('../options');
 const { MAX_MIN_REPLICAS } = require('../config');
@@ -11,7 +11,7 @@ const { MAX_MIN_REPLICAS } = require('../config');
 const CONNECTION_KEYS = ['host', 'port', 'username', 'password', 'db', 'database', 'tls'];
 const CLUSTER_KEYS = ['cluster', 'username', 'password', 'tls'];
 const SENTINEL_KEYS = ['masterName', 'nodes', 'username', 'password', 'db', 'database', 'tls'];
-const OPTION_KEYS = ['prefix', 'minutes', 'connectTimeoutMs', 'commandTimeoutMs', 'tls', 'minReplicas'];
+const OPTION_KEYS = ['prefix', 'minutes', 'connectTimeoutMs', 'commandTimeoutMs', 'tls', 'minReplicas', 'tombstoneSeconds'];
 
 const invalid = (message) => sessionError('ERR_SESSION_INVALID_OPTION', message);
 
@@ -145,11 +145,13 @@ class RedisSessionHandler extends NativeSessionHandler {
    *   a Redis Cluster `{ cluster: [nodeUrls], username?, password?, tls? }`; or a master found
    *   through Sentinel `{ sentinel: { masterName, nodes: [sentinelUrls], username?, password?, db?, tls? } }`
    *   (credentials in a sentinel URL are the sentinels' own; `username`/`password` are the master's)
-   * @param {{ prefix?: string, minutes?: number, connectTimeoutMs?: number, commandTimeoutMs?: number, tls?: { caFile?: string }, minReplicas?: number }} [options]
+   * @param {{ prefix?: string, minutes?: number, connectTimeoutMs?: number, commandTimeoutMs?: number, tls?: { caFile?: string }, minReplicas?: number, tombstoneSeconds?: number }} [options]
    *   `prefix` of every key (default `'ostro_session:'`), `minutes` lifetime (default 120),
    *   timeouts in ms (default 2000 each), `tls.caFile` a PEM CA bundle to trust instead of the
    *   system roots, `minReplicas` replicas that must acknowledge a save or destroy before it
-   *   resolves (`WAIT`; default 0: a save acknowledged by the master alone can be lost in a failover)
+   *   resolves (`WAIT`; default 0: a save acknowledged by the master alone can be lost in a failover),
+   *   `tombstoneSeconds` the TTL of a destroyed session's tombstone (1 to the lifetime; default
+   *   the lifetime)
    */
   constructor(connection, options) {
     if (options !== undefined && options !== null && !isObject(options)) {
@@ -166,6 +168,7 @@ class RedisSessionHandler extends NativeSessionHandler {
       commandTimeoutMs: msOf('commandTimeoutMs', o.commandTimeoutMs),
       caFile,
       minReplicas: wholeOf('minReplicas', o.minReplicas, MAX_MIN_REPLICAS),
+      tombstoneSeconds: tombstoneSecondsOf(o.tombstoneSeconds, minutesOf(o.minutes)),
     });
     super(handle, null);
   }

@@ -3,11 +3,11 @@
 // migration creates), shareable by several processes. All SQLite work runs on one Rust thread
 // per handler; no JS SQLite package is involved.
 const native = require('../native');
-const { NativeSessionHandler, minutesOf, clockOf } = require('../handlers');
+const { NativeSessionHandler, tombstoneSecondsOf, minutesOf, clockOf } = require('../handlers');
 const { sessionError } = require('../errors');
 const { rejectUnknown } = require('../options');
 
-const OPTION_KEYS = ['table', 'minutes', 'busyTimeoutMs', 'timeoutMs', 'now', 'clock'];
+const OPTION_KEYS = ['table', 'minutes', 'busyTimeoutMs', 'timeoutMs', 'tombstoneSeconds', 'now', 'clock'];
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -42,11 +42,13 @@ class SqliteSessionHandler extends NativeSessionHandler {
    * Nothing is opened here: the first operation opens the database and creates (or adopts) the
    * table, and reports a bad file.
    * @param {string} path database file, or `':memory:'` for a private in-memory database
-   * @param {{ table?: string, minutes?: number, busyTimeoutMs?: number, timeoutMs?: number, now?: () => number }} [options]
+   * @param {{ table?: string, minutes?: number, busyTimeoutMs?: number, timeoutMs?: number, tombstoneSeconds?: number, now?: () => number }} [options]
    *   `table` (default `'sessions'`), `minutes` lifetime after the last write or touch (default
    *   120), `busyTimeoutMs` how long to wait for another connection's lock before
    *   `ERR_SESSION_BUSY` (default 5000), `timeoutMs` deadline of one operation before
-   *   `ERR_SESSION_TIMEOUT` (default 30000), `now`/`clock` replaces the clock (tests)
+   *   `ERR_SESSION_TIMEOUT` (default 30000), `tombstoneSeconds` how long a destroyed session's
+   *   tombstone row refuses late saves (1 to the lifetime; default the lifetime), `now`/`clock`
+   *   replaces the clock (tests)
    */
   constructor(path, options) {
     if (typeof path !== 'string' || path === '') throw sessionError('ERR_SESSION_INVALID_OPTION', "SqliteSessionHandler needs a database path string (or ':memory:')");
@@ -58,7 +60,7 @@ class SqliteSessionHandler extends NativeSessionHandler {
     const now = clockOf(o);
     const handle = native.createSqliteHandler(
       path,
-      { table: tableOf(o.table), minutes: minutesOf(o.minutes), busyTimeoutMs: busyTimeoutOf(o.busyTimeoutMs), timeoutMs: timeoutOf(o.timeoutMs) },
+      { table: tableOf(o.table), minutes: minutesOf(o.minutes), busyTimeoutMs: busyTimeoutOf(o.busyTimeoutMs), timeoutMs: timeoutOf(o.timeoutMs), tombstoneSeconds: tombstoneSecondsOf(o.tombstoneSeconds, minutesOf(o.minutes)) },
       now !== null,
     );
     super(handle, now);

@@ -15,9 +15,12 @@
 // MySQL clients report matched rows, FOUND_ROWS, so an update that changes no byte still counts.)
 // destroy() leaves a tombstone, as the native drivers do: the row with an empty payload and a
 // fresh last_activity, which reads as no session, is never touched, never matches, and is
-// deleted by gc after the lifetime.
+// deleted by gc after the lifetime. With `tombstoneSeconds` its last_activity is set that much
+// less than a lifetime before now, as the native drivers do, so the same lifetime rule (of every
+// reader of the table) ends it that long after the destroy.
 const { SessionHandlerInterface } = require('../handler-interface');
 const { sessionError } = require('../errors');
+const { tombstoneRange } = require('../config');
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -27,8 +30,10 @@ class DatabaseSessionHandler extends SessionHandlerInterface {
    * @param {object|(() => object)} connection an OstroJS database connection (anything with
    *   `table(name)` returning a query builder), or a function returning one; a function is
    *   called on every operation, so the app's connection manager may reconnect in between
-   * @param {{ table?: string, minutes?: number, now?: () => number }} [options] `table`
-   *   (default `'sessions'`), `minutes` lifetime (default 120), `now` ms clock (tests)
+   * @param {{ table?: string, minutes?: number, tombstoneSeconds?: number, now?: () => number }} [options]
+   *   `table` (default `'sessions'`), `minutes` lifetime (default 120), `tombstoneSeconds` how
+   *   long a destroyed session's tombstone row refuses late saves (1 to the lifetime; default the
+   *   lifetime), `now` ms clock (tests)
    */
   constructor(connection, options) {
     super();
@@ -44,6 +49,11 @@ class DatabaseSessionHandler extends SessionHandlerInterface {
     if (!Number.isFinite(minutes) || minutes <= 0) {
       throw sessionError('ERR_SESSION_INVALID_OPTION', `the database driver lifetime must be a positive number of minutes, got ${String(o.minutes)}`);
     }
+    const tomb = o.tombstoneSeconds === undefined || o.tombstoneSeconds === null ? null : o.tombstoneSeconds;
+    const why = tomb === null ? null : tombstoneRange(tomb, minutes);
+    if (why !== null) {
+      throw sessionError('ERR_SESSION_INVALID_OPTION', `the database driver tombstoneSeconds ${why}, got ${JSON.stringify(tomb) ?? typeof tomb}`);
+    }
     if (o.now !== undefined && typeof o.now !== 'function') {
       throw sessionError('ERR_SESSION_INVALID_OPTION', 'the now option must be a function returning milliseconds');
     }
@@ -51,6 +61,8 @@ class DatabaseSessionHandler extends SessionHandlerInterface {
       _connection: { value: connection },
       _table: { value: table },
       _lifetimeSecs: { value: Math.max(1, Math.ceil(minutes * 60)) },
+      // How much earlier than the destroy a tombstone is stamped (0: kept for the lifetime).
+      _tombstoneBackdate: { value: tomb === null ? 0 : Math.max(0, Math.ceil(minutes * 60) - tomb) },
       _now: { value: o.now || Date.now },
       _userIdColumn: { value: true, writable: true },
     });
@@ -146,7 +158,7 @@ class DatabaseSessionHandler extends SessionHandlerInterface {
 
   /** Leaves a tombstone (see the top of this file) where the session's row was. */
   async destroy(sessionId) {
-    const tomb = { payload: '', last_activity: this._seconds() };
+    const tomb = { payload: '', last_activity: this._seconds() - this._tombstoneBackdate };
     if (this._userIdColumn) {
       try {
         await this._query().where('sid', sessionId).update({ ...tomb, user_id: null });

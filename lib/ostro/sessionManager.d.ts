@@ -28,7 +28,7 @@ declare namespace OstroSessionManager {
   /** Sessions as rows of a table through an OstroJS database connection (the query builder). */
   export class DatabaseSessionHandler extends SessionHandlerInterface {
     /** @param connection an OstroJS database connection, or a function returning one */
-    constructor(connection: object | (() => object), options?: { table?: string; minutes?: number; now?: () => number });
+    constructor(connection: object | (() => object), options?: { table?: string; minutes?: number; tombstoneSeconds?: number; now?: () => number });
     read(sessionId: string): Promise<string>;
     write(sessionId: string, data: string, meta?: WriteMeta): Promise<void>;
     destroy(sessionId: string): Promise<void>;

@@ -283,7 +283,7 @@ class OstroSessionManager extends SessionManager {
         throw sessionError('ERR_SESSION_UNAVAILABLE', 'the database session driver needs the app\'s `db` (register @ostro/database/databaseServiceProvider)');
       }
       return db.connection(name);
-    }, { table: this.config.table, minutes: this.config.lifetime });
+    }, { table: this.config.table, minutes: this.config.lifetime, tombstoneSeconds: this.config.tombstone_seconds });
   }
 
   /**

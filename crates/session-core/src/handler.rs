@@ -14,13 +14,63 @@ pub struct WriteMeta {
     pub user_id: Option<String>,
 }
 
-/// What a driver that keeps tombstones as values (redis, memcached) stores for a destroyed
-/// session, for the lifetime: one byte that no payload can be, since a payload is a JSON object
-/// or sealed base64url text. It reads back as no session (`""`), a touch of it answers `false`,
-/// and [`SessionHandler::write_if_unchanged`] never matches it, so a save racing a logout is
-/// dropped instead of bringing the session back. Defined once here so every driver (and a
-/// process of another version sharing the store) agrees on it.
+/// What a driver that keeps tombstones as values (redis, memcached) stores for a destroyed session,
+/// for the lifetime or the shorter [`tombstone_ms`]: one byte that no payload can be, since a
+/// payload is a JSON object or sealed base64url text. It reads back as no session (`""`), a touch
+/// of it answers `false`, and [`SessionHandler::write_if_unchanged`] never matches it, so a save
+/// racing a logout is dropped instead of bringing the session back. Defined once here so every
+/// driver (and a process of another version sharing the store) agrees on it.
 pub const TOMBSTONE: &str = "!";
+
+/// How long a tombstone lives, in ms: `tombstone_secs` (`tombstone_seconds` in the session
+/// config, `tombstoneSeconds` as a driver option) when given, else the lifetime. The one rule
+/// for the option: a whole number of seconds from 1 to the lifetime. Longer is refused rather
+/// than clamped: a tombstone only has to outlast the requests that loaded the session before it
+/// ended, a session left alone would have expired a lifetime after its last use anyway, and a
+/// driver that keeps a last-activity time could only make a tombstone outlive the lifetime by
+/// stamping it in the future.
+///
+/// Drivers that expire records on a server keep a tombstone for this TTL (redis, memcached).
+/// Drivers that keep a last-activity time (array, file, sqlite, the database driver) stamp a
+/// tombstone `lifetime - tombstone` earlier than the destroy, so the lifetime rule every reader
+/// and gc already apply (and every process of another version sharing the store) ends it this
+/// long after the destroy: see [`tombstone_backdate_ms`].
+///
+/// # Errors
+/// [`crate::SessionError::InvalidOption`] for 0 or a time longer than the lifetime.
+pub fn tombstone_ms(lifetime_ms: i64, tombstone_secs: Option<u64>) -> Result<i64> {
+    let Some(secs) = tombstone_secs else {
+        return Ok(lifetime_ms);
+    };
+    let ms = i64::try_from(secs).ok().and_then(|s| s.checked_mul(1000));
+    match ms {
+        Some(ms) if secs >= 1 && ms <= lifetime_ms => Ok(ms),
+        _ => Err(crate::SessionError::InvalidOption(format!(
+            "tombstoneSeconds must be a whole number of seconds from 1 to the lifetime ({}), got \
+             {secs}",
+            seconds_text(lifetime_ms)
+        ))),
+    }
+}
+
+/// How much earlier than the destroy a driver with a last-activity time stamps a tombstone
+/// (`lifetime - tombstone`, 0 by default), so that it expires [`tombstone_ms`] after the destroy.
+///
+/// # Errors
+/// As [`tombstone_ms`].
+pub fn tombstone_backdate_ms(lifetime_ms: i64, tombstone_secs: Option<u64>) -> Result<i64> {
+    Ok(lifetime_ms - tombstone_ms(lifetime_ms, tombstone_secs)?)
+}
+
+/// `7200 s`, or `1.5 s` for a lifetime that is not a whole number of seconds.
+fn seconds_text(ms: i64) -> String {
+    if ms % 1000 == 0 {
+        format!("{} s", ms / 1000)
+    } else {
+        let frac = format!("{:03}", ms % 1000);
+        format!("{}.{} s", ms / 1000, frac.trim_end_matches('0'))
+    }
+}
 
 /// One entry of a driver's index of a user's sessions (see [`crate::users`]), as the driver
 /// holds it: the engine decodes `payload` to check the link and read the creation time.
@@ -74,11 +124,11 @@ pub trait SessionHandler: Send + Sync + 'static {
     /// Refreshes the expiry of `id` without rewriting it: `Ok(false)` when there is no record.
     async fn touch(&self, id: &str) -> Result<bool>;
     /// Whether `id` holds a live tombstone (left by [`SessionHandler::destroy`] less than a
-    /// lifetime ago): the session was ended (a logout, a revoke), it did not expire. Asked only
-    /// after a load found no session under an id a client presented, and only when someone
-    /// listens for `expired` events (see [`crate::load::missing_reason`]), so it costs nothing
-    /// on the request path. The default answers `false`: a driver that keeps no tombstones
-    /// cannot tell a destroyed session from an expired one.
+    /// lifetime, or the shorter [`tombstone_ms`], ago): the session was ended (a logout, a revoke),
+    /// it did not expire. Asked only after a load found no session under an id a client presented,
+    /// and only when someone listens for `expired` events (see [`crate::load::missing_reason`]), so
+    /// it costs nothing on the request path. The default answers `false`: a driver that keeps no
+    /// tombstones cannot tell a destroyed session from an expired one.
     async fn is_tombstone(&self, id: &str) -> Result<bool> {
         let _ = id;
         Ok(false)

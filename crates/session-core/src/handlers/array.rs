@@ -2,7 +2,7 @@
 
 use crate::clock::{self, SharedClock};
 use crate::error::Result;
-use crate::handler::{CasOutcome, SessionHandler, UserRecord, WriteMeta};
+use crate::handler::{self, CasOutcome, SessionHandler, UserRecord, WriteMeta};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -10,7 +10,8 @@ use std::sync::{Mutex, MutexGuard};
 type Records = HashMap<Box<str>, (Box<str>, i64)>;
 
 /// Sessions in a map: payload and last-activity time in ms. A destroyed session stays as a
-/// tombstone (an empty payload) for the lifetime, so that a save racing the destroy (a request
+/// tombstone (an empty payload) for the lifetime, or the shorter time set with
+/// [`ArraySessionHandler::with_tombstone_secs`], so that a save racing the destroy (a request
 /// that loaded the session before a logout) is refused instead of bringing it back.
 ///
 /// Keys and payloads are boxed `str`s, allocated at their exact length: a `String` key would
@@ -23,6 +24,9 @@ pub struct ArraySessionHandler {
     // Blocking locks (see `crate::blocking`): id -> (token, expiry in ms).
     locks: Mutex<HashMap<String, (String, i64)>>,
     lifetime_ms: i64,
+    // How much earlier than the destroy a tombstone is stamped (see
+    // `handler::tombstone_backdate_ms`): 0 keeps it for the lifetime.
+    tombstone_backdate_ms: i64,
     clock: SharedClock,
 }
 
@@ -34,8 +38,20 @@ impl ArraySessionHandler {
             users: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
             lifetime_ms: clock::lifetime_ms(minutes)?,
+            tombstone_backdate_ms: 0,
             clock: clock.unwrap_or_else(clock::system),
         })
+    }
+
+    /// Keeps tombstones `secs` seconds instead of the lifetime (`None`: the lifetime); gc
+    /// removes them once that time has passed.
+    ///
+    /// # Errors
+    /// [`crate::SessionError::InvalidOption`] unless `secs` is from 1 to the lifetime (see
+    /// [`handler::tombstone_ms`]).
+    pub fn with_tombstone_secs(mut self, secs: Option<u64>) -> Result<Self> {
+        self.tombstone_backdate_ms = handler::tombstone_backdate_ms(self.lifetime_ms, secs)?;
+        Ok(self)
     }
 
     fn records(&self) -> MutexGuard<'_, Records> {
@@ -101,9 +117,10 @@ impl ArraySessionHandler {
         }
     }
 
-    /// Synchronous destroy: leaves a tombstone until `gc` (see the type's docs).
+    /// Synchronous destroy: leaves a tombstone until `gc` (see the type's docs), stamped early
+    /// by the tombstone's back-dating so that the lifetime rule ends it in time.
     pub fn destroy_now(&self, id: &str) {
-        let now = self.clock.now_ms();
+        let now = self.clock.now_ms() - self.tombstone_backdate_ms;
         let mut records = self.records();
         if let Some(rec) = records.get_mut(id) {
             *rec = (Box::from(""), now);

@@ -18,18 +18,21 @@
 //! that the next operation connects afresh (recovery needs no restart). Such an operation has an
 //! unknown outcome: a frozen server that resumes may still apply a write it had received.
 //!
-//! Compare-and-set (issue 12): [`SessionHandler::write_if_unchanged`] is one conditional
-//! statement, so concurrent requests of one session lose nothing, across processes too: an
-//! `UPDATE … WHERE sid = ? AND payload = <the payload the request loaded> AND <alive>` (the
-//! payload itself is the version: no column is added, and rows written by any other writer of the
-//! table, the query-builder handler or 1.x, compare the same way), or for a request that loaded
-//! nothing an insert that only replaces an expired row. Only on a refusal is the row read again
-//! (a second round trip), to hand the engine what is there now. `destroy` leaves a tombstone, as
-//! the sqlite driver does: the row stays with an empty payload, a fresh `last_activity` and no
-//! `user_id`; it reads as no session, a touch answers `false`, a compare-and-set never matches it
-//! (so a save racing a logout cannot bring the session back), and gc deletes it after the
-//! lifetime like any idle row. A compare-and-set whose connection breaks is not retried: it may
-//! have been applied, and a replay on top of it would apply the request twice.
+//! Compare-and-set (issue 12): [`SessionHandler::write_if_unchanged`] is one conditional statement,
+//! so concurrent requests of one session lose nothing, across processes too: an `UPDATE … WHERE sid
+//! = ? AND payload = <the payload the request loaded> AND <alive>` (the payload itself is the
+//! version: no column is added, and rows written by any other writer of the table, the
+//! query-builder handler or 1.x, compare the same way), or for a request that loaded nothing an
+//! insert that only replaces an expired row. Only on a refusal is the row read again (a second
+//! round trip), to hand the engine what is there now. `destroy` leaves a tombstone, as the sqlite
+//! driver does: the row stays with an empty payload, a fresh `last_activity` and no `user_id`; it
+//! reads as no session, a touch answers `false`, a compare-and-set never matches it (so a save
+//! racing a logout cannot bring the session back), and gc deletes it after the lifetime like any
+//! idle row. With [`DatabaseOptions::tombstone_secs`] its `last_activity` is set that much less
+//! than a lifetime before now, so the same lifetime rule (of every reader of the table, the
+//! query-builder handler and 1.x included) ends it that long after the destroy. A compare-and-set
+//! whose connection breaks is not retried: it may have been applied, and a replay on top of it
+//! would apply the request twice.
 //!
 //! Opt-in blocking (see [`crate::blocking`]): locks are rows of a second table,
 //! `<table>_locks` (`sid`, `token`, `expires_at` in ms of the handler's clock), created on the
@@ -41,7 +44,7 @@
 
 use crate::clock::{self, SharedClock};
 use crate::error::{Result, SessionError};
-use crate::handler::{CasOutcome, SessionHandler, UserRecord, WriteMeta};
+use crate::handler::{self, CasOutcome, SessionHandler, UserRecord, WriteMeta};
 use crate::id;
 use async_trait::async_trait;
 use std::sync::{Arc, PoisonError};
@@ -85,6 +88,9 @@ pub struct DatabaseOptions {
     pub connect_timeout_ms: u64,
     /// Time allowed for one operation (connecting included), in ms.
     pub command_timeout_ms: u64,
+    /// How long a tombstone lives, in seconds, from 1 to the lifetime (`None`, the default: the
+    /// lifetime). See [`handler::tombstone_ms`].
+    pub tombstone_secs: Option<u64>,
 }
 
 impl Default for DatabaseOptions {
@@ -95,6 +101,7 @@ impl Default for DatabaseOptions {
             pool: None,
             connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
             command_timeout_ms: DEFAULT_COMMAND_TIMEOUT_MS,
+            tombstone_secs: None,
         }
     }
 }
@@ -106,6 +113,9 @@ pub(crate) struct Settings {
     /// `host:port` for messages (never the user or password).
     pub addr: String,
     pub lifetime_secs: i64,
+    /// How much earlier than the destroy a tombstone's `last_activity` is set (see
+    /// `handler::tombstone_backdate_ms`): 0 keeps it for the lifetime.
+    pub tombstone_backdate_secs: i64,
     pub pool: usize,
     pub connect_timeout: Duration,
     pub command_timeout: Duration,
@@ -421,6 +431,7 @@ impl DatabaseSessionHandler {
     pub fn new(url: &str, opts: DatabaseOptions, clock: Option<SharedClock>) -> Result<Self> {
         check_table_name(&opts.table)?;
         let lifetime_ms = clock::lifetime_ms(opts.minutes)?;
+        let tombstone_ms = handler::tombstone_ms(lifetime_ms, opts.tombstone_secs)?;
         if let Some(pool) = opts.pool.filter(|&p| p == 0 || p > MAX_POOL) {
             return Err(invalid(format!(
                 "pool must be a whole number from 1 to {MAX_POOL}, got {pool}"
@@ -440,6 +451,8 @@ impl DatabaseSessionHandler {
             // `last_activity` holds whole seconds; a row is readable while
             // now - last_activity <= lifetime, which for integers means <= floor(lifetime).
             lifetime_secs: lifetime_ms.div_euclid(1000),
+            // Whole seconds from 1 to the lifetime, so from 0 to lifetime_secs - 1.
+            tombstone_backdate_secs: lifetime_ms.div_euclid(1000) - tombstone_ms.div_euclid(1000),
             pool: opts.pool.unwrap_or(DEFAULT_POOL),
             connect_timeout,
             command_timeout,
@@ -599,8 +612,9 @@ impl SessionHandler for DatabaseSessionHandler {
 
     async fn destroy(&self, id: &str) -> Result<()> {
         id::check_storage_id(id)?;
-        let now = self.settings.now_secs();
-        dispatch!(self, b => b.destroy(id, now).await)
+        // Stamped early by the back-dating, so the lifetime rule ends it in time.
+        let stamp = self.settings.now_secs() - self.settings.tombstone_backdate_secs;
+        dispatch!(self, b => b.destroy(id, stamp).await)
     }
 
     async fn gc(&self, max_lifetime_secs: u64) -> Result<u64> {

@@ -19,9 +19,10 @@
 //! and a lock on the old inode would exclude nobody. Lock files are a fixed set of stripes
 //! (`.ostro-lock.<n>`, n = a hash of the id modulo [`LOCK_STRIPES`]) that are never removed, so
 //! every process always locks the same inode and no lock file outlives its session. A destroy
-//! leaves a tombstone, an empty session file, for the lifetime: it reads as no session, a touch
-//! of it answers `false`, a compare-and-set never matches it, and gc removes it once it is older
-//! than the lifetime like any session file.
+//! leaves a tombstone, an empty session file, for the lifetime (or [`FileOptions::tombstone_secs`]:
+//! its mtime is then set that much less than a lifetime before now): it reads as no session, a
+//! touch of it answers `false`, a compare-and-set never matches it, and gc removes it once it is
+//! older than the lifetime like any session file.
 //!
 //! A user's sessions (see [`crate::users`]) are indexed under `.ostro-users/<user>/<entry>`: one
 //! directory per user (named by a hash of the user id) holding one small file per session
@@ -39,7 +40,7 @@
 
 use crate::clock::{self, SharedClock};
 use crate::error::{Result, SessionError};
-use crate::handler::{CasOutcome, SessionHandler, UserRecord, WriteMeta};
+use crate::handler::{self, CasOutcome, SessionHandler, UserRecord, WriteMeta};
 use crate::id;
 use async_trait::async_trait;
 use std::fs::{self, File, OpenOptions};
@@ -86,6 +87,9 @@ pub struct FileOptions {
     /// Largest session file read, in bytes; a larger file reads as no session without being
     /// read (default 4 MiB: the Store's 1 MiB default payload, sealed, fits with room).
     pub max_file_bytes: u64,
+    /// How long a tombstone lives, in seconds, from 1 to the lifetime (`None`, the default: the
+    /// lifetime). See [`handler::tombstone_ms`].
+    pub tombstone_secs: Option<u64>,
 }
 
 impl Default for FileOptions {
@@ -94,6 +98,7 @@ impl Default for FileOptions {
             timeout_ms: 30_000,
             durable: false,
             max_file_bytes: 4 * 1024 * 1024,
+            tombstone_secs: None,
         }
     }
 }
@@ -101,6 +106,9 @@ impl Default for FileOptions {
 struct Inner {
     dir: PathBuf,
     lifetime_ms: i64,
+    // How much earlier than the destroy a tombstone's mtime is set (see
+    // `handler::tombstone_backdate_ms`): 0 keeps it for the lifetime.
+    tombstone_backdate_ms: i64,
     clock: SharedClock,
     // With the system clock the OS stamps mtimes itself; a test clock needs explicit stamps.
     stamp_mtime: bool,
@@ -128,8 +136,8 @@ impl FileSessionHandler {
     /// [`FileSessionHandler::new`] with [`FileOptions`].
     ///
     /// # Errors
-    /// [`SessionError::InvalidOption`] for an empty path, a bad lifetime or a deadline outside
-    /// 1..=[`MAX_TIMEOUT_MS`].
+    /// [`SessionError::InvalidOption`] for an empty path, a bad lifetime, a deadline outside
+    /// 1..=[`MAX_TIMEOUT_MS`] or a tombstone time outside 1 s..=the lifetime.
     pub fn with_options(
         dir: impl Into<PathBuf>,
         minutes: f64,
@@ -148,9 +156,14 @@ impl FileSessionHandler {
                 opts.timeout_ms
             )));
         }
+        let lifetime_ms = clock::lifetime_ms(minutes)?;
         Ok(Self(Arc::new(Inner {
             dir,
-            lifetime_ms: clock::lifetime_ms(minutes)?,
+            lifetime_ms,
+            tombstone_backdate_ms: handler::tombstone_backdate_ms(
+                lifetime_ms,
+                opts.tombstone_secs,
+            )?,
             stamp_mtime: clock.is_some(),
             clock: clock.unwrap_or_else(clock::system),
             swept: AtomicBool::new(false),
@@ -470,6 +483,12 @@ impl Inner {
     }
 
     fn write(&self, id: &str, data: &str) -> Result<()> {
+        self.write_at(id, data, 0)
+    }
+
+    /// Writes `data` with an mtime `backdate_ms` before now (0: now, stamped by the OS unless a
+    /// test clock runs).
+    fn write_at(&self, id: &str, data: &str, backdate_ms: i64) -> Result<()> {
         let rand = id::random_alnum(12)?;
         // The pid lets a later process tell a crashed writer's temp file from a live one.
         let tmp = self
@@ -490,8 +509,8 @@ impl Inner {
             // A test clock's time is stamped after the rename, through the still-open file: on
             // the temp file a fake, long-past mtime made an in-flight write look orphaned to
             // the temp sweep, which removed it under the rename (ENOENT).
-            if self.stamp_mtime {
-                f.set_modified(time_of(self.clock.now_ms()))?;
+            if self.stamp_mtime || backdate_ms != 0 {
+                f.set_modified(time_of(self.clock.now_ms() - backdate_ms))?;
             }
             drop(f);
             if self.durable {
@@ -534,7 +553,7 @@ impl Inner {
     fn destroy(&self, id: &str) -> Result<()> {
         let _lock = self.lock(id, "destroy")?;
         match fs::symlink_metadata(self.path(id)) {
-            Ok(m) if m.file_type().is_file() => self.write(id, ""),
+            Ok(m) if m.file_type().is_file() => self.write_at(id, "", self.tombstone_backdate_ms),
             Ok(_) => match fs::remove_file(self.path(id)) {
                 // Not a regular file (a planted symlink or FIFO): it never held a session.
                 Ok(()) => Ok(()),

@@ -20,10 +20,13 @@
 //! one `ms` in add mode), with no read first. The server refuses it when anything wrote in
 //! between; only then is the item read again (`mg` with the token), compared here and written
 //! with that token.
-//! `destroy` leaves a tombstone, [`TOMBSTONE`] with the lifetime's expiry (in replace mode:
-//! only over an item that exists), which reads as no session and never matches. `touch` asks for
-//! the item size with the touch and answers `false` for a tombstone (it refreshes the
-//! tombstone's expiry too, which only keeps a logged-out id refused for longer).
+//! `destroy` leaves a tombstone, [`TOMBSTONE`] with the lifetime's expiry or the shorter
+//! [`MemcachedOptions::tombstone_secs`] (in replace mode: only over an item that exists), which
+//! reads as no session and never matches. `touch` asks for the item size with the touch and
+//! answers `false` for a tombstone. The touch refreshes the tombstone's expiry too (memcached
+//! cannot touch conditionally), which only keeps a logged-out id refused for longer; with a
+//! shorter tombstone time, a touch that found a tombstone sets its expiry back to that time
+//! (one more `ms`, under the CAS token the touch saw, so nothing written since is changed).
 
 use crate::clock::{self, Clock, SystemClock};
 use crate::error::{Result, SessionError};
@@ -73,6 +76,9 @@ pub struct MemcachedOptions {
     pub username: Option<String>,
     /// SASL password: not supported, so setting it is an error.
     pub password: Option<String>,
+    /// The expiry of a tombstone, in seconds, from 1 to the lifetime (`None`, the default: the
+    /// lifetime). See [`crate::handler::tombstone_ms`].
+    pub tombstone_secs: Option<u64>,
 }
 
 impl std::fmt::Debug for MemcachedOptions {
@@ -83,6 +89,7 @@ impl std::fmt::Debug for MemcachedOptions {
             .field("timeout_ms", &self.timeout_ms)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("tombstone_secs", &self.tombstone_secs)
             .finish()
     }
 }
@@ -95,6 +102,7 @@ impl Default for MemcachedOptions {
             timeout_ms: DEFAULT_TIMEOUT_MS,
             username: None,
             password: None,
+            tombstone_secs: None,
         }
     }
 }
@@ -106,6 +114,8 @@ pub struct MemcachedSessionHandler {
     client: Mutex<Option<AsyncMetaClient>>,
     prefix: String,
     ttl_secs: u64,
+    // The tombstone's expiry; `None` when it is the lifetime's (`ttl_secs`).
+    tombstone_ttl_secs: Option<u64>,
     timeout: Duration,
     // id -> (SHA-1 of the value last read or written, that item's CAS token).
     tokens: Mutex<HashMap<String, (Digest20, u64)>>,
@@ -227,6 +237,12 @@ impl MemcachedSessionHandler {
         check_prefix(&opts.prefix)?;
         let lifetime_ms = clock::lifetime_ms(opts.minutes)?;
         let ttl_secs = clock::ttl_seconds(lifetime_ms);
+        let tombstone_ttl_secs = opts
+            .tombstone_secs
+            .map(|secs| crate::handler::tombstone_ms(lifetime_ms, Some(secs)))
+            .transpose()?
+            .map(clock::ttl_seconds)
+            .filter(|&t| t < ttl_secs);
         if wire_expiry(ttl_secs, now_secs()).is_none() {
             return Err(invalid(format!(
                 "minutes is too large for memcached, whose expiry times end in 2106: {}",
@@ -244,6 +260,7 @@ impl MemcachedSessionHandler {
             client: Mutex::new(None),
             prefix: opts.prefix,
             ttl_secs,
+            tombstone_ttl_secs,
             timeout: Duration::from_millis(opts.timeout_ms),
             tokens: Mutex::new(HashMap::new()),
         })
@@ -265,8 +282,32 @@ impl MemcachedSessionHandler {
     }
 
     fn expiry(&self) -> Result<u32> {
-        wire_expiry(self.ttl_secs, now_secs())
+        Self::expiry_of(self.ttl_secs)
+    }
+
+    /// The expiry a destroy gives its tombstone: the lifetime's, or the shorter tombstone time.
+    fn tombstone_expiry(&self) -> Result<u32> {
+        Self::expiry_of(self.tombstone_ttl_secs.unwrap_or(self.ttl_secs))
+    }
+
+    fn expiry_of(ttl_secs: u64) -> Result<u32> {
+        wire_expiry(ttl_secs, now_secs())
             .ok_or_else(|| SessionError::Io("memcached expiry time is out of range".into()))
+    }
+
+    /// After a touch that refreshed a tombstone to the lifetime's expiry: sets it back to the
+    /// shorter tombstone time, only if the item is still that tombstone (CAS `token`).
+    async fn shorten_tombstone(&self, key: &str, token: u64) -> Result<()> {
+        let exp = self.tombstone_expiry()?;
+        self.run_cas("touch", 0, |c| async move {
+            c.set(key, TOMBSTONE.as_bytes())
+                .ttl_raw(exp)
+                .compare_cas(token)
+                .send()
+                .await
+        })
+        .await
+        .map(|_| ())
     }
 
     async fn client(&self) -> Result<AsyncMetaClient> {
@@ -504,9 +545,9 @@ impl SessionHandler for MemcachedSessionHandler {
     }
 
     async fn destroy(&self, id: &str) -> Result<()> {
-        // A tombstone for the lifetime, only over an item that exists (see the module docs).
+        // A tombstone for its time, only over an item that exists (see the module docs).
         let key = self.key(id)?;
-        let exp = self.expiry()?;
+        let exp = self.tombstone_expiry()?;
         self.run("destroy", 0, |c| {
             let key = key.clone();
             async move {
@@ -595,6 +636,8 @@ impl SessionHandler for MemcachedSessionHandler {
     async fn touch(&self, id: &str) -> Result<bool> {
         let key = self.key(id)?;
         let exp = self.expiry()?;
+        // The CAS token too when a tombstone's shorter time may have to be set back.
+        let shorter = self.tombstone_ttl_secs.is_some();
         let r = self
             .run("touch", 0, |c| {
                 let key = key.clone();
@@ -602,14 +645,23 @@ impl SessionHandler for MemcachedSessionHandler {
                     c.get(&key)
                         .touch_raw(exp)
                         .without_value()
-                        .meta(meta_with(|m| m.size = true))
+                        .meta(meta_with(|m| {
+                            m.size = true;
+                            m.cas = shorter;
+                        }))
                         .send()
                         .await
                 }
             })
             .await?;
         // A payload is at least `{}`: an item of the tombstone's size is the tombstone.
-        Ok(r.hit() && r.item.size != Some(TOMBSTONE.len() as u64))
+        let tombstone = r.item.size == Some(TOMBSTONE.len() as u64);
+        if r.hit() && tombstone {
+            if let (true, Some(token)) = (shorter, r.item.cas) {
+                self.shorten_tombstone(&key, token).await?;
+            }
+        }
+        Ok(r.hit() && !tombstone)
     }
 
     async fn is_tombstone(&self, id: &str) -> Result<bool> {

@@ -13,8 +13,9 @@
 //! its SHA (`EVALSHA`, then `EVAL` once when the server answers `NOSCRIPT`: after a restart or a
 //! `SCRIPT FLUSH`), that compares the SHA-1 of the stored value with the SHA-1 of the payload the
 //! request loaded (computed here, so the old payload never travels) and `SET`s with the TTL in
-//! the same step. `destroy` leaves a tombstone, [`TOMBSTONE`] with the TTL (`SET … XX`: only over
-//! a record that exists), which reads as no session and never matches; `touch` is a script too,
+//! the same step. `destroy` leaves a tombstone, [`TOMBSTONE`] with the TTL, or the shorter
+//! [`RedisOptions::tombstone_secs`] (`SET … XX`: only over a record that exists), which reads as
+//! no session and never matches; `touch` is a script too,
 //! so a tombstone is never refreshed and answers `false`. Every command touches one key (one
 //! slot), so the same commands and scripts run on a Redis Cluster.
 //!
@@ -31,7 +32,7 @@
 use super::redis_cluster::{ClusterConn, ClusterSpec};
 use crate::clock;
 use crate::error::{Result, SessionError};
-use crate::handler::{CasOutcome, SessionHandler, UserRecord, WriteMeta, TOMBSTONE};
+use crate::handler::{self, CasOutcome, SessionHandler, UserRecord, WriteMeta, TOMBSTONE};
 use crate::id;
 use async_trait::async_trait;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -332,6 +333,9 @@ pub struct RedisOptions {
     /// When above 0, a write or destroy resolves only once this many replicas acknowledged it
     /// (`WAIT`); otherwise it rejects with [`SessionError::Unavailable`].
     pub min_replicas: u32,
+    /// The TTL of a tombstone, in seconds, from 1 to the lifetime (`None`, the default: the
+    /// lifetime). See [`handler::tombstone_ms`].
+    pub tombstone_secs: Option<u64>,
 }
 
 impl Default for RedisOptions {
@@ -343,6 +347,7 @@ impl Default for RedisOptions {
             command_timeout_ms: DEFAULT_COMMAND_TIMEOUT_MS,
             ca_file: None,
             min_replicas: 0,
+            tombstone_secs: None,
         }
     }
 }
@@ -361,6 +366,7 @@ pub struct RedisSessionHandler {
     generation: AtomicU64,
     prefix: String,
     lifetime_ms: i64,
+    tombstone_ms: i64,
     command_timeout: Duration,
     min_replicas: u32,
     cas: Script,
@@ -861,6 +867,7 @@ impl RedisSessionHandler {
     /// that operation, not here.
     pub fn new(conn: &RedisConnection, opts: RedisOptions) -> Result<Self> {
         let lifetime_ms = clock::lifetime_ms(opts.minutes)?;
+        let tombstone_ms = handler::tombstone_ms(lifetime_ms, opts.tombstone_secs)?;
         let connect_timeout = check_timeout("connectTimeoutMs", opts.connect_timeout_ms)?;
         let command_timeout = check_timeout("commandTimeoutMs", opts.command_timeout_ms)?;
         if opts.prefix.len() > 1024 {
@@ -906,6 +913,7 @@ impl RedisSessionHandler {
             generation: AtomicU64::new(0),
             prefix: opts.prefix,
             lifetime_ms,
+            tombstone_ms,
             command_timeout,
             min_replicas: opts.min_replicas,
             server,
@@ -920,6 +928,12 @@ impl RedisSessionHandler {
     /// The TTL sent with every write and touch, in seconds.
     pub fn ttl_seconds(&self) -> u64 {
         clock::ttl_seconds(self.lifetime_ms)
+    }
+
+    /// The TTL a destroy gives its tombstone, in seconds: the lifetime's, or the shorter
+    /// [`RedisOptions::tombstone_secs`].
+    pub fn tombstone_ttl_seconds(&self) -> u64 {
+        clock::ttl_seconds(self.tombstone_ms)
     }
 
     /// The TTL of a user's index, in seconds: the lifetime plus the index's resolution.
@@ -1596,12 +1610,12 @@ impl SessionHandler for RedisSessionHandler {
     }
 
     async fn destroy(&self, id: &str) -> Result<()> {
-        // A tombstone for the lifetime, only where a record exists (see the module docs).
+        // A tombstone for its TTL, only where a record exists (see the module docs).
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.key(id)?)
             .arg(TOMBSTONE)
             .arg("EX")
-            .arg(self.ttl_seconds())
+            .arg(self.tombstone_ttl_seconds())
             .arg("XX");
         self.write_query::<Value, _>(
             "destroy",

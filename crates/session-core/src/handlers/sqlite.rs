@@ -11,14 +11,16 @@
 //! and the database opened on the first operation, so a bad file is reported there; the thread
 //! ends when the handler is closed or dropped, and never keeps a process alive.
 //!
-//! Compare-and-set (issue 12): [`SessionHandler::write_if_unchanged`] reads, compares and
-//! writes inside one `BEGIN IMMEDIATE` transaction on the worker thread, which takes SQLite's
-//! write lock before the read, so it also holds against other processes using the file (they
-//! wait up to the busy timeout). `destroy` leaves a tombstone: the row stays with an empty
-//! payload and a fresh `last_activity` (and no `user_id`), so the table keeps the migration's
-//! schema. A tombstone reads as no session, a touch of it changes nothing and answers `false`, a
-//! compare-and-set never matches it, and gc deletes it once it is older than the lifetime, like
-//! any idle row. Laravel and 1.x read an empty payload as an empty session too.
+//! Compare-and-set (issue 12): [`SessionHandler::write_if_unchanged`] reads, compares and writes
+//! inside one `BEGIN IMMEDIATE` transaction on the worker thread, which takes SQLite's write lock
+//! before the read, so it also holds against other processes using the file (they wait up to the
+//! busy timeout). `destroy` leaves a tombstone: the row stays with an empty payload and a fresh
+//! `last_activity` (and no `user_id`), so the table keeps the migration's schema. With a shorter
+//! tombstone time ([`SqliteSessionHandler::with_tombstone_secs`]) its `last_activity` is set that
+//! much less than a lifetime before now, so the lifetime rule that every reader and gc apply ends
+//! it that long after the destroy. A tombstone reads as no session, a touch of it changes nothing
+//! and answers `false`, a compare-and-set never matches it, and gc deletes it once it is older than
+//! the lifetime, like any idle row. Laravel and 1.x read an empty payload as an empty session too.
 //!
 //! Opt-in blocking (see [`crate::blocking`]): locks are rows of a second table,
 //! `<table>_locks` (`sid`, `token`, `expires_at` in ms), created on the first lock. One upsert
@@ -27,7 +29,7 @@
 
 use crate::clock::{self, SharedClock};
 use crate::error::{Result, SessionError};
-use crate::handler::{CasOutcome, SessionHandler, UserRecord, WriteMeta};
+use crate::handler::{self, CasOutcome, SessionHandler, UserRecord, WriteMeta};
 use crate::id;
 use async_trait::async_trait;
 use rusqlite::types::ValueRef;
@@ -60,6 +62,9 @@ struct Config {
     path: String,
     table: String,
     lifetime_secs: i64,
+    // How much earlier than the destroy a tombstone's `last_activity` is set (see
+    // `handler::tombstone_backdate_ms`): 0 keeps it for the lifetime.
+    tombstone_backdate_secs: i64,
     busy_timeout_ms: u64,
     clock: SharedClock,
     sql: Statements,
@@ -144,6 +149,7 @@ impl SqliteSessionHandler {
             // `last_activity` holds whole seconds; a row is readable while
             // now - last_activity <= lifetime, which for integers means <= floor(lifetime).
             lifetime_secs: lifetime_ms.div_euclid(1000),
+            tombstone_backdate_secs: 0,
             busy_timeout_ms,
             clock: clock.unwrap_or_else(clock::system),
         };
@@ -169,6 +175,27 @@ impl SqliteSessionHandler {
             SessionError::InvalidOption("set the sqlite timeout before sharing the handler".into())
         })?;
         shared.timeout = Duration::from_millis(timeout_ms);
+        Ok(self)
+    }
+
+    /// Keeps tombstones `secs` seconds instead of the lifetime (`None`: the lifetime); gc
+    /// removes them once that time has passed. Call it on a new handler, before cloning.
+    ///
+    /// # Errors
+    /// [`SessionError::InvalidOption`] unless `secs` is from 1 to the lifetime (see
+    /// [`handler::tombstone_ms`]), or on a handler already cloned or used.
+    pub fn with_tombstone_secs(mut self, secs: Option<u64>) -> Result<Self> {
+        let cfg = Arc::get_mut(&mut self.0)
+            .and_then(|shared| Arc::get_mut(&mut shared.cfg))
+            .ok_or_else(|| {
+                SessionError::InvalidOption(
+                    "set the sqlite tombstone time before sharing the handler".into(),
+                )
+            })?;
+        // `last_activity` holds whole seconds: the lifetime as the rows keep it.
+        let lifetime_ms = cfg.lifetime_secs.saturating_mul(1000);
+        cfg.tombstone_backdate_secs =
+            handler::tombstone_backdate_ms(lifetime_ms, secs)?.div_euclid(1000);
         Ok(self)
     }
 
@@ -716,7 +743,8 @@ impl SessionHandler for SqliteSessionHandler {
         self.run(move |c, cfg| {
             let err = |e| map_err(cfg, "destroy", Some(&id), e);
             let mut stmt = c.prepare_cached(&cfg.sql.destroy).map_err(err)?;
-            stmt.execute(params![id, now_secs(cfg)]).map_err(err)?;
+            let stamp = now_secs(cfg) - cfg.tombstone_backdate_secs;
+            stmt.execute(params![id, stamp]).map_err(err)?;
             Ok(())
         })
         .await
